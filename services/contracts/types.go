@@ -100,6 +100,10 @@ type PaymentStatus string
 const (
 	PaymentCaptured PaymentStatus = "captured"
 	PaymentRefunded PaymentStatus = "refunded"
+	// PaymentVoided: a refund arrived for an order that had no payment (its charge timed
+	// out at the caller, who compensated). Nothing was charged, and a charge arriving
+	// later for that order is refused with CodeConflict.
+	PaymentVoided PaymentStatus = "voided"
 )
 
 // Payment is the reply of charge, refund and payment, and the value stored in

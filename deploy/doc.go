@@ -1,0 +1,16 @@
+// Package deploy holds what `docker compose up` runs besides the Go code: the NATS server
+// configuration (nats/nats.conf), Grafana's dashboards and provisioning (grafana/), and the
+// tests that prove them without a Docker engine:
+//
+//   - compose_test.go loads compose.yaml with compose-go, exactly as `docker compose` does,
+//     and checks the wiring: builds, OTLP endpoint, NATS credentials that exist in
+//     nats.conf, healthy dependencies, scale-safe services, pinned images, mounts.
+//   - nats_config_test.go starts a real nats-server from nats/nats.conf, runs every
+//     service with its own user, places real orders through them, and shows that each
+//     user is refused every subject outside its rights.
+//   - dashboards_test.go parses every dashboard and checks datasources, uids, queries.
+//   - image_build_test.go runs the Dockerfile's `go build` line for every image compose
+//     builds.
+//
+// The package has no code of its own; this file exists for its documentation.
+package deploy

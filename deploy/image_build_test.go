@@ -1,0 +1,210 @@
+package deploy
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// dockerfileBuild is what the Dockerfile's build stage does, read from the file itself.
+type dockerfileBuild struct {
+	env        map[string]string // ENV of the build stage
+	defaultCmd string            // ARG CMD=...
+	args       []string          // the `go build` command line, ${CMD} unexpanded
+}
+
+// parseDockerfile reads ENV, ARG CMD and the `go build` line of the Dockerfile's first
+// (build) stage, joining continued lines.
+func parseDockerfile(t *testing.T) dockerfileBuild {
+	t.Helper()
+	f, err := os.Open(filepath.Join(repoRoot(t), dockerfileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var lines []string
+	var cur strings.Builder
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if cur.Len() == 0 && (line == "" || strings.HasPrefix(line, "#")) {
+			continue
+		}
+		if strings.HasSuffix(line, "\\") {
+			cur.WriteString(strings.TrimSuffix(line, "\\") + " ")
+			continue
+		}
+		cur.WriteString(line)
+		lines = append(lines, cur.String())
+		cur.Reset()
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	b := dockerfileBuild{env: map[string]string{}}
+	stages := 0
+	for _, l := range lines {
+		fields := strings.Fields(l)
+		switch strings.ToUpper(fields[0]) {
+		case "FROM":
+			stages++
+		case "ENV":
+			if stages == 1 {
+				for _, kv := range fields[1:] {
+					k, v, _ := strings.Cut(kv, "=")
+					b.env[k] = v
+				}
+			}
+		case "ARG":
+			if stages == 1 && strings.HasPrefix(fields[1], "CMD=") {
+				b.defaultCmd = strings.TrimPrefix(fields[1], "CMD=")
+			}
+		case "RUN":
+			if stages == 1 {
+				if i := strings.Index(l, "go build "); i >= 0 {
+					b.args = shellWords(t, l[i:])
+				}
+			}
+		}
+	}
+	if stages < 2 {
+		t.Errorf("Dockerfile has %d stages, want a build stage and a final stage", stages)
+	}
+	if b.args == nil {
+		t.Fatal("no `go build` line in the Dockerfile's build stage")
+	}
+	return b
+}
+
+// shellWords splits a command line the way /bin/sh would for the simple quoting the
+// Dockerfile uses (double quotes, no escapes inside).
+func shellWords(t *testing.T, s string) []string {
+	var out []string
+	var w strings.Builder
+	inWord, quoted := false, false
+	for _, r := range s {
+		switch {
+		case r == '"':
+			quoted, inWord = !quoted, true
+		case (r == ' ' || r == '\t') && !quoted:
+			if inWord {
+				out = append(out, w.String())
+				w.Reset()
+				inWord = false
+			}
+		default:
+			w.WriteRune(r)
+			inWord = true
+		}
+	}
+	if quoted {
+		t.Fatalf("unterminated quote in %q", s)
+	}
+	if inWord {
+		out = append(out, w.String())
+	}
+	return out
+}
+
+var finalStage = regexp.MustCompile(`(?m)^FROM\s+(\S+)\s*$`)
+
+func TestDockerfileShape(t *testing.T) {
+	b := parseDockerfile(t)
+	for k, want := range map[string]string{"CGO_ENABLED": "0", "GOTOOLCHAIN": "local"} {
+		if b.env[k] != want {
+			t.Errorf("build stage ENV %s=%q, want %q", k, b.env[k], want)
+		}
+	}
+	line := strings.Join(b.args, " ")
+	for _, want := range []string{"-trimpath", "-ldflags=-s -w", "./${CMD}"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("go build line %q lacks %q", line, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(repoRoot(t), b.defaultCmd)); err != nil {
+		t.Errorf("ARG CMD default: %v", err)
+	}
+	raw, err := os.ReadFile(filepath.Join(repoRoot(t), dockerfileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	froms := finalStage.FindAllStringSubmatch(string(raw), -1)
+	if len(froms) == 0 {
+		t.Fatal("final stage FROM not found")
+	}
+	final := froms[len(froms)-1][1]
+	if !strings.Contains(final, ":") || strings.HasSuffix(final, ":latest") {
+		t.Errorf("final image %q not pinned", final)
+	}
+	if !regexp.MustCompile(`(?m)^USER\s+(nonroot|[1-9][0-9]*)`).Match(raw) {
+		t.Error("final stage does not switch to a non-root USER")
+	}
+	ignore, err := os.ReadFile(filepath.Join(repoRoot(t), ".dockerignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{".git", ".cache", "bin"} {
+		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(want) + `/?$`).Match(ignore) {
+			t.Errorf(".dockerignore does not exclude %s", want)
+		}
+	}
+}
+
+// TestImagesBuild runs the Dockerfile's `go build` line, with its flags and environment,
+// for the CMD of every image compose.yaml builds, from the repo root (the build context)
+// so the Go workspace is used as in the image.
+func TestImagesBuild(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds every binary")
+	}
+	b := parseDockerfile(t)
+	p := loadCompose(t)
+	root := repoRoot(t)
+	goBin := filepath.Join(os.Getenv("GOROOT"), "bin", "go")
+	if _, err := os.Stat(goBin); err != nil {
+		goBin = "go"
+	}
+	for name := range goServices {
+		svc := p.Services[name]
+		if svc.Build == nil || svc.Build.Args["CMD"] == nil {
+			t.Errorf("%s: no build arg CMD", name)
+			continue
+		}
+		cmd := *svc.Build.Args["CMD"]
+		t.Run(name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "app")
+			var args []string
+			for i := 1; i < len(b.args); i++ { // b.args[0] == "go"
+				a := strings.ReplaceAll(b.args[i], "${CMD}", cmd)
+				if b.args[i-1] == "-o" {
+					a = out
+				}
+				args = append(args, a)
+			}
+			c := exec.Command(goBin, args...)
+			c.Dir = root
+			c.Env = os.Environ()
+			for k, v := range b.env {
+				if k == "GOFLAGS" {
+					// The image's build context has no .git (.dockerignore), so
+					// nothing is VCS-stamped there; do the same here.
+					v += " -buildvcs=false"
+				}
+				c.Env = append(c.Env, k+"="+v)
+			}
+			if msg, err := c.CombinedOutput(); err != nil {
+				t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, msg)
+			}
+			fi, err := os.Stat(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: %s -> %.1f MB", name, cmd, float64(fi.Size())/1e6)
+		})
+	}
+}

@@ -1,0 +1,116 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/natsotel/reference/e2e/harness"
+	"github.com/natsotel/reference/services/contracts"
+)
+
+// cliCommand is one command a user types, exactly as the README shows it.
+type cliCommand struct {
+	// Args follow `nats`, one shell word each.
+	Args []string
+	// Files are written to the working directory first (name -> content), for commands that
+	// read a payload file; the README shows them as a heredoc or echo.
+	Files map[string]string
+	// Want are substrings the output must contain.
+	Want []string
+}
+
+// Shell renders the command as the README writes it.
+func (c cliCommand) Shell() string {
+	var b strings.Builder
+	b.WriteString("nats")
+	for _, a := range c.Args {
+		b.WriteByte(' ')
+		if strings.ContainsAny(a, ` "{}*$`) {
+			b.WriteString("'" + a + "'")
+		} else {
+			b.WriteString(a)
+		}
+	}
+	return b.String()
+}
+
+// readmeCommands are what README.md tells users to type against the running shop (compose
+// publishes NATS on localhost:4222, so no --server flag; the test sets NATS_URL instead).
+// Keep in sync with README.md.
+var readmeCommands = []cliCommand{
+	{
+		Args: []string{"micro", "ls"},
+		Want: []string{contracts.OrderService, contracts.InventoryService, contracts.BillingService},
+	},
+	{
+		Args: []string{"micro", "info", contracts.OrderService},
+		Want: []string{contracts.SubjectOrderCreate, contracts.SubjectOrderGet, contracts.ControlSubject(contracts.OrderService)},
+	},
+	{
+		Args: []string{"micro", "stats", contracts.InventoryService},
+		Want: []string{"reserve", "Requests"},
+	},
+	{
+		Args: []string{"req", contracts.SubjectOrderCreate, `{"customer_id":"c-42","lines":[{"sku":"sku-1","qty":2}],"card":"4242424242424242"}`},
+		Want: []string{`"status":"confirmed"`, `"amount_cents":500`},
+	},
+	{
+		// A declined card: the reply carries the micro error headers.
+		Args: []string{"req", contracts.SubjectOrderCreate, `{"customer_id":"c-42","lines":[{"sku":"sku-1","qty":1}],"card":"4000000000000002"}`},
+		Want: []string{"Nats-Service-Error-Code: " + contracts.CodePaymentDeclined},
+	},
+	{
+		// Bad input gets a 400 with a description.
+		Args: []string{"req", contracts.SubjectOrderCreate, `{"lines":[]}`},
+		Want: []string{"Nats-Service-Error-Code: " + contracts.CodeBadRequest},
+	},
+	{
+		// The fault-injection control endpoint: an empty body switches everything off and
+		// the reply is the configuration now in force.
+		Args: []string{"req", contracts.ControlSubject(contracts.BillingService), `{}`},
+		Want: []string{"{"},
+	},
+	{
+		Args: []string{"req", contracts.ControlSubject(contracts.OrderService), `{}`},
+		Want: []string{"{"},
+	},
+	{
+		// A quick benchmark of a read-only endpoint through the real services.
+		Files: map[string]string{"stock.json": `{"sku":"sku-1"}`},
+		Args:  []string{"bench", "service", "request", contracts.SubjectInventoryStock, "--payload", "stock.json", "--clients", "4", "--msgs", "2000", "--no-progress"},
+		Want:  []string{"msgs/sec"},
+	},
+}
+
+// TestREADMECommands runs the nats CLI commands the README shows against the shop running
+// as separate processes, and checks their output names what the README says it does.
+func TestREADMECommands(t *testing.T) {
+	tools := harness.RequireTools(t)
+	builder.Get(t)
+	st := harness.StartStack(t, tools, harness.StackConfig{})
+	harness.StartShop(t, st, builder, harness.ShopConfig{InventoryReplicas: 2})
+
+	env := append(harness.BaseEnv(st.Dir), "NATS_URL="+st.NATS.URL, "NO_COLOR=1")
+	for _, c := range readmeCommands {
+		t.Run(c.Shell(), func(t *testing.T) {
+			for name, content := range c.Files {
+				if err := os.WriteFile(filepath.Join(st.Dir, name), []byte(content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			res := st.Run(t, "nats-cli", tools.NATS, c.Args, env, 2*time.Minute)
+			t.Logf("$ %s   (exit %d, %v)\n%s", c.Shell(), res.ExitCode, res.Elapsed.Round(time.Millisecond), res.Output)
+			if res.ExitCode != 0 {
+				t.Errorf("exit code %d", res.ExitCode)
+			}
+			for _, w := range c.Want {
+				if !strings.Contains(res.Output, w) {
+					t.Errorf("output lacks %q", w)
+				}
+			}
+		})
+	}
+}

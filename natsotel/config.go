@@ -1,0 +1,130 @@
+package natsotel
+
+import (
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// DefaultRequestTimeout bounds Conn.Request and Conn.RequestMsg when the caller's context has
+// no deadline (nats.go would otherwise wait forever for a reply). Change it per Conn with
+// WithDefaultRequestTimeout.
+const DefaultRequestTimeout = 10 * time.Second
+
+// Option configures a Conn. Options are applied in order by Wrap.
+type Option interface{ apply(*config) }
+
+type config struct {
+	tp             trace.TracerProvider
+	mp             metric.MeterProvider
+	prop           propagation.TextMapPropagator
+	nameFmt        SpanNameFormatter
+	filter         Filter
+	linkOnly       bool
+	attributes     []attribute.KeyValue
+	requestTimeout time.Duration
+}
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// SpanNameFormatter names a span from the operation ("send", "process", "receive", "request",
+// "get", "put", ...) and the low-cardinality destination (subject template, stream or bucket).
+// The result is cached per (operation, destination), so the formatter must be deterministic.
+type SpanNameFormatter func(operation, destination string) string
+
+// Filter decides whether a message on subject is traced. Returning false skips span creation
+// and metrics for that message; trace context is still propagated through unchanged (injected
+// into outgoing headers, extracted into the handler's context).
+//
+// The subject passed is the concrete NATS subject of the message: the request or publish
+// subject, the subject a subscriber or endpoint received the message on, the JetStream
+// message subject, or "$KV.<bucket>.<key>" for KeyValue calls.
+type Filter func(subject string) bool
+
+// WithTracerProvider sets the TracerProvider. Default: otel.GetTracerProvider() at Wrap time.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return optionFunc(func(c *config) {
+		if tp != nil {
+			c.tp = tp
+		}
+	})
+}
+
+// WithMeterProvider sets the MeterProvider. Default: otel.GetMeterProvider() at Wrap time.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return optionFunc(func(c *config) {
+		if mp != nil {
+			c.mp = mp
+		}
+	})
+}
+
+// WithPropagators sets the propagator that injects into and extracts from NATS headers.
+// Default: otel.GetTextMapPropagator() at Wrap time.
+func WithPropagators(p propagation.TextMapPropagator) Option {
+	return optionFunc(func(c *config) {
+		if p != nil {
+			c.prop = p
+		}
+	})
+}
+
+// WithSpanNameFormatter replaces the default "{operation} {destination}" span names.
+func WithSpanNameFormatter(f SpanNameFormatter) Option {
+	return optionFunc(func(c *config) {
+		if f != nil {
+			c.nameFmt = f
+		}
+	})
+}
+
+// WithFilter installs a Filter. See Filter for what it receives.
+func WithFilter(f Filter) Option { return optionFunc(func(c *config) { c.filter = f }) }
+
+// WithAttributes adds attributes to every span natsotel starts (not to metrics, to keep their
+// cardinality under the caller's control). Calling it twice appends.
+func WithAttributes(kv ...attribute.KeyValue) Option {
+	return optionFunc(func(c *config) { c.attributes = append(c.attributes, kv...) })
+}
+
+// WithConsumerLinks makes subscribe/consume spans new roots that link to the producer
+// instead of being its children (no service-graph edge; see doc.go).
+func WithConsumerLinks() Option { return optionFunc(func(c *config) { c.linkOnly = true }) }
+
+// WithDefaultRequestTimeout sets the timeout applied to requests whose context has no
+// deadline. d <= 0 disables it (such requests then wait until ctx is canceled).
+func WithDefaultRequestTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.requestTimeout = d })
+}
+
+func newConfig(opts []Option) config {
+	c := config{requestTimeout: DefaultRequestTimeout}
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&c)
+		}
+	}
+	if c.tp == nil {
+		c.tp = otel.GetTracerProvider()
+	}
+	if c.mp == nil {
+		c.mp = otel.GetMeterProvider()
+	}
+	if c.prop == nil {
+		c.prop = otel.GetTextMapPropagator()
+	}
+	if c.nameFmt == nil {
+		c.nameFmt = defaultSpanName
+	}
+	return c
+}
+
+func defaultSpanName(operation, destination string) string {
+	return operation + " " + destination
+}

@@ -1,0 +1,117 @@
+package natsotel
+
+import (
+	"errors"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Conn is an instrumented view of a *nats.Conn. Safe for concurrent use. Create it with Wrap;
+// several Conns, each with its own providers, can live in one process.
+type Conn struct {
+	nc       *nats.Conn
+	cfg      config
+	tracer   trace.Tracer
+	inst     *instruments
+	clientID string
+	inbox    string // inbox prefix + "." (temporary destinations)
+	ops      opCache
+	srv      atomic.Pointer[serverInfo]
+}
+
+// serverInfo is the server the connection is connected to, for server.address/server.port.
+type serverInfo struct {
+	id    string
+	attrs []attribute.KeyValue
+}
+
+// ErrNilConn is returned by Wrap for a nil *nats.Conn.
+var ErrNilConn = errors.New("natsotel: nil *nats.Conn")
+
+// Wrap instruments nc. Defaults come from the global providers and propagator as they are
+// when Wrap is called. nc stays usable directly (untraced) and is not closed by natsotel.
+func Wrap(nc *nats.Conn, opts ...Option) (*Conn, error) {
+	if nc == nil {
+		return nil, ErrNilConn
+	}
+	cfg := newConfig(opts)
+	inst, err := newInstruments(cfg.mp)
+	if err != nil {
+		return nil, err
+	}
+	c := &Conn{
+		nc:     nc,
+		cfg:    cfg,
+		tracer: cfg.tp.Tracer(ScopeName, trace.WithInstrumentationVersion(Version), trace.WithSchemaURL(schemaURL)),
+		inst:   inst,
+		inbox:  nats.InboxPrefix,
+		ops:    opCache{m: make(map[opKey]*opInfo)},
+	}
+	if nc.Opts.InboxPrefix != "" {
+		c.inbox = nc.Opts.InboxPrefix + "."
+	}
+	c.clientID = nc.Opts.Name
+	if c.clientID == "" {
+		if id, err := nc.GetClientID(); err == nil {
+			c.clientID = strconv.FormatUint(id, 10)
+		}
+	}
+	return c, nil
+}
+
+// NATS returns the underlying connection.
+func (c *Conn) NATS() *nats.Conn { return c.nc }
+
+// Propagator returns the configured propagator.
+func (c *Conn) Propagator() propagation.TextMapPropagator { return c.cfg.prop }
+
+// Tracer returns the tracer natsotel uses (scope name = ScopeName).
+func (c *Conn) Tracer() trace.Tracer { return c.tracer }
+
+// TracerProvider returns the configured TracerProvider.
+func (c *Conn) TracerProvider() trace.TracerProvider { return c.cfg.tp }
+
+// MeterProvider returns the configured MeterProvider.
+func (c *Conn) MeterProvider() metric.MeterProvider { return c.cfg.mp }
+
+// server returns the current server's address attributes, recomputed after a reconnect to
+// another server.
+func (c *Conn) server() *serverInfo {
+	id := c.nc.ConnectedServerId()
+	if s := c.srv.Load(); s != nil && s.id == id {
+		return s
+	}
+	s := &serverInfo{id: id}
+	if u, err := url.Parse(c.nc.ConnectedUrlRedacted()); err == nil && u.Host != "" {
+		host, port, err := net.SplitHostPort(u.Host)
+		if err != nil {
+			host = u.Host
+		}
+		s.attrs = append(s.attrs, semconv.ServerAddress(host))
+		if p, err := strconv.Atoi(port); err == nil {
+			s.attrs = append(s.attrs, semconv.ServerPort(p))
+		}
+	}
+	c.srv.Store(s)
+	return s
+}
+
+// destination returns the name to use in span names and metric labels for a subject we send
+// to, and whether it is temporary.
+func (c *Conn) destination(subject string) (string, bool) {
+	if strings.HasPrefix(subject, c.inbox) || strings.HasPrefix(subject, nats.InboxPrefix) ||
+		strings.HasPrefix(subject, "$JS.ACK.") {
+		return temporaryDestination, true
+	}
+	return subject, false
+}

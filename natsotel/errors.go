@@ -1,0 +1,125 @@
+package natsotel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+)
+
+// ServiceError is a micro error reply (Nats-Service-Error-Code / Nats-Service-Error headers).
+// Conn.Request and Conn.RequestMsg return it (use errors.As) together with the reply message.
+type ServiceError struct {
+	Code        int    // e.g. 400, 402, 409, 500; 0 if the code header was not a number
+	Description string // Nats-Service-Error
+	Subject     string // the request subject
+	Data        []byte // reply body, if any
+	// CodeText is the raw Nats-Service-Error-Code header value.
+	CodeText string
+}
+
+func (e *ServiceError) Error() string {
+	return fmt.Sprintf("nats micro error %d on %s: %s", e.Code, e.Subject, e.Description)
+}
+
+// serviceErrorFrom returns the *ServiceError a reply carries, or nil.
+func serviceErrorFrom(subject string, reply *nats.Msg) *ServiceError {
+	if reply == nil || len(reply.Header) == 0 {
+		return nil
+	}
+	codeText := headerGet(reply.Header, micro.ErrorCodeHeader)
+	desc := headerGet(reply.Header, micro.ErrorHeader)
+	if codeText == "" && desc == "" {
+		return nil
+	}
+	code, err := strconv.Atoi(codeText)
+	if err != nil {
+		code = 0
+	}
+	return &ServiceError{Code: code, CodeText: codeText, Description: desc, Subject: subject, Data: reply.Data}
+}
+
+// errorTypeOfCode keeps error.type low-cardinality: a micro code is used as is when it is a
+// short number (HTTP-like codes), anything else becomes _OTHER.
+func errorTypeOfCode(code string) string {
+	if n := len(code); n == 0 || n > 4 {
+		return ErrTypeOther
+	}
+	for i := 0; i < len(code); i++ {
+		if code[i] < '0' || code[i] > '9' {
+			return ErrTypeOther
+		}
+	}
+	return code
+}
+
+// errorType maps an error returned by nats.go to a low-cardinality error.type.
+func errorType(err error) string {
+	var se *ServiceError
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &se):
+		return errorTypeOfCode(se.CodeText)
+	case errors.Is(err, nats.ErrNoResponders):
+		return ErrTypeNoResponders
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+		return ErrTypeTimeout
+	case errors.Is(err, context.Canceled):
+		return ErrTypeCanceled
+	case errors.Is(err, nats.ErrMaxPayload):
+		return ErrTypeMaxPayload
+	default:
+		return ErrTypeOther
+	}
+}
+
+// OpError is the error natsotel returns when a NATS operation fails: it names the operation
+// and subject and wraps the nats.go or context error, so errors.Is(err, nats.ErrNoResponders),
+// errors.Is(err, context.DeadlineExceeded) and so on keep working. A timeout matches both
+// nats.ErrTimeout and context.DeadlineExceeded, whichever nats.go returned.
+type OpError struct {
+	Op      string // "request", "publish", ...
+	Subject string
+	Detail  string // extra explanation, e.g. for max_payload
+	Err     error
+}
+
+func (e *OpError) Error() string {
+	if e.Detail != "" {
+		return "natsotel: " + e.Op + " " + e.Subject + ": " + e.Detail + ": " + e.Err.Error()
+	}
+	return "natsotel: " + e.Op + " " + e.Subject + ": " + e.Err.Error()
+}
+
+func (e *OpError) Unwrap() error { return e.Err }
+
+// Is makes a timeout match both spellings.
+func (e *OpError) Is(target error) bool {
+	switch target {
+	case nats.ErrTimeout:
+		return errors.Is(e.Err, context.DeadlineExceeded)
+	case context.DeadlineExceeded:
+		return errors.Is(e.Err, nats.ErrTimeout)
+	}
+	return false
+}
+
+func wrapOpError(nc *nats.Conn, op, subject string, hdrLen, dataLen int, err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *ServiceError
+	if errors.As(err, &se) {
+		return err
+	}
+	e := &OpError{Op: op, Subject: subject, Err: err}
+	if errors.Is(err, nats.ErrMaxPayload) {
+		e.Detail = fmt.Sprintf("message of %d bytes (%d header, %d data) exceeds the server max_payload of %d bytes",
+			hdrLen+dataLen, hdrLen, dataLen, nc.MaxPayload())
+	}
+	return e
+}

@@ -1,0 +1,212 @@
+package natsotel
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// JetStream is an instrumented jetstream.JetStream.
+type JetStream struct {
+	js   jetstream.JetStream
+	conn *Conn
+}
+
+// JSHandler handles a JetStream message; ctx carries the CONSUMER "process" span.
+type JSHandler func(ctx context.Context, msg jetstream.Msg)
+
+// JetStream returns the instrumented JetStream context of the connection.
+func (c *Conn) JetStream(opts ...jetstream.JetStreamOpt) (*JetStream, error) {
+	js, err := jetstream.New(c.nc, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &JetStream{js: js, conn: c}, nil
+}
+
+// WrapJetStream instruments an existing jetstream.JetStream (created on c's connection).
+func (c *Conn) WrapJetStream(js jetstream.JetStream) *JetStream { return &JetStream{js: js, conn: c} }
+
+// Raw returns the underlying jetstream.JetStream (for stream/consumer management).
+func (j *JetStream) Raw() jetstream.JetStream { return j.js }
+
+// Publish is a PRODUCER span "send <subject>"; stream and sequence from the PubAck become
+// span attributes (messaging.nats.stream, messaging.nats.sequence, messaging.nats.duplicate).
+// The trace context is stored with the message in its headers: it is the message's creation
+// context, the parent of the consumers' process spans.
+func (j *JetStream) Publish(ctx context.Context, subject string, data []byte, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	return j.publish(ctx, &nats.Msg{Subject: subject, Data: data, Header: make(nats.Header, 2)}, opts)
+}
+
+// PublishMsg is Publish with a full message. msg is not modified: a copy with a copied header
+// map plus the trace context is published. A Nats-Msg-Id header becomes messaging.message.id.
+func (j *JetStream) PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	if msg == nil {
+		return nil, &OpError{Op: "publish", Err: nats.ErrInvalidMsg}
+	}
+	m := &nats.Msg{Subject: msg.Subject, Reply: msg.Reply, Data: msg.Data, Header: make(nats.Header, len(msg.Header)+2)}
+	maps.Copy(m.Header, msg.Header)
+	return j.publish(ctx, m, opts)
+}
+
+func (j *JetStream) publish(ctx context.Context, m *nats.Msg, opts []jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	c := j.conn
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if !c.traced(m.Subject) {
+		c.cfg.prop.Inject(ctx, HeaderCarrier(m.Header))
+		ack, err := j.js.PublishMsg(ctx, m, opts...)
+		return ack, c.publishErr(m, err)
+	}
+	ctx, cl := c.begin(ctx, c.op(specSend, m.Subject, "", false))
+	if cl.span.IsRecording() {
+		cl.span.SetAttributes(semconv.MessagingMessageBodySize(len(m.Data)))
+		if id := m.Header.Get(jetstream.MsgIDHeader); id != "" {
+			cl.span.SetAttributes(semconv.MessagingMessageID(id))
+		}
+	}
+	c.cfg.prop.Inject(ctx, HeaderCarrier(m.Header))
+	ack, err := j.js.PublishMsg(ctx, m, opts...)
+	if err != nil {
+		err = c.publishErr(m, err)
+		cl.end(ctx, errorType(err), err.Error(), 0)
+		return ack, err
+	}
+	if cl.span.IsRecording() && ack != nil {
+		cl.span.SetAttributes(StreamKey.String(ack.Stream), SequenceKey.Int64(int64(ack.Sequence)))
+		if ack.Duplicate {
+			cl.span.SetAttributes(DuplicateKey.Bool(true))
+		}
+	}
+	cl.end(ctx, "", "", 1)
+	return ack, nil
+}
+
+// Consume runs h for every message of cons in a CONSUMER span (child of the producer span).
+// See Process for the span.
+func (j *JetStream) Consume(cons jetstream.Consumer, h JSHandler, opts ...jetstream.PullConsumeOpt) (jetstream.ConsumeContext, error) {
+	return cons.Consume(func(msg jetstream.Msg) {
+		j.Process(context.Background(), msg, h)
+	}, opts...)
+}
+
+// Process runs h for one message (from Consume, Messages().Next() or Fetch) in a CONSUMER
+// span "process <stream>". The span's parent is the producer context stored in the message
+// headers: the creation context of the message, so the JetStream hop is a producer -> consumer
+// edge in the service graph (with WithConsumerLinks: a new root linking to it). Without a
+// stored context, the span in ctx (if any) is the parent. Attributes: stream, consumer
+// (messaging.consumer.group.name and messaging.destination.subscription.name), stream
+// sequence, delivery count and, when delivered more than once, messaging.nats.redelivered=true
+// and a "redelivered" event. A panic in h is recorded and recovered (the message is left
+// unacknowledged, so JetStream redelivers it after AckWait).
+func (j *JetStream) Process(ctx context.Context, msg jetstream.Msg, h JSHandler) {
+	c := j.conn
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx = c.cfg.prop.Extract(ctx, HeaderCarrier(msg.Headers()))
+	if !c.traced(msg.Subject()) {
+		h(ctx, msg)
+		return
+	}
+	meta, _ := msg.Metadata()
+	stream, consumer := "", ""
+	if meta != nil {
+		stream, consumer = meta.Stream, meta.Consumer
+	}
+	dest := stream
+	if dest == "" {
+		dest, _ = c.destination(msg.Subject())
+	}
+	ctx, cl := c.beginConsumer(ctx, c.op(specConsume, dest, consumer, false))
+	if cl.span.IsRecording() {
+		cl.span.SetAttributes(semconv.MessagingMessageBodySize(len(msg.Data())))
+		if id := msg.Headers().Get(jetstream.MsgIDHeader); id != "" {
+			cl.span.SetAttributes(semconv.MessagingMessageID(id))
+		}
+		if meta != nil {
+			cl.span.SetAttributes(
+				StreamKey.String(meta.Stream),
+				SequenceKey.Int64(int64(meta.Sequence.Stream)),
+				DeliveredKey.Int64(int64(meta.NumDelivered)),
+				semconv.MessagingDestinationSubscriptionName(meta.Consumer),
+			)
+			if meta.NumDelivered > 1 {
+				cl.span.SetAttributes(RedeliveredKey.Bool(true))
+				cl.span.AddEvent("redelivered", trace.WithAttributes(DeliveredKey.Int64(int64(meta.NumDelivered))))
+			}
+		}
+	}
+	c.runHandler(ctx, &cl, func() { h(ctx, msg) })
+}
+
+// Fetch fetches up to batch messages in a CLIENT span "receive <stream>" that links every
+// message's producer context and records messaging.batch.message_count. Process each message
+// with Process. ctx bounds the fetch: it is passed as jetstream.FetchContext, unless opts
+// contain FetchMaxWait (the two exclude each other), which then applies. A fetch that ends
+// because its wait expired with fewer than batch messages is not an error.
+func (j *JetStream) Fetch(ctx context.Context, cons jetstream.Consumer, batch int, opts ...jetstream.FetchOpt) ([]jetstream.Msg, error) {
+	c := j.conn
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	stream, consumer := "", ""
+	if ci := cons.CachedInfo(); ci != nil {
+		stream, consumer = ci.Stream, ci.Name
+	}
+	info := c.op(specReceive, stream, consumer, false)
+	ctx, cl := c.begin(ctx, info)
+	msgs, err := j.fetch(ctx, cons, batch, opts)
+	if cl.span.IsRecording() {
+		cl.span.SetAttributes(semconv.MessagingBatchMessageCount(len(msgs)))
+		for _, m := range msgs {
+			pctx := c.cfg.prop.Extract(context.Background(), HeaderCarrier(m.Headers()))
+			if sc := trace.SpanContextFromContext(pctx); sc.IsValid() {
+				cl.span.AddLink(trace.Link{SpanContext: sc})
+			}
+		}
+	}
+	if err != nil {
+		err = &OpError{Op: "fetch", Subject: stream + "/" + consumer, Err: err}
+		cl.end(ctx, errorType(err), err.Error(), int64(len(msgs)))
+		return msgs, err
+	}
+	cl.end(ctx, "", "", int64(len(msgs)))
+	return msgs, nil
+}
+
+func (j *JetStream) fetch(ctx context.Context, cons jetstream.Consumer, batch int, opts []jetstream.FetchOpt) ([]jetstream.Msg, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var mb jetstream.MessageBatch
+	var err error
+	if ctx.Done() != nil {
+		mb, err = cons.Fetch(batch, append(opts[:len(opts):len(opts)], jetstream.FetchContext(ctx))...)
+		if err != nil && errors.Is(err, jetstream.ErrInvalidOption) && strings.Contains(err.Error(), "FetchMaxWait") {
+			// The caller chose FetchMaxWait, which excludes FetchContext (checked before
+			// anything is sent): fetch with the caller's options only.
+			mb, err = cons.Fetch(batch, opts...)
+		}
+	} else {
+		mb, err = cons.Fetch(batch, opts...)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var msgs []jetstream.Msg
+	for m := range mb.Messages() {
+		msgs = append(msgs, m)
+	}
+	if err := mb.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+		return msgs, err
+	}
+	return msgs, nil
+}

@@ -1,0 +1,202 @@
+package natsotel_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/natsotel/reference/natsotel"
+)
+
+func setupStream(t *testing.T, js *natsotel.JetStream, ackWait time.Duration) jetstream.Consumer {
+	t.Helper()
+	ctx := ctxTimeout(t)
+	st, err := js.Raw().CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "ORDER_EVENTS", Subjects: []string{"events.order.>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "billing", AckPolicy: jetstream.AckExplicitPolicy, AckWait: ackWait})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cons
+}
+
+func TestJetStreamPublishConsume(t *testing.T) {
+	s := startServer(t)
+	tel := newTelemetry(t)
+	js, err := tel.wrap(t, connect(t, s, "c")).JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons := setupStream(t, js, 30*time.Second)
+
+	msg := &nats.Msg{Subject: "events.order.created", Data: []byte("{}"), Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, "order-1")
+	ack, err := js.PublishMsg(ctxTimeout(t), msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ack.Stream != "ORDER_EVENTS" || ack.Sequence != 1 {
+		t.Fatalf("ack %+v", ack)
+	}
+	done := make(chan struct{})
+	cc, err := js.Consume(cons, func(ctx context.Context, m jetstream.Msg) {
+		if !trace.SpanContextFromContext(ctx).IsValid() {
+			t.Error("no span in ctx")
+		}
+		_ = m.Ack()
+		close(done)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Stop()
+	<-done
+	spans := tel.waitSpans(t, 2)
+	producer := find(t, spans, "send events.order.created", trace.SpanKindProducer)
+	consumer := find(t, spans, "process ORDER_EVENTS", trace.SpanKindConsumer)
+	wantChild(t, producer, consumer)
+	wantAttr(t, producer, natsotel.StreamKey, "ORDER_EVENTS")
+	wantAttr(t, producer, natsotel.SequenceKey, int64(1))
+	wantAttr(t, producer, semconv.MessagingMessageIDKey, "order-1")
+	wantAttr(t, consumer, natsotel.StreamKey, "ORDER_EVENTS")
+	wantAttr(t, consumer, natsotel.DeliveredKey, int64(1))
+	wantAttr(t, consumer, semconv.MessagingConsumerGroupNameKey, "billing")
+	wantAttr(t, consumer, semconv.MessagingMessageIDKey, "order-1")
+	noAttr(t, consumer, natsotel.RedeliveredKey)
+}
+
+func TestJetStreamRedelivery(t *testing.T) {
+	s := startServer(t)
+	tel := newTelemetry(t)
+	js, err := tel.wrap(t, connect(t, s, "c")).JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons := setupStream(t, js, time.Second)
+	if _, err := js.Publish(ctxTimeout(t), "events.order.paid", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var deliveries []uint64
+	done := make(chan struct{})
+	cc, err := js.Consume(cons, func(ctx context.Context, m jetstream.Msg) {
+		md, _ := m.Metadata()
+		mu.Lock()
+		deliveries = append(deliveries, md.NumDelivered)
+		n := len(deliveries)
+		mu.Unlock()
+		if n == 1 {
+			_ = m.Nak() // ask for redelivery
+			return
+		}
+		_ = m.Ack()
+		close(done)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Stop()
+	<-done
+	spans := tel.waitSpans(t, 3)
+	var consumers []trace.SpanID
+	producer := find(t, spans, "send events.order.paid", trace.SpanKindProducer)
+	for _, sp := range spans {
+		if sp.SpanKind() != trace.SpanKindConsumer {
+			continue
+		}
+		consumers = append(consumers, sp.SpanContext().SpanID())
+		wantChild(t, producer, sp)
+		v, _ := attr(sp, natsotel.DeliveredKey)
+		if v.AsInt64() == 2 {
+			wantAttr(t, sp, natsotel.RedeliveredKey, true)
+			found := false
+			for _, ev := range sp.Events() {
+				found = found || ev.Name == "redelivered"
+			}
+			if !found {
+				t.Error("no redelivered event")
+			}
+		}
+	}
+	if len(consumers) != 2 {
+		t.Errorf("consumer spans %d, deliveries %v", len(consumers), deliveries)
+	}
+}
+
+func TestJetStreamFetchLinksAndProcess(t *testing.T) {
+	s := startServer(t)
+	tel := newTelemetry(t)
+	js, err := tel.wrap(t, connect(t, s, "c")).JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons := setupStream(t, js, 30*time.Second)
+	for i := 0; i < 3; i++ {
+		if _, err := js.Publish(ctxTimeout(t), "events.order.created", []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	msgs, err := js.Fetch(ctx, cons, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 3 {
+		t.Fatalf("fetched %d", len(msgs))
+	}
+	for _, m := range msgs {
+		js.Process(context.Background(), m, func(ctx context.Context, m jetstream.Msg) { _ = m.Ack() })
+	}
+	spans := tel.waitSpans(t, 7)
+	receive := find(t, spans, "receive ORDER_EVENTS", trace.SpanKindClient)
+	wantAttr(t, receive, semconv.MessagingBatchMessageCountKey, int64(3))
+	wantAttr(t, receive, semconv.MessagingOperationTypeKey, "receive")
+	producers := map[trace.SpanID]bool{}
+	for _, sp := range spans {
+		if sp.SpanKind() == trace.SpanKindProducer {
+			producers[sp.SpanContext().SpanID()] = true
+		}
+	}
+	if len(receive.Links()) != 3 {
+		t.Fatalf("links %d", len(receive.Links()))
+	}
+	for _, l := range receive.Links() {
+		if !producers[l.SpanContext.SpanID()] {
+			t.Errorf("link to unknown span %v", l.SpanContext.SpanID())
+		}
+	}
+	n := 0
+	for _, sp := range spans {
+		if sp.SpanKind() == trace.SpanKindConsumer {
+			n++
+			if !producers[sp.Parent().SpanID()] {
+				t.Error("process span not parented to its producer")
+			}
+		}
+	}
+	if n != 3 {
+		t.Errorf("process spans %d", n)
+	}
+
+	// An empty fetch that times out is not an error.
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel2()
+	msgs, err = js.Fetch(ctx2, cons, 1)
+	if err != nil || len(msgs) != 0 {
+		t.Errorf("empty fetch: %d %v", len(msgs), err)
+	}
+	// FetchMaxWait still works (it excludes FetchContext).
+	msgs, err = js.Fetch(ctxTimeout(t), cons, 1, jetstream.FetchMaxWait(200*time.Millisecond))
+	if err != nil || len(msgs) != 0 {
+		t.Errorf("fetch with max wait: %d %v", len(msgs), err)
+	}
+}

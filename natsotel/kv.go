@@ -1,0 +1,160 @@
+package natsotel
+
+import (
+	"context"
+	"errors"
+
+	"github.com/nats-io/nats.go/jetstream"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+)
+
+// KeyValue is an instrumented jetstream.KeyValue: every call is a CLIENT span "{op} {bucket}"
+// (op = get, put, create, update, delete, purge) whose db.* attributes (db.system.name=nats,
+// db.namespace and db.collection.name = bucket, db.operation.name = op) make the bucket a
+// database node in Tempo's service graph. server.address is deliberately not set on these
+// spans: Tempo names the database node by peer.service, then server.address, then the db
+// name, and the node should be the bucket, not the NATS server.
+//
+// A trace context stored with a value (headers written by another client) is never used:
+// reads do not extract anything. Errors are returned unchanged, so errors.Is(err,
+// jetstream.ErrKeyNotFound) and friends hold.
+type KeyValue struct {
+	kv   jetstream.KeyValue
+	conn *Conn
+}
+
+// KeyValue opens an existing bucket.
+func (j *JetStream) KeyValue(ctx context.Context, bucket string) (*KeyValue, error) {
+	kv, err := j.js.KeyValue(ctx, bucket)
+	if err != nil {
+		return nil, err
+	}
+	return j.WrapKeyValue(kv), nil
+}
+
+// CreateOrUpdateKeyValue creates the bucket or updates its configuration.
+func (j *JetStream) CreateOrUpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (*KeyValue, error) {
+	kv, err := j.js.CreateOrUpdateKeyValue(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return j.WrapKeyValue(kv), nil
+}
+
+// WrapKeyValue instruments an existing bucket handle.
+func (j *JetStream) WrapKeyValue(kv jetstream.KeyValue) *KeyValue {
+	return &KeyValue{kv: kv, conn: j.conn}
+}
+
+// Raw returns the underlying jetstream.KeyValue (watchers, history, keys: untraced).
+func (k *KeyValue) Raw() jetstream.KeyValue { return k.kv }
+
+// Bucket returns the bucket name.
+func (k *KeyValue) Bucket() string { return k.kv.Bucket() }
+
+// Get returns the latest value of key. A missing or deleted key is an expected outcome, not a
+// span error: the span gets nats.kv.found=false and db.response.returned_rows=0, status Unset.
+func (k *KeyValue) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	var e jetstream.KeyValueEntry
+	err := k.do(ctx, specKVGet, key, func(ctx context.Context) (uint64, error) {
+		var err error
+		e, err = k.kv.Get(ctx, key)
+		if e != nil {
+			return e.Revision(), err
+		}
+		return 0, err
+	})
+	return e, err
+}
+
+// Put stores value under key and returns the new revision.
+func (k *KeyValue) Put(ctx context.Context, key string, value []byte) (uint64, error) {
+	return k.doRev(ctx, specKVPut, key, func(ctx context.Context) (uint64, error) { return k.kv.Put(ctx, key, value) })
+}
+
+// Create stores value only if key does not exist (or was deleted). An existing key fails with
+// error.type=key_exists (errors.Is(err, jetstream.ErrKeyExists)).
+func (k *KeyValue) Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error) {
+	return k.doRev(ctx, specKVCreate, key, func(ctx context.Context) (uint64, error) { return k.kv.Create(ctx, key, value, opts...) })
+}
+
+// Update stores value only if revision is the latest. A stale revision fails with
+// error.type=revision_mismatch (errors.Is(err, jetstream.ErrKeyRevisionMismatch)): the
+// caller is expected to re-read and retry.
+func (k *KeyValue) Update(ctx context.Context, key string, value []byte, revision uint64) (uint64, error) {
+	return k.doRev(ctx, specKVUpdate, key, func(ctx context.Context) (uint64, error) { return k.kv.Update(ctx, key, value, revision) })
+}
+
+// Delete places a delete marker for key.
+func (k *KeyValue) Delete(ctx context.Context, key string, opts ...jetstream.KVDeleteOpt) error {
+	return k.do(ctx, specKVDelete, key, func(ctx context.Context) (uint64, error) { return 0, k.kv.Delete(ctx, key, opts...) })
+}
+
+// Purge removes all values of key and places a purge marker.
+func (k *KeyValue) Purge(ctx context.Context, key string, opts ...jetstream.KVDeleteOpt) error {
+	return k.do(ctx, specKVPurge, key, func(ctx context.Context) (uint64, error) { return 0, k.kv.Purge(ctx, key, opts...) })
+}
+
+func (k *KeyValue) doRev(ctx context.Context, spec *opSpec, key string, fn func(context.Context) (uint64, error)) (uint64, error) {
+	var rev uint64
+	err := k.do(ctx, spec, key, func(ctx context.Context) (uint64, error) {
+		var err error
+		rev, err = fn(ctx)
+		return rev, err
+	})
+	return rev, err
+}
+
+func (k *KeyValue) do(ctx context.Context, spec *opSpec, key string, fn func(context.Context) (uint64, error)) error {
+	c := k.conn
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	bucket := k.kv.Bucket()
+	if c.cfg.filter != nil && !c.cfg.filter("$KV."+bucket+"."+key) {
+		_, err := fn(ctx)
+		return err
+	}
+	ctx, cl := c.begin(ctx, c.op(spec, bucket, "", false))
+	rev, err := fn(ctx)
+	errType := kvErrorType(spec, err)
+	if cl.span.IsRecording() {
+		switch {
+		case err == nil && spec == specKVGet:
+			cl.span.SetAttributes(KVFoundKey.Bool(true), semconv.DBResponseReturnedRows(1), KVRevisionKey.Int64(int64(rev)))
+		case err == nil && rev != 0:
+			cl.span.SetAttributes(KVRevisionKey.Int64(int64(rev)))
+		case spec == specKVGet && isNotFound(err):
+			cl.span.SetAttributes(KVFoundKey.Bool(false), semconv.DBResponseReturnedRows(0))
+		}
+	}
+	desc := ""
+	if errType != "" {
+		desc = err.Error()
+	}
+	cl.end(ctx, errType, desc, 0)
+	return err
+}
+
+func isNotFound(err error) bool {
+	return errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted)
+}
+
+// kvErrorType maps KeyValue errors to error.type; "" for success and not-found.
+func kvErrorType(spec *opSpec, err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case spec == specKVGet && isNotFound(err):
+		return ""
+	case errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+		return ErrTypeRevisionMismatch
+	case errors.Is(err, jetstream.ErrKeyExists):
+		if spec == specKVUpdate {
+			return ErrTypeRevisionMismatch
+		}
+		return ErrTypeKeyExists
+	default:
+		return errorType(err)
+	}
+}

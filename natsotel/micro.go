@@ -1,0 +1,256 @@
+package natsotel
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+
+	"github.com/nats-io/nats.go/micro"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+)
+
+// Handler handles a micro request; ctx carries the SERVER span (child of the caller's
+// CLIENT span). req.Error(code, ...) marks the span as error with error.type = code.
+// A panic is recorded on the span and answered with a 500 micro error.
+type Handler func(ctx context.Context, req micro.Request)
+
+// panicCode and panicDescription answer a request whose handler panicked.
+const (
+	panicCode        = "500"
+	panicDescription = "internal error"
+)
+
+// ErrNilHandler is returned when an endpoint is added without a handler.
+var ErrNilHandler = errors.New("natsotel: nil handler")
+
+// Service is a micro.Service whose endpoints are traced. Discovery ($SRV.PING, INFO, STATS)
+// is answered by micro itself and stays untraced. The embedded micro.Service gives Info,
+// Stats, Reset, Stop and Stopped; its own AddEndpoint/AddGroup (reachable as
+// s.Service.AddEndpoint) add untraced endpoints.
+type Service struct {
+	micro.Service
+	conn *Conn
+	mu   sync.Mutex // serialises endpoint registration (see addEndpoint)
+}
+
+// AddService is micro.AddService on the instrumented connection. A cfg.Endpoint is added as
+// a traced endpoint named "default", as micro would.
+func (c *Conn) AddService(cfg micro.Config) (*Service, error) {
+	ep := cfg.Endpoint
+	cfg.Endpoint = nil
+	if ep != nil && ep.Handler == nil {
+		return nil, ErrNilHandler
+	}
+	svc, err := micro.AddService(c.nc, cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{Service: svc, conn: c}
+	if ep != nil {
+		opts := []micro.EndpointOpt{micro.WithEndpointSubject(ep.Subject)}
+		if ep.Metadata != nil {
+			opts = append(opts, micro.WithEndpointMetadata(ep.Metadata))
+		}
+		switch {
+		case ep.QueueGroupDisabled:
+			opts = append(opts, micro.WithEndpointQueueGroupDisabled())
+		case ep.QueueGroup != "":
+			opts = append(opts, micro.WithEndpointQueueGroup(ep.QueueGroup))
+		}
+		mh := ep.Handler
+		if err := s.AddEndpoint("default", func(_ context.Context, req micro.Request) { mh.Handle(req) }, opts...); err != nil {
+			_ = svc.Stop()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// AddEndpoint adds a traced endpoint (same options as micro.Service.AddEndpoint).
+func (s *Service) AddEndpoint(name string, h Handler, opts ...micro.EndpointOpt) error {
+	return s.addEndpoint(s.Service.AddEndpoint, "", name, h, opts)
+}
+
+// Group is a micro.Group whose endpoints are traced.
+type Group struct {
+	g      micro.Group
+	svc    *Service
+	prefix string
+}
+
+// AddGroup is micro.Service.AddGroup for traced endpoints.
+func (s *Service) AddGroup(name string, opts ...micro.GroupOpt) *Group {
+	return &Group{g: s.Service.AddGroup(name, opts...), svc: s, prefix: name}
+}
+
+// AddGroup adds a nested group (prefix "<group>.<name>").
+func (g *Group) AddGroup(name string, opts ...micro.GroupOpt) *Group {
+	prefix := name
+	switch {
+	case g.prefix == "":
+	case name == "":
+		prefix = g.prefix
+	default:
+		prefix = g.prefix + "." + name
+	}
+	return &Group{g: g.g.AddGroup(name, opts...), svc: g.svc, prefix: prefix}
+}
+
+// AddEndpoint adds a traced endpoint to the group.
+func (g *Group) AddEndpoint(name string, h Handler, opts ...micro.EndpointOpt) error {
+	return g.svc.addEndpoint(g.g.AddEndpoint, g.prefix, name, h, opts)
+}
+
+// Raw returns the underlying micro.Group.
+func (g *Group) Raw() micro.Group { return g.g }
+
+// endpoint is the traced handler of one micro endpoint.
+type endpoint struct {
+	c     *Conn
+	h     Handler
+	ready chan struct{}          // closed once meta is set
+	meta  atomic.Pointer[opInfo] // SERVER "process <endpoint subject>" operation
+}
+
+// addEndpoint registers the endpoint with micro and then resolves its subject and queue group
+// from Service.Info (endpoint options are opaque, so they cannot be read before). Requests
+// can arrive before that: the handler waits for ready, which addEndpoint closes right after
+// registration, success or not. Registration is serialised so the endpoint added is the
+// one appended to Info().Endpoints.
+func (s *Service) addEndpoint(add func(string, micro.Handler, ...micro.EndpointOpt) error, prefix, name string, h Handler, opts []micro.EndpointOpt) error {
+	if h == nil {
+		return ErrNilHandler
+	}
+	ep := &endpoint{c: s.conn, h: h, ready: make(chan struct{})}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.Service.Info().Endpoints)
+	err := add(name, micro.HandlerFunc(ep.handle), opts...)
+
+	subject, queue := name, ""
+	if prefix != "" {
+		subject = prefix + "." + name
+	}
+	if err == nil {
+		infos := s.Service.Info().Endpoints
+		idx := -1
+		if n < len(infos) && infos[n].Name == name {
+			idx = n
+		} else {
+			for i := len(infos) - 1; i >= 0; i-- {
+				if infos[i].Name == name {
+					idx = i
+					break
+				}
+			}
+		}
+		if idx >= 0 {
+			subject, queue = infos[idx].Subject, infos[idx].QueueGroup
+		}
+	}
+	ep.meta.Store(s.conn.op(specServe, subject, queue, false))
+	close(ep.ready)
+	return err
+}
+
+func (ep *endpoint) handle(req micro.Request) {
+	info := ep.meta.Load()
+	if info == nil {
+		<-ep.ready
+		info = ep.meta.Load()
+	}
+	c := ep.c
+	ctx := c.cfg.prop.Extract(context.Background(), HeaderCarrier(req.Headers()))
+	r := &tracedRequest{Request: req}
+	if !c.traced(req.Subject()) {
+		defer func() {
+			if p := recover(); p != nil {
+				r.answerPanic()
+			}
+		}()
+		ep.h(ctx, r)
+		return
+	}
+
+	ctx, cl := c.begin(ctx, info)
+	if cl.span.IsRecording() {
+		cl.span.SetAttributes(semconv.MessagingMessageBodySize(len(req.Data())))
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			recordPanic(cl.span, p)
+			r.answerPanic()
+		}
+		errType, desc := r.outcome()
+		cl.end(ctx, errType, desc, 1)
+	}()
+	ep.h(ctx, r)
+}
+
+// tracedRequest observes how a handler answers.
+type tracedRequest struct {
+	micro.Request
+
+	mu       sync.Mutex
+	answered bool
+	errType  string
+	errDesc  string
+}
+
+func (r *tracedRequest) Respond(data []byte, opts ...micro.RespondOpt) error {
+	err := r.Request.Respond(data, opts...)
+	r.record(err, "", "")
+	return err
+}
+
+func (r *tracedRequest) RespondJSON(v any, opts ...micro.RespondOpt) error {
+	err := r.Request.RespondJSON(v, opts...)
+	r.record(err, "", "")
+	return err
+}
+
+func (r *tracedRequest) Error(code, description string, data []byte, opts ...micro.RespondOpt) error {
+	err := r.Request.Error(code, description, data, opts...)
+	if err == nil {
+		r.record(nil, errorTypeOfCode(code), description)
+	} else {
+		r.record(err, "", "")
+	}
+	return err
+}
+
+func (r *tracedRequest) record(err error, errType, desc string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		if errors.Is(err, micro.ErrMarshalResponse) || errors.Is(err, micro.ErrArgRequired) {
+			// Nothing was sent; the handler may still answer.
+			r.errType, r.errDesc = ErrTypeOther, err.Error()
+			return
+		}
+		r.errType, r.errDesc = errorType(err), err.Error()
+	} else {
+		r.errType, r.errDesc = errType, desc
+	}
+	r.answered = true
+}
+
+func (r *tracedRequest) answerPanic() {
+	r.mu.Lock()
+	answered := r.answered
+	r.mu.Unlock()
+	if !answered {
+		_ = r.Request.Error(panicCode, panicDescription, nil)
+	}
+	r.mu.Lock()
+	r.answered = true
+	r.errType, r.errDesc = panicCode, "handler panic"
+	r.mu.Unlock()
+}
+
+func (r *tracedRequest) outcome() (string, string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.errType, r.errDesc
+}

@@ -1,0 +1,252 @@
+package natsotel
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+)
+
+const schemaURL = semconv.SchemaURL
+
+// maxCachedOps bounds the per-Conn cache of precomputed span names and attribute sets. It only
+// grows past a few entries when destinations are high-cardinality (which the caller should
+// avoid); beyond the bound entries are computed per call instead of cached.
+const maxCachedOps = 4096
+
+// opSpec describes one kind of instrumented operation.
+type opSpec struct {
+	op        string             // messaging.operation.name / db.operation.name
+	kind      trace.SpanKind     // span kind
+	opType    attribute.KeyValue // messaging.operation.type (invalid for db)
+	db        bool               // KeyValue call: db.* attributes, db.client.operation.duration
+	process   bool               // process duration + consumed counter
+	consuming bool               // counts messaging.client.consumed.messages
+}
+
+var (
+	specRequest   = &opSpec{op: OpRequest, kind: trace.SpanKindClient, opType: semconv.MessagingOperationTypeSend}
+	specSend      = &opSpec{op: OpSend, kind: trace.SpanKindProducer, opType: semconv.MessagingOperationTypeSend}
+	specServe     = &opSpec{op: OpProcess, kind: trace.SpanKindServer, opType: semconv.MessagingOperationTypeProcess, process: true, consuming: true}
+	specConsume   = &opSpec{op: OpProcess, kind: trace.SpanKindConsumer, opType: semconv.MessagingOperationTypeProcess, process: true, consuming: true}
+	specReceive   = &opSpec{op: OpReceive, kind: trace.SpanKindClient, opType: semconv.MessagingOperationTypeReceive, consuming: true}
+	specKVGet     = &opSpec{op: OpGet, kind: trace.SpanKindClient, db: true}
+	specKVPut     = &opSpec{op: OpPut, kind: trace.SpanKindClient, db: true}
+	specKVCreate  = &opSpec{op: OpCreate, kind: trace.SpanKindClient, db: true}
+	specKVUpdate  = &opSpec{op: OpUpdate, kind: trace.SpanKindClient, db: true}
+	specKVDelete  = &opSpec{op: OpDelete, kind: trace.SpanKindClient, db: true}
+	specKVPurge   = &opSpec{op: OpPurge, kind: trace.SpanKindClient, db: true}
+	startOptsKind = map[trace.SpanKind][]trace.SpanStartOption{
+		trace.SpanKindClient:   {trace.WithSpanKind(trace.SpanKindClient)},
+		trace.SpanKindServer:   {trace.WithSpanKind(trace.SpanKindServer)},
+		trace.SpanKindProducer: {trace.WithSpanKind(trace.SpanKindProducer)},
+		trace.SpanKindConsumer: {trace.WithSpanKind(trace.SpanKindConsumer)},
+	}
+)
+
+// opKey identifies a cached opInfo.
+type opKey struct {
+	spec      *opSpec
+	dest      string // low-cardinality destination: subject template, stream or bucket
+	group     string // consumer group (queue group, durable), "" if none
+	temporary bool   // dest is a temporary destination
+}
+
+// opInfo is everything about an operation that does not change from call to call.
+type opInfo struct {
+	key       opKey
+	name      string
+	startOpts []trace.SpanStartOption
+	attrs     []attribute.KeyValue // static span attributes
+	mattrs    []attribute.KeyValue // metric attributes without error.type and server.*
+
+	mu      sync.RWMutex
+	metrics map[metricVariant]*metricOpts
+}
+
+type metricVariant struct {
+	errType string
+	srv     *serverInfo
+}
+
+type metricOpts struct {
+	rec []metric.RecordOption
+	add []metric.AddOption
+}
+
+// opCache is the per-Conn cache of opInfo.
+type opCache struct {
+	mu sync.RWMutex
+	m  map[opKey]*opInfo
+}
+
+func (c *Conn) op(spec *opSpec, dest, group string, temporary bool) *opInfo {
+	k := opKey{spec: spec, dest: dest, group: group, temporary: temporary}
+	c.ops.mu.RLock()
+	info, ok := c.ops.m[k]
+	c.ops.mu.RUnlock()
+	if ok {
+		return info
+	}
+	info = c.newOpInfo(k)
+	c.ops.mu.Lock()
+	if prev, ok := c.ops.m[k]; ok {
+		info = prev
+	} else if len(c.ops.m) < maxCachedOps {
+		c.ops.m[k] = info
+	}
+	c.ops.mu.Unlock()
+	return info
+}
+
+func (c *Conn) newOpInfo(k opKey) *opInfo {
+	s := k.spec
+	info := &opInfo{key: k, name: c.cfg.nameFmt(s.op, k.dest), startOpts: startOptsKind[s.kind], metrics: map[metricVariant]*metricOpts{}}
+	if s.db {
+		info.mattrs = []attribute.KeyValue{
+			DBSystemNATS,
+			semconv.DBOperationName(s.op),
+			semconv.DBNamespace(k.dest),
+			semconv.DBCollectionName(k.dest),
+		}
+	} else {
+		info.mattrs = []attribute.KeyValue{
+			SystemNATS,
+			semconv.MessagingOperationName(s.op),
+			s.opType,
+			semconv.MessagingDestinationName(k.dest),
+		}
+		if k.temporary {
+			info.mattrs = append(info.mattrs, semconv.MessagingDestinationTemporary(true))
+		}
+		if k.group != "" {
+			info.mattrs = append(info.mattrs, semconv.MessagingConsumerGroupName(k.group))
+		}
+	}
+	attrs := make([]attribute.KeyValue, 0, len(info.mattrs)+2+len(c.cfg.attributes))
+	attrs = append(attrs, info.mattrs...)
+	if !s.db {
+		if hasWildcard(k.dest) {
+			attrs = append(attrs, semconv.MessagingDestinationTemplate(k.dest))
+		}
+		if c.clientID != "" {
+			attrs = append(attrs, semconv.MessagingClientID(c.clientID))
+		}
+	}
+	info.attrs = append(attrs, c.cfg.attributes...)
+	return info
+}
+
+func (info *opInfo) metricOptions(c *Conn, errType string, srv *serverInfo) *metricOpts {
+	if info.key.spec.db {
+		srv = nil // KV metrics carry no server.* (see doc.go)
+	}
+	v := metricVariant{errType: errType, srv: srv}
+	info.mu.RLock()
+	mo, ok := info.metrics[v]
+	info.mu.RUnlock()
+	if ok {
+		return mo
+	}
+	kvs := make([]attribute.KeyValue, 0, len(info.mattrs)+3)
+	kvs = append(kvs, info.mattrs...)
+	if errType != "" {
+		kvs = append(kvs, semconv.ErrorTypeKey.String(errType))
+	}
+	if srv != nil {
+		kvs = append(kvs, srv.attrs...)
+	}
+	set := attribute.NewSet(kvs...)
+	mo = &metricOpts{
+		rec: []metric.RecordOption{metric.WithAttributeSet(set)},
+		add: []metric.AddOption{metric.WithAttributeSet(set)},
+	}
+	info.mu.Lock()
+	if len(info.metrics) < maxCachedOps {
+		info.metrics[v] = mo
+	}
+	info.mu.Unlock()
+	return mo
+}
+
+// call is one instrumented operation in flight.
+type call struct {
+	c     *Conn
+	info  *opInfo
+	span  trace.Span
+	srv   *serverInfo
+	start time.Time
+}
+
+// begin starts the span of an operation. extra start options (links, new root) are appended.
+func (c *Conn) begin(ctx context.Context, info *opInfo, extra ...trace.SpanStartOption) (context.Context, call) {
+	opts := info.startOpts
+	if len(extra) > 0 {
+		opts = append(append(make([]trace.SpanStartOption, 0, len(opts)+len(extra)), opts...), extra...)
+	}
+	start := time.Now()
+	ctx, span := c.tracer.Start(ctx, info.name, opts...)
+	cl := call{c: c, info: info, span: span, start: start}
+	if !info.key.spec.db {
+		cl.srv = c.server()
+	}
+	if span.IsRecording() {
+		span.SetAttributes(info.attrs...)
+		if cl.srv != nil && len(cl.srv.attrs) > 0 {
+			span.SetAttributes(cl.srv.attrs...)
+		}
+	}
+	return ctx, cl
+}
+
+// end ends the span and records the metrics. errType "" means success; desc is the status
+// description on error. n is the number of messages sent or consumed (0: none counted).
+func (cl *call) end(ctx context.Context, errType, desc string, n int64) {
+	elapsed := time.Since(cl.start).Seconds()
+	if errType != "" && cl.span.IsRecording() {
+		cl.span.SetAttributes(semconv.ErrorTypeKey.String(errType))
+		cl.span.SetStatus(codes.Error, desc)
+	}
+	cl.span.End()
+
+	c := cl.c
+	mo := cl.info.metricOptions(c, errType, cl.srv)
+	spec := cl.info.key.spec
+	switch {
+	case spec.db:
+		c.inst.dbDuration.Record(ctx, elapsed, mo.rec...)
+		return
+	case spec.process:
+		c.inst.processDuration.Record(ctx, elapsed, mo.rec...)
+	default:
+		c.inst.clientDuration.Record(ctx, elapsed, mo.rec...)
+	}
+	if n > 0 {
+		if spec.consuming {
+			c.inst.consumed.Add(ctx, n, mo.add...)
+		} else {
+			c.inst.sent.Add(ctx, n, mo.add...)
+		}
+	}
+}
+
+// traced applies the Filter.
+func (c *Conn) traced(subject string) bool {
+	return c.cfg.filter == nil || c.cfg.filter(subject)
+}
+
+func hasWildcard(subject string) bool {
+	for i := 0; i < len(subject); i++ {
+		if subject[i] == '*' || subject[i] == '>' {
+			if (i == 0 || subject[i-1] == '.') && (i == len(subject)-1 || subject[i+1] == '.') {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,126 @@
+package natsotel
+
+import (
+	"context"
+	"errors"
+	"maps"
+
+	"github.com/nats-io/nats.go"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// MsgHandler handles a core NATS message; ctx carries the CONSUMER span.
+type MsgHandler func(ctx context.Context, msg *nats.Msg)
+
+// Publish publishes data to subject in a PRODUCER span named "send <subject>" and injects
+// the trace context into the message headers. Publishes to inbox subjects (_INBOX.*, as used
+// for replies) are named "send (temporary)" with messaging.destination.temporary=true.
+func (c *Conn) Publish(ctx context.Context, subject string, data []byte) error {
+	return c.publish(ctx, &nats.Msg{Subject: subject, Data: data, Header: make(nats.Header, 2)})
+}
+
+// PublishMsg is Publish with a full message (Reply and headers kept). msg is not modified:
+// natsotel publishes a copy with a copied header map plus the trace context.
+func (c *Conn) PublishMsg(ctx context.Context, msg *nats.Msg) error {
+	if msg == nil {
+		return &OpError{Op: "publish", Err: nats.ErrInvalidMsg}
+	}
+	m := &nats.Msg{Subject: msg.Subject, Reply: msg.Reply, Data: msg.Data, Header: make(nats.Header, len(msg.Header)+2)}
+	maps.Copy(m.Header, msg.Header)
+	return c.publish(ctx, m)
+}
+
+func (c *Conn) publish(ctx context.Context, m *nats.Msg) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if !c.traced(m.Subject) {
+		c.cfg.prop.Inject(ctx, HeaderCarrier(m.Header))
+		return c.publishErr(m, c.nc.PublishMsg(m))
+	}
+	dest, temp := c.destination(m.Subject)
+	ctx, cl := c.begin(ctx, c.op(specSend, dest, "", temp))
+	if cl.span.IsRecording() {
+		cl.span.SetAttributes(semconv.MessagingMessageBodySize(len(m.Data)))
+	}
+	c.cfg.prop.Inject(ctx, HeaderCarrier(m.Header))
+	if err := c.publishErr(m, c.nc.PublishMsg(m)); err != nil {
+		cl.end(ctx, errorType(err), err.Error(), 0)
+		return err
+	}
+	cl.end(ctx, "", "", 1)
+	return nil
+}
+
+func (c *Conn) publishErr(m *nats.Msg, err error) error {
+	if err == nil {
+		return nil
+	}
+	hdr := 0
+	if errors.Is(err, nats.ErrMaxPayload) {
+		hdr = headerSize(m.Header)
+	}
+	return wrapOpError(c.nc, "publish", m.Subject, hdr, len(m.Data), err)
+}
+
+// Subscribe subscribes to subject; h runs for every message in a CONSUMER span named
+// "process <subject>" (the subscription subject, wildcards included), the child of the
+// producer's span (or a new root linking to it with WithConsumerLinks). A panic in h is
+// recorded on the span and recovered.
+func (c *Conn) Subscribe(subject string, h MsgHandler) (*nats.Subscription, error) {
+	return c.nc.Subscribe(subject, c.msgHandler(subject, "", h))
+}
+
+// QueueSubscribe is Subscribe in a queue group; the group becomes
+// messaging.consumer.group.name.
+func (c *Conn) QueueSubscribe(subject, queue string, h MsgHandler) (*nats.Subscription, error) {
+	return c.nc.QueueSubscribe(subject, queue, c.msgHandler(subject, queue, h))
+}
+
+// MsgHandler returns a nats.MsgHandler that runs h like Subscribe does, for use with
+// nats.go subscription functions natsotel does not wrap (ChanSubscribe excluded). subject and
+// queue must be those of the subscription.
+func (c *Conn) MsgHandler(subject, queue string, h MsgHandler) nats.MsgHandler {
+	return c.msgHandler(subject, queue, h)
+}
+
+func (c *Conn) msgHandler(subject, queue string, h MsgHandler) nats.MsgHandler {
+	dest, temp := c.destination(subject)
+	info := c.op(specConsume, dest, queue, temp)
+	return func(m *nats.Msg) {
+		ctx := c.cfg.prop.Extract(context.Background(), HeaderCarrier(m.Header))
+		if !c.traced(m.Subject) {
+			h(ctx, m)
+			return
+		}
+		ctx, cl := c.beginConsumer(ctx, info)
+		if cl.span.IsRecording() {
+			cl.span.SetAttributes(semconv.MessagingMessageBodySize(len(m.Data)))
+		}
+		c.runHandler(ctx, &cl, func() { h(ctx, m) })
+	}
+}
+
+// beginConsumer starts a CONSUMER/SERVER span for a message whose producer context was
+// extracted into ctx: as a child (default) or as a new root with a link (WithConsumerLinks).
+func (c *Conn) beginConsumer(ctx context.Context, info *opInfo) (context.Context, call) {
+	if c.cfg.linkOnly {
+		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+			return c.begin(ctx, info, trace.WithNewRoot(), trace.WithLinks(trace.Link{SpanContext: sc}))
+		}
+	}
+	return c.begin(ctx, info)
+}
+
+// runHandler runs fn, ends cl, and turns a panic into an exception event and error status.
+func (c *Conn) runHandler(ctx context.Context, cl *call, fn func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			recordPanic(cl.span, r)
+			cl.end(ctx, ErrTypePanic, "panic in handler", 1)
+		}
+	}()
+	fn()
+	cl.end(ctx, "", "", 1)
+}

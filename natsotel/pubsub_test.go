@@ -1,0 +1,213 @@
+package natsotel_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/natsotel/reference/natsotel"
+)
+
+func TestPublishSubscribeParentChild(t *testing.T) {
+	s := startServer(t)
+	tel := newTelemetry(t)
+	pub := tel.wrap(t, connect(t, s, "pub"))
+	sub := tel.wrap(t, connect(t, s, "sub"))
+
+	got := make(chan string, 1)
+	sb, err := sub.Subscribe("orders.*", func(ctx context.Context, msg *nats.Msg) {
+		got <- baggage.FromContext(ctx).Member("tenant").Value()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.NATS().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	defer sb.Unsubscribe()
+
+	m, _ := baggage.NewMember("tenant", "acme")
+	bag, _ := baggage.New(m)
+	ctx := baggage.ContextWithBaggage(ctxTimeout(t), bag)
+	if err := pub.Publish(ctx, "orders.created", []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if v := <-got; v != "acme" {
+		t.Errorf("baggage %q", v)
+	}
+	spans := tel.waitSpans(t, 2)
+	producer := find(t, spans, "send orders.created", trace.SpanKindProducer)
+	consumer := find(t, spans, "process orders.*", trace.SpanKindConsumer)
+	wantChild(t, producer, consumer)
+	wantAttr(t, producer, semconv.MessagingOperationTypeKey, "send")
+	wantAttr(t, producer, semconv.MessagingDestinationNameKey, "orders.created")
+	wantAttr(t, producer, semconv.MessagingMessageBodySizeKey, int64(5))
+	wantAttr(t, consumer, semconv.MessagingDestinationNameKey, "orders.*")
+	wantAttr(t, consumer, semconv.MessagingDestinationTemplateKey, "orders.*")
+	wantAttr(t, consumer, semconv.MessagingOperationTypeKey, "process")
+	noAttr(t, consumer, semconv.MessagingConsumerGroupNameKey)
+}
+
+func TestQueueGroupOfTwo(t *testing.T) {
+	s := startServer(t)
+	tel := newTelemetry(t)
+	pub := tel.wrap(t, connect(t, s, "pub"))
+	var mu sync.Mutex
+	per := map[string]int{}
+	var wg sync.WaitGroup
+	const n = 40
+	wg.Add(n)
+	for _, name := range []string{"a", "b"} {
+		c := tel.wrap(t, connect(t, s, name))
+		if _, err := c.QueueSubscribe("work", "workers", func(ctx context.Context, msg *nats.Msg) {
+			mu.Lock()
+			per[name]++
+			mu.Unlock()
+			wg.Done()
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.NATS().Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < n; i++ {
+		if err := pub.Publish(ctxTimeout(t), "work", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	if per["a"]+per["b"] != n {
+		t.Fatalf("deliveries %v", per)
+	}
+	if per["a"] == 0 || per["b"] == 0 {
+		t.Logf("queue group delivered everything to one member: %v", per)
+	}
+	spans := tel.waitSpans(t, 2*n)
+	producers := map[trace.SpanID]bool{}
+	for _, sp := range spans {
+		if sp.SpanKind() == trace.SpanKindProducer {
+			producers[sp.SpanContext().SpanID()] = true
+		}
+	}
+	consumers := 0
+	for _, sp := range spans {
+		if sp.SpanKind() != trace.SpanKindConsumer {
+			continue
+		}
+		consumers++
+		wantAttr(t, sp, semconv.MessagingConsumerGroupNameKey, "workers")
+		if !producers[sp.Parent().SpanID()] {
+			t.Errorf("consumer span without its producer parent")
+		}
+	}
+	if consumers != n {
+		t.Errorf("consumer spans %d", consumers)
+	}
+}
+
+func TestConsumerLinksMode(t *testing.T) {
+	s := startServer(t)
+	tel := newTelemetry(t)
+	pub := tel.wrap(t, connect(t, s, "pub"))
+	sub := tel.wrap(t, connect(t, s, "sub"), natsotel.WithConsumerLinks())
+	done := make(chan struct{})
+	if _, err := sub.Subscribe("events", func(ctx context.Context, msg *nats.Msg) { close(done) }); err != nil {
+		t.Fatal(err)
+	}
+	_ = sub.NATS().Flush()
+	if err := pub.Publish(ctxTimeout(t), "events", nil); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	spans := tel.waitSpans(t, 2)
+	producer := find(t, spans, "send events", trace.SpanKindProducer)
+	consumer := find(t, spans, "process events", trace.SpanKindConsumer)
+	if consumer.Parent().IsValid() {
+		t.Error("consumer should be a new root")
+	}
+	if len(consumer.Links()) != 1 || consumer.Links()[0].SpanContext.SpanID() != producer.SpanContext().SpanID() {
+		t.Errorf("links %v", consumer.Links())
+	}
+}
+
+func TestPublishToInboxIsTemporary(t *testing.T) {
+	s := startServer(t)
+	tel := newTelemetry(t)
+	c := tel.wrap(t, connect(t, s, "c"))
+	inbox := c.NATS().NewInbox()
+	if err := c.Publish(ctxTimeout(t), inbox, nil); err != nil {
+		t.Fatal(err)
+	}
+	sp := find(t, tel.spans(), "send (temporary)", trace.SpanKindProducer)
+	wantAttr(t, sp, semconv.MessagingDestinationTemporaryKey, true)
+	wantAttr(t, sp, semconv.MessagingDestinationNameKey, "(temporary)")
+	for _, kv := range sp.Attributes() {
+		if kv.Value.Type() == 4 /* STRING */ && strings.HasPrefix(kv.Value.AsString(), "_INBOX") {
+			t.Errorf("inbox leaked into %s", kv.Key)
+		}
+	}
+}
+
+func TestMaxPayloadWithHeaders(t *testing.T) {
+	s := startServer(t, func(o *server.Options) { o.MaxPayload = 1024 })
+	tel := newTelemetry(t)
+	c := tel.wrap(t, connect(t, s, "c"))
+	// Payload fits alone; baggage pushes the message over max_payload.
+	m, _ := baggage.NewMember("big", strings.Repeat("x", 900))
+	bag, _ := baggage.New(m)
+	ctx := baggage.ContextWithBaggage(ctxTimeout(t), bag)
+	data := make([]byte, 500)
+
+	err := c.Publish(ctx, "big", data)
+	if !errors.Is(err, nats.ErrMaxPayload) {
+		t.Fatalf("publish: want ErrMaxPayload, got %v", err)
+	}
+	if !strings.Contains(err.Error(), "max_payload of 1024") || !strings.Contains(err.Error(), "header") {
+		t.Errorf("unclear error: %v", err)
+	}
+	_, err = c.Request(ctx, "big", data)
+	if !errors.Is(err, nats.ErrMaxPayload) {
+		t.Fatalf("request: want ErrMaxPayload, got %v", err)
+	}
+	sp := find(t, tel.spans(), "request big", trace.SpanKindClient)
+	wantAttr(t, sp, semconv.ErrorTypeKey, "max_payload")
+	if sp.Status().Code != codes.Error {
+		t.Errorf("status %v", sp.Status())
+	}
+}
+
+func TestPublishMsgDoesNotMutateCaller(t *testing.T) {
+	s := startServer(t)
+	tel := newTelemetry(t)
+	c := tel.wrap(t, connect(t, s, "c"))
+	hdr := nats.Header{"X-Id": []string{"1"}}
+	msg := &nats.Msg{Subject: "s", Header: hdr}
+	got := make(chan *nats.Msg, 1)
+	if _, err := c.NATS().Subscribe("s", func(m *nats.Msg) { got <- m }); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.NATS().Flush()
+	if err := c.PublishMsg(ctxTimeout(t), msg); err != nil {
+		t.Fatal(err)
+	}
+	m := <-got
+	if len(hdr) != 1 {
+		t.Errorf("caller header mutated: %v", hdr)
+	}
+	if m.Header.Get("X-Id") != "1" || m.Header.Get("traceparent") == "" {
+		t.Errorf("received header %v", m.Header)
+	}
+	if _, ok := m.Header["Traceparent"]; ok {
+		t.Error("traceparent must be written lowercase")
+	}
+}

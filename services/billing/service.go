@@ -1,0 +1,141 @@
+package billing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/natsotel/reference/natsotel"
+	"github.com/natsotel/reference/services/contracts"
+	"github.com/natsotel/reference/services/internal/fault"
+	"github.com/natsotel/reference/services/internal/jsutil"
+	"github.com/natsotel/reference/services/internal/rpc"
+)
+
+// Version is the micro service version (SemVer).
+const Version = "1.0.0"
+
+// Config configures the billing service. The zero value is a working configuration.
+type Config struct {
+	// FaultSeed seeds the fault injector (0: random).
+	FaultSeed uint64
+	// DisableControl leaves out the control endpoint (no runtime fault injection).
+	DisableControl bool
+	// Now returns the current time; default time.Now.
+	Now func() time.Time
+}
+
+// Service is a running billing service.
+type Service struct {
+	cfg Config
+	log *slog.Logger
+	srv *rpc.Server
+	svc *natsotel.Service
+	kv  *natsotel.KeyValue
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Start creates the payments bucket if missing and registers the micro service.
+func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Config) (*Service, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	js, err := conn.JetStream()
+	if err != nil {
+		return nil, fmt.Errorf("billing: %w", err)
+	}
+	kv, err := jsutil.Bucket(ctx, js, contracts.BucketPayments, "billing: payment per order id (card last 4 digits only)", 5)
+	if err != nil {
+		return nil, fmt.Errorf("billing: %w", err)
+	}
+	s := &Service{
+		cfg: cfg,
+		log: log,
+		srv: &rpc.Server{Log: log, Faults: fault.New(cfg.FaultSeed, fault.Decline)},
+		kv:  kv,
+	}
+	s.svc, err = conn.AddService(micro.Config{
+		Name:        contracts.BillingService,
+		Version:     Version,
+		Description: "Charges and refunds, idempotent per order id, with deterministic decline rules",
+		Metadata: map[string]string{
+			"buckets":       contracts.BucketPayments,
+			"decline_rules": fmt.Sprintf("card %s; amount over %d cents", contracts.CardDeclined, contracts.ChargeLimitCents),
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("billing: adding micro service: %w", err)
+	}
+	if err := s.addEndpoints(); err != nil {
+		_ = s.svc.Stop()
+		return nil, fmt.Errorf("billing: %w", err)
+	}
+	log.InfoContext(ctx, "billing started", "micro_id", s.svc.Info().ID, "version", Version)
+	return s, nil
+}
+
+func endpointMeta(desc, request, response, errs string) micro.EndpointOpt {
+	return micro.WithEndpointMetadata(map[string]string{
+		"description": desc, "request": request, "response": response, "errors": errs,
+	})
+}
+
+func (s *Service) addEndpoints() error {
+	g := s.svc.AddGroup(contracts.BillingService)
+	add := func(name string, h natsotel.Handler, opts ...micro.EndpointOpt) error {
+		if err := g.AddEndpoint(name, h, opts...); err != nil {
+			return fmt.Errorf("adding endpoint %s: %w", name, err)
+		}
+		return nil
+	}
+	err := errors.Join(
+		add("charge", rpc.Typed(s.srv, s.charge), endpointMeta(
+			"Capture a payment for an order; idempotent per order id",
+			"contracts.ChargeRequest", "contracts.Payment",
+			"400 invalid request or card, 402 declined, 409 charged another amount / refunded / voided, 413 too large, 503 store unavailable")),
+		add("refund", rpc.Typed(s.srv, s.refund), endpointMeta(
+			"Refund an order's payment (void it if none yet); idempotent",
+			"contracts.OrderRef", "contracts.Payment",
+			"400 invalid request, 413 too large, 503 store unavailable")),
+		add("payment", rpc.Typed(s.srv, s.payment), endpointMeta(
+			"An order's payment record",
+			"contracts.OrderRef", "contracts.Payment",
+			"400 invalid request, 404 no payment, 413 too large, 503 store unavailable")),
+	)
+	if err == nil && !s.cfg.DisableControl {
+		err = add("control", rpc.Control(s.srv),
+			micro.WithEndpointQueueGroupDisabled(), // every replica applies the change
+			endpointMeta("Read (empty body) or set failure scenarios: decline_share, drop_share",
+				"contracts.FaultConfig", "contracts.FaultConfig", "400 invalid configuration, 413 too large"))
+	}
+	return err
+}
+
+// Faults returns the fault injector.
+func (s *Service) Faults() *fault.Injector { return s.srv.Faults }
+
+// Stop stops taking requests and waits for the running handlers. It does not close the
+// connection.
+func (s *Service) Stop(ctx context.Context) error {
+	s.stopOnce.Do(func() {
+		var errs []error
+		if err := s.svc.Stop(); err != nil {
+			errs = append(errs, fmt.Errorf("stopping micro service: %w", err))
+		}
+		if err := s.srv.Inflight.Wait(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("waiting for handlers: %w", err))
+		}
+		s.stopErr = errors.Join(errs...)
+	})
+	return s.stopErr
+}

@@ -1,0 +1,87 @@
+package rpc
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/natsotel/reference/services/contracts"
+)
+
+// Decode decodes a request body that must hold exactly one JSON object of type T.
+//
+// Failures, in the order they are checked:
+//
+//	body over contracts.MaxRequestBytes     413 "request body is N bytes, the limit is M"
+//	empty or whitespace-only body           400 "empty request body: want a JSON object"
+//	invalid UTF-8                           400 "request body is not valid UTF-8"
+//	not an object (array, null, 42, ...)    400 "invalid JSON: want a JSON object"
+//	syntax error                            400 "invalid JSON: <what> at byte N"
+//	wrong type, number out of range         400 "invalid JSON: field "x": want int, got number 1e30"
+//	unknown field                           400 "invalid JSON: unknown field "x""
+//	anything after the object               400 "invalid JSON: unexpected data after the JSON object"
+//
+// Field names match case-insensitively and a repeated key keeps its last value
+// (encoding/json rules). Descriptions never contain payload values other than a field
+// name.
+func Decode[T any](data []byte) (T, *Error) {
+	var v T
+	if len(data) > contracts.MaxRequestBytes {
+		return v, Errorf(contracts.CodeTooLarge, "request body is %d bytes, the limit is %d", len(data), contracts.MaxRequestBytes)
+	}
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 {
+		return v, BadRequest("empty request body: want a JSON object")
+	}
+	if !utf8.Valid(data) {
+		return v, BadRequest("request body is not valid UTF-8")
+	}
+	if trimmed[0] != '{' {
+		return v, BadRequest("invalid JSON: want a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil {
+		var zero T
+		return zero, BadRequest("invalid JSON: %s", describeJSONError(err))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var zero T
+		return zero, BadRequest("invalid JSON: unexpected data after the JSON object")
+	}
+	return v, nil
+}
+
+// describeJSONError explains a decoding error without quoting the offending value
+// (except for its JSON kind and, for numbers, the literal, which carries no personal
+// data: the fields that do are strings).
+func describeJSONError(err error) string {
+	var (
+		syn *json.SyntaxError
+		typ *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("%s at byte %d", strings.TrimPrefix(syn.Error(), "json: "), syn.Offset)
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			field = "(top level)"
+		}
+		got := typ.Value
+		if !strings.HasPrefix(got, "number") {
+			// "string", "bool", "array", "object": never the string's content.
+			got, _, _ = strings.Cut(got, " ")
+		}
+		return fmt.Sprintf("field %q: want %s, got %s", field, typ.Type, got)
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "unexpected end of input"
+	default:
+		// "json: unknown field \"x\"" and other decoder errors.
+		return strings.TrimPrefix(err.Error(), "json: ")
+	}
+}

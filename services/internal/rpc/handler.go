@@ -1,0 +1,148 @@
+package rpc
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+
+	"github.com/nats-io/nats.go/micro"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/natsotel/reference/natsotel"
+	"github.com/natsotel/reference/services/contracts"
+	"github.com/natsotel/reference/services/internal/fault"
+)
+
+// Server is what every handler of one service shares: its logger, its fault injector
+// and its in-flight counter.
+type Server struct {
+	Log      *slog.Logger
+	Faults   *fault.Injector
+	Inflight Inflight
+}
+
+// Option changes how Typed handles a request.
+type Option func(*options)
+
+type options struct {
+	noFaults bool
+}
+
+// NoFaults exempts the endpoint from the drop fault.
+func NoFaults() Option { return func(o *options) { o.noFaults = true } }
+
+// Typed adapts fn to a natsotel.Handler: the body is decoded with Decode into a Req, fn's
+// result is replied as JSON, an *Error becomes that micro error, any other error becomes
+// 500 "internal error" (logged, never sent), and a panic becomes 500 "internal error"
+// recorded on the span with its stack in the log.
+func Typed[Req, Resp any](s *Server, fn func(ctx context.Context, req *Req) (Resp, error), opts ...Option) natsotel.Handler {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return func(ctx context.Context, req micro.Request) {
+		s.Inflight.Begin()
+		defer s.Inflight.End()
+		defer s.recoverPanic(ctx, req)
+		if s.Faults != nil && !o.noFaults {
+			s.Faults.Annotate(ctx)
+			if s.Faults.Drop(ctx) {
+				s.Log.DebugContext(ctx, "dropping request (fault injection)", "subject", req.Subject())
+				return
+			}
+		}
+		in, derr := Decode[Req](req.Data())
+		if derr != nil {
+			s.fail(ctx, req, derr)
+			return
+		}
+		out, err := fn(ctx, &in)
+		s.respond(ctx, req, out, err)
+	}
+}
+
+// recoverPanic answers a panicking handler with 500 and records the panic. Deferred.
+func (s *Server) recoverPanic(ctx context.Context, req micro.Request) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	span := trace.SpanFromContext(ctx)
+	span.RecordError(fmt.Errorf("panic: %v", r))
+	span.SetStatus(codes.Error, "panic")
+	s.Log.ErrorContext(ctx, "handler panicked", "subject", req.Subject(), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	_ = req.Error(contracts.CodeInternal, "internal error", nil)
+}
+
+// respond replies out as JSON, or err as a micro error.
+func (s *Server) respond(ctx context.Context, req micro.Request, out any, err error) {
+	if err != nil {
+		var rerr *Error
+		if !errors.As(err, &rerr) {
+			s.Log.ErrorContext(ctx, "handler failed", "subject", req.Subject(), "error", err)
+			rerr = Errorf(contracts.CodeInternal, "internal error")
+		}
+		s.fail(ctx, req, rerr)
+		return
+	}
+	body, err := json.Marshal(out)
+	if err != nil {
+		s.Log.ErrorContext(ctx, "encoding reply", "subject", req.Subject(), "error", err)
+		s.fail(ctx, req, Errorf(contracts.CodeInternal, "internal error"))
+		return
+	}
+	if err := req.Respond(body); err != nil {
+		s.Log.WarnContext(ctx, "sending reply", "subject", req.Subject(), "error", err)
+	}
+}
+
+// fail replies with a micro error and logs it at a level fitting its code.
+func (s *Server) fail(ctx context.Context, req micro.Request, e *Error) {
+	desc := Sanitize(e.Description)
+	level := slog.LevelDebug // the caller's mistake or a business outcome
+	switch e.Code {
+	case contracts.CodeInternal:
+		level = slog.LevelError
+	case contracts.CodeUnavailable:
+		level = slog.LevelWarn
+	}
+	attrs := []any{"subject", req.Subject(), "code", e.Code, "description", desc}
+	if e.Cause != nil {
+		attrs = append(attrs, "cause", e.Cause.Error())
+	}
+	s.Log.Log(ctx, level, "request failed", attrs...)
+	if err := req.Error(e.Code, desc, e.Data); err != nil {
+		s.Log.WarnContext(ctx, "sending error reply", "subject", req.Subject(), "error", err)
+	}
+}
+
+// Control returns the handler of a service's control endpoint: an empty body reads the
+// fault configuration, a contracts.FaultConfig body replaces it (a zero value, "{}",
+// switches every scenario off); an invalid one is a 400 and changes nothing. The reply
+// is the configuration in force. Control requests are never dropped.
+func Control(s *Server) natsotel.Handler {
+	return func(ctx context.Context, req micro.Request) {
+		defer s.recoverPanic(ctx, req)
+		if len(bytes.TrimSpace(req.Data())) > 0 {
+			cfg, derr := Decode[contracts.FaultConfig](req.Data())
+			if derr != nil {
+				s.fail(ctx, req, derr)
+				return
+			}
+			if err := s.Faults.Set(cfg); err != nil {
+				s.fail(ctx, req, BadRequest("invalid fault configuration: %v", err))
+				return
+			}
+			s.Log.InfoContext(ctx, "fault configuration changed",
+				"drop_share", cfg.DropShare, "decline_share", cfg.DeclineShare, "delay_share", cfg.DelayShare,
+				"delay", cfg.Delay, "delay_jitter", cfg.DelayJitter, "nak_share", cfg.NakShare)
+		}
+		s.Faults.Annotate(ctx)
+		s.respond(ctx, req, s.Faults.Config(), nil)
+	}
+}

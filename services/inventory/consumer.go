@@ -1,0 +1,107 @@
+package inventory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/natsotel/reference/natsotel"
+	"github.com/natsotel/reference/services/contracts"
+	"github.com/natsotel/reference/services/internal/jsutil"
+	"github.com/natsotel/reference/services/internal/rpc"
+)
+
+// startConsumer creates (or updates) the durable consumer contracts.InventoryCommitConsumer
+// on the order events stream and starts consuming it. Every replica consumes the same
+// durable consumer, so each event is handled by one of them.
+func (s *Service) startConsumer(ctx context.Context, js *natsotel.JetStream) (jetstream.ConsumeContext, error) {
+	stream, err := jsutil.EnsureOrderEvents(ctx, js.Raw())
+	if err != nil {
+		return nil, err
+	}
+	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       contracts.InventoryCommitConsumer,
+		Description:   "inventory: commit reservations of confirmed orders, release those of failed orders",
+		FilterSubject: contracts.OrderEventsSubjects,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       s.cfg.AckWait,
+		MaxDeliver:    s.cfg.MaxDeliver,
+		MaxAckPending: 1000,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating consumer %s: %w", contracts.InventoryCommitConsumer, err)
+	}
+	cc, err := js.Consume(cons, s.handleEvent)
+	if err != nil {
+		return nil, fmt.Errorf("consuming %s: %w", contracts.InventoryCommitConsumer, err)
+	}
+	return cc, nil
+}
+
+// handleEvent applies one order event: confirmed -> commit the reservation, failed ->
+// make sure it is released. Both are idempotent, so a redelivery is harmless.
+//
+// Acknowledgement: Ack after the change is stored; Nak with a delay when the store did
+// not answer (redelivered up to Config.MaxDeliver times); Term for a message that can
+// never succeed (undecodable, or contradicting the reservation's state), logged as an
+// error.
+func (s *Service) handleEvent(ctx context.Context, msg jetstream.Msg) {
+	s.srv.Inflight.Begin()
+	defer s.srv.Inflight.End()
+	s.srv.Faults.Annotate(ctx)
+
+	delivered := uint64(1)
+	if md, err := msg.Metadata(); err == nil {
+		delivered = md.NumDelivered
+	}
+	// Never fail the last delivery on purpose: the event must not be lost to a demo fault.
+	if delivered < uint64(s.cfg.MaxDeliver) && s.srv.Faults.Nak(ctx) {
+		s.settle(ctx, msg, "nak", msg.NakWithDelay(s.cfg.NakDelay))
+		return
+	}
+
+	ev, derr := rpc.Decode[contracts.OrderEvent](msg.Data())
+	if derr == nil {
+		derr = rpc.CheckID("order_id", ev.OrderID)
+	}
+	if derr != nil {
+		s.log.ErrorContext(ctx, "dropping an undecodable order event", "subject", msg.Subject(), "error", derr.Description)
+		s.settle(ctx, msg, "term", msg.Term())
+		return
+	}
+
+	var err error
+	switch ev.Status {
+	case contracts.OrderConfirmed:
+		_, err = s.commitOrder(ctx, ev.OrderID)
+	case contracts.OrderFailed:
+		_, err = s.releaseOrder(ctx, ev.OrderID)
+	default:
+		s.log.WarnContext(ctx, "ignoring an order event with an unexpected status", "order_id", ev.OrderID, "status", string(ev.Status))
+		s.settle(ctx, msg, "term", msg.Term())
+		return
+	}
+	var rerr *rpc.Error
+	switch {
+	case err == nil:
+		s.settle(ctx, msg, "ack", msg.Ack())
+	case errors.As(err, &rerr) && rerr.Code != contracts.CodeUnavailable:
+		// 404 / 409: the reservation contradicts the event. Retrying cannot help.
+		s.log.ErrorContext(ctx, "order event contradicts the reservation", "order_id", ev.OrderID,
+			"status", string(ev.Status), "code", rerr.Code, "description", rerr.Description)
+		s.settle(ctx, msg, "term", msg.Term())
+	default:
+		s.log.WarnContext(ctx, "order event failed, will be redelivered", "order_id", ev.OrderID,
+			"status", string(ev.Status), "delivered", delivered, "error", err)
+		s.settle(ctx, msg, "nak", msg.NakWithDelay(s.cfg.NakDelay))
+	}
+}
+
+func (s *Service) settle(ctx context.Context, msg jetstream.Msg, how string, err error) {
+	if err != nil {
+		s.log.WarnContext(ctx, "settling an order event failed; it will be redelivered", "how", how, "subject", msg.Subject(), "error", err)
+	}
+}

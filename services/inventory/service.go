@@ -1,0 +1,232 @@
+package inventory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/natsotel/reference/natsotel"
+	"github.com/natsotel/reference/services/contracts"
+	"github.com/natsotel/reference/services/internal/fault"
+	"github.com/natsotel/reference/services/internal/jsutil"
+	"github.com/natsotel/reference/services/internal/rpc"
+)
+
+// Version is the micro service version (SemVer).
+const Version = "1.0.0"
+
+// Config configures the inventory service. The zero value is a working configuration.
+type Config struct {
+	// MaxAttempts bounds each compare-and-set loop on a stock key. Default 100.
+	MaxAttempts int
+	// MaxDeliver bounds deliveries of one order event to the commit consumer. Default 10.
+	MaxDeliver int
+	// AckWait is the consumer's ack wait. Default 30s.
+	AckWait time.Duration
+	// NakDelay is the redelivery delay of a failed order event. Default 500ms.
+	NakDelay time.Duration
+	// SweepInterval is how often Sweep runs; default 30s, negative disables it.
+	SweepInterval time.Duration
+	// StaleAfter is how long a reservation may stay "reserving" before Sweep releases
+	// it. Default 1m.
+	StaleAfter time.Duration
+	// FaultSeed seeds the fault injector (0: random).
+	FaultSeed uint64
+	// DisableControl leaves out the control endpoint (no runtime fault injection).
+	DisableControl bool
+	// Now returns the current time; default time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) defaults() {
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 100
+	}
+	if c.MaxDeliver <= 0 {
+		c.MaxDeliver = 10
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.NakDelay <= 0 {
+		c.NakDelay = 500 * time.Millisecond
+	}
+	if c.SweepInterval == 0 {
+		c.SweepInterval = 30 * time.Second
+	}
+	if c.StaleAfter <= 0 {
+		c.StaleAfter = time.Minute
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Service is a running inventory service.
+type Service struct {
+	cfg   Config
+	log   *slog.Logger
+	srv   *rpc.Server
+	svc   *natsotel.Service
+	stock *stock
+	res   *reservations
+	cc    jetstream.ConsumeContext
+
+	quit      chan struct{} // closed by Stop
+	sweepDone chan struct{} // closed when the sweeper returned
+	stopOnce  sync.Once
+	stopErr   error
+}
+
+// Start creates the buckets (seeding stock when a SKU has none), the order events stream
+// and the durable consumer if missing, registers the micro service and starts consuming.
+func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Config) (*Service, error) {
+	cfg.defaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	js, err := conn.JetStream()
+	if err != nil {
+		return nil, fmt.Errorf("inventory: %w", err)
+	}
+	stockKV, err := jsutil.Bucket(ctx, js, contracts.BucketStock, "inventory: units available and held per SKU", 1)
+	if err != nil {
+		return nil, fmt.Errorf("inventory: %w", err)
+	}
+	resKV, err := jsutil.Bucket(ctx, js, contracts.BucketReservations, "inventory: reservation per order id", 5)
+	if err != nil {
+		return nil, fmt.Errorf("inventory: %w", err)
+	}
+	s := &Service{
+		cfg:       cfg,
+		log:       log,
+		srv:       &rpc.Server{Log: log, Faults: fault.New(cfg.FaultSeed, fault.Delay, fault.Nak)},
+		stock:     &stock{kv: stockKV, maxAttempts: cfg.MaxAttempts, rnd: jsutil.NewRand()},
+		res:       &reservations{kv: resKV, now: cfg.Now},
+		quit:      make(chan struct{}),
+		sweepDone: make(chan struct{}),
+	}
+	seeded, err := s.stock.seed(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("inventory: %w", err)
+	}
+	if seeded > 0 {
+		log.InfoContext(ctx, "seeded stock", "skus", seeded)
+	}
+
+	s.svc, err = conn.AddService(micro.Config{
+		Name:        contracts.InventoryService,
+		Version:     Version,
+		Description: "Stock per SKU: all-or-nothing reservations with optimistic concurrency on a KeyValue bucket",
+		Metadata: map[string]string{
+			"buckets":  contracts.BucketStock + "," + contracts.BucketReservations,
+			"consumes": contracts.OrderEventsStream + "/" + contracts.InventoryCommitConsumer,
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("inventory: adding micro service: %w", err)
+	}
+	if err := s.addEndpoints(); err != nil {
+		_ = s.svc.Stop()
+		return nil, fmt.Errorf("inventory: %w", err)
+	}
+	if s.cc, err = s.startConsumer(ctx, js); err != nil {
+		_ = s.svc.Stop()
+		return nil, fmt.Errorf("inventory: %w", err)
+	}
+	if cfg.SweepInterval > 0 {
+		go s.sweepLoop(cfg.SweepInterval)
+	} else {
+		close(s.sweepDone)
+	}
+	log.InfoContext(ctx, "inventory started", "micro_id", s.svc.Info().ID, "version", Version)
+	return s, nil
+}
+
+// Endpoint metadata, shown by `nats micro info inventory`.
+func endpointMeta(desc, request, response, errs string) micro.EndpointOpt {
+	return micro.WithEndpointMetadata(map[string]string{
+		"description": desc, "request": request, "response": response, "errors": errs,
+	})
+}
+
+func (s *Service) addEndpoints() error {
+	g := s.svc.AddGroup(contracts.InventoryService)
+	eps := []struct {
+		name string
+		h    natsotel.Handler
+		opts []micro.EndpointOpt
+	}{
+		{"reserve", rpc.Typed(s.srv, s.reserve), []micro.EndpointOpt{endpointMeta(
+			"Reserve every line of an order or none; idempotent per order id",
+			"contracts.ReserveRequest", "contracts.Reservation",
+			"400 invalid request or unknown sku, 409 out of stock / reserved with other lines / released, 413 too large, 503 store unavailable")}},
+		{"release", rpc.Typed(s.srv, s.release), []micro.EndpointOpt{endpointMeta(
+			"Return the units an order holds; idempotent; blocks a later reserve of the same order",
+			"contracts.OrderRef", "contracts.Reservation",
+			"400 invalid request, 409 committed, 413 too large, 503 store unavailable")}},
+		{"commit", rpc.Typed(s.srv, s.commit), []micro.EndpointOpt{endpointMeta(
+			"Mark a held reservation committed (its units are sold); idempotent",
+			"contracts.OrderRef", "contracts.Reservation",
+			"400 invalid request, 404 no reservation, 409 not held or released, 413 too large, 503 store unavailable")}},
+		{"stock", rpc.Typed(s.srv, s.stockOf), []micro.EndpointOpt{endpointMeta(
+			"Units of a SKU available for reservation",
+			"contracts.StockRequest", "contracts.Stock",
+			"400 invalid request, 404 unknown sku, 413 too large, 503 store unavailable")}},
+	}
+	if !s.cfg.DisableControl {
+		eps = append(eps, struct {
+			name string
+			h    natsotel.Handler
+			opts []micro.EndpointOpt
+		}{"control", rpc.Control(s.srv), []micro.EndpointOpt{
+			micro.WithEndpointQueueGroupDisabled(), // every replica applies the change
+			endpointMeta("Read (empty body) or set failure scenarios: delay_share, delay, delay_jitter, nak_share, drop_share",
+				"contracts.FaultConfig", "contracts.FaultConfig", "400 invalid configuration, 413 too large"),
+		}})
+	}
+	for _, ep := range eps {
+		if err := g.AddEndpoint(ep.name, ep.h, ep.opts...); err != nil {
+			return fmt.Errorf("adding endpoint %s: %w", ep.name, err)
+		}
+	}
+	return nil
+}
+
+// Faults returns the fault injector (tests and the demo switch scenarios with it
+// directly; over NATS use the control endpoint).
+func (s *Service) Faults() *fault.Injector { return s.srv.Faults }
+
+// Stop stops taking requests and events, waits for the running handlers (and the
+// sweeper) to finish, and returns. It does not close the connection. Calling it again
+// returns the first result.
+func (s *Service) Stop(ctx context.Context) error {
+	s.stopOnce.Do(func() {
+		close(s.quit)
+		var errs []error
+		if err := s.svc.Stop(); err != nil {
+			errs = append(errs, fmt.Errorf("stopping micro service: %w", err))
+		}
+		s.cc.Drain()
+		select {
+		case <-s.cc.Closed():
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("draining consumer: %w", ctx.Err()))
+		}
+		select {
+		case <-s.sweepDone:
+		case <-ctx.Done():
+		}
+		if err := s.srv.Inflight.Wait(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("waiting for handlers: %w", err))
+		}
+		s.stopErr = errors.Join(errs...)
+	})
+	return s.stopErr
+}
