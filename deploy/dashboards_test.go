@@ -21,7 +21,7 @@ var allowedVars = map[string]bool{"service": true, "endpoint": true, "__rate_int
 
 // knownMetrics are the Prometheus names (OTLP translation: dots to underscores, unit
 // suffix, _total on counters) of everything the dashboards chart; see the names agreed in
-// natsotel (semconv messaging), the runtime instrumentation, loadgen, the probe, and
+// natsotel (semconv messaging and db for KeyValue), the runtime instrumentation, loadgen, the probe, and
 // Tempo's service-graph processor. A typo in a query shows up here instead of as an empty
 // panel.
 var knownMetrics = map[string]bool{}
@@ -29,6 +29,7 @@ var knownMetrics = map[string]bool{}
 func init() {
 	for _, m := range []string{
 		"messaging_process_duration_seconds", "messaging_client_operation_duration_seconds",
+		"db_client_operation_duration_seconds",
 		"loadgen_request_duration_seconds", "nats_micro_ping_duration_seconds",
 		"traces_service_graph_request_server_seconds", "traces_service_graph_request_client_seconds",
 	} {
@@ -192,7 +193,7 @@ func TestDashboardsDatasources(t *testing.T) {
 }
 
 var (
-	varRef     = regexp.MustCompile(`\$\{?([A-Za-z_][A-Za-z0-9_]*)`)
+	varRef       = regexp.MustCompile(`\$\{?([A-Za-z_][A-Za-z0-9_]*)`)
 	promStrings  = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
 	promMatchers = regexp.MustCompile(`\{[^{}]*\}`)
 	promRanges   = regexp.MustCompile(`\[[^\]]*\]`)

@@ -44,7 +44,8 @@ type SpanNameFormatter func(operation, destination string) string
 //
 // The subject passed is the concrete NATS subject of the message: the request or publish
 // subject, the subject a subscriber or endpoint received the message on, the JetStream
-// message subject, or "$KV.<bucket>.<key>" for KeyValue calls.
+// message subject, or "$KV.<bucket>.<key>" for KeyValue calls. JetStream Fetch spans (one
+// per batch, several subjects) are not filtered; the Process spans of its messages are.
 type Filter func(subject string) bool
 
 // WithTracerProvider sets the TracerProvider. Default: otel.GetTracerProvider() at Wrap time.

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/attribute"
@@ -31,9 +32,14 @@ type Conn struct {
 
 // serverInfo is the server the connection is connected to, for server.address/server.port.
 type serverInfo struct {
-	id    string
-	attrs []attribute.KeyValue
+	id      string
+	attrs   []attribute.KeyValue
+	checked int64 // unix nanos of the last check against the connection
 }
+
+// serverRecheck is how often the connected server is re-read from the connection (it takes
+// the connection's lock); after a reconnect, server.* can be stale for at most this long.
+const serverRecheck = int64(time.Second)
 
 // ErrNilConn is returned by Wrap for a nil *nats.Conn.
 var ErrNilConn = errors.New("natsotel: nil *nats.Conn")
@@ -86,12 +92,18 @@ func (c *Conn) MeterProvider() metric.MeterProvider { return c.cfg.mp }
 
 // server returns the current server's address attributes, recomputed after a reconnect to
 // another server.
-func (c *Conn) server() *serverInfo {
-	id := c.nc.ConnectedServerId()
-	if s := c.srv.Load(); s != nil && s.id == id {
-		return s
+func (c *Conn) server(now time.Time) *serverInfo {
+	cur := c.srv.Load()
+	ns := now.UnixNano()
+	if cur != nil && ns-atomic.LoadInt64(&cur.checked) < serverRecheck {
+		return cur
 	}
-	s := &serverInfo{id: id}
+	id := c.nc.ConnectedServerId()
+	if cur != nil && cur.id == id {
+		atomic.StoreInt64(&cur.checked, ns)
+		return cur
+	}
+	s := &serverInfo{id: id, checked: ns}
 	if u, err := url.Parse(c.nc.ConnectedUrlRedacted()); err == nil && u.Host != "" {
 		host, port, err := net.SplitHostPort(u.Host)
 		if err != nil {

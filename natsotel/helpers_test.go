@@ -198,3 +198,12 @@ func ctxTimeout(t testing.TB) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// flush makes sure the server has seen nc's subscriptions, so requests from other
+// connections find them.
+func flush(t testing.TB, nc *nats.Conn) {
+	t.Helper()
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -12,7 +12,9 @@ import (
 
 // Handler handles a micro request; ctx carries the SERVER span (child of the caller's
 // CLIENT span). req.Error(code, ...) marks the span as error with error.type = code.
-// A panic is recorded on the span and answered with a 500 micro error.
+// A panic is recorded on the span and answered with a 500 micro error. The span ends when the
+// handler returns: answer before returning (an answer sent later from another goroutine is
+// delivered but not reflected on the span).
 type Handler func(ctx context.Context, req micro.Request)
 
 // panicCode and panicDescription answer a request whose handler panicked.

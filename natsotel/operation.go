@@ -3,6 +3,7 @@ package natsotel
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -65,13 +66,21 @@ type opInfo struct {
 	attrs     []attribute.KeyValue // static span attributes
 	mattrs    []attribute.KeyValue // metric attributes without error.type and server.*
 
+	withSrv     atomic.Pointer[srvAttrs]    // attrs + server attrs, for the last server seen
+	lastMetrics atomic.Pointer[lastMetrics] // metric options of the last successful call
+
 	mu      sync.RWMutex
 	metrics map[metricVariant]*metricOpts
 }
 
 type metricVariant struct {
 	errType string
-	srv     *serverInfo
+	srvID   string // server id: the same server gives the same server.* attributes
+}
+
+type lastMetrics struct {
+	v  metricVariant
+	mo *metricOpts
 }
 
 type metricOpts struct {
@@ -146,11 +155,20 @@ func (info *opInfo) metricOptions(c *Conn, errType string, srv *serverInfo) *met
 	if info.key.spec.db {
 		srv = nil // KV metrics carry no server.* (see doc.go)
 	}
-	v := metricVariant{errType: errType, srv: srv}
+	v := metricVariant{errType: errType}
+	if srv != nil {
+		v.srvID = srv.id
+	}
+	if last := info.lastMetrics.Load(); last != nil && last.v == v {
+		return last.mo
+	}
 	info.mu.RLock()
 	mo, ok := info.metrics[v]
 	info.mu.RUnlock()
 	if ok {
+		if errType == "" {
+			info.lastMetrics.Store(&lastMetrics{v: v, mo: mo})
+		}
 		return mo
 	}
 	kvs := make([]attribute.KeyValue, 0, len(info.mattrs)+3)
@@ -193,15 +211,32 @@ func (c *Conn) begin(ctx context.Context, info *opInfo, extra ...trace.SpanStart
 	ctx, span := c.tracer.Start(ctx, info.name, opts...)
 	cl := call{c: c, info: info, span: span, start: start}
 	if !info.key.spec.db {
-		cl.srv = c.server()
+		cl.srv = c.server(start)
 	}
 	if span.IsRecording() {
-		span.SetAttributes(info.attrs...)
-		if cl.srv != nil && len(cl.srv.attrs) > 0 {
-			span.SetAttributes(cl.srv.attrs...)
-		}
+		span.SetAttributes(info.spanAttrs(cl.srv)...)
 	}
 	return ctx, cl
+}
+
+// spanAttrs returns the static span attributes plus the server's, cached for the current
+// server.
+func (info *opInfo) spanAttrs(srv *serverInfo) []attribute.KeyValue {
+	if srv == nil || len(srv.attrs) == 0 {
+		return info.attrs
+	}
+	if sa := info.withSrv.Load(); sa != nil && sa.srv == srv {
+		return sa.attrs
+	}
+	attrs := make([]attribute.KeyValue, 0, len(info.attrs)+len(srv.attrs))
+	attrs = append(append(attrs, info.attrs...), srv.attrs...)
+	info.withSrv.Store(&srvAttrs{srv: srv, attrs: attrs})
+	return attrs
+}
+
+type srvAttrs struct {
+	srv   *serverInfo
+	attrs []attribute.KeyValue
 }
 
 // end ends the span and records the metrics. errType "" means success; desc is the status

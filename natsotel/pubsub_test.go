@@ -211,3 +211,37 @@ func TestPublishMsgDoesNotMutateCaller(t *testing.T) {
 		t.Error("traceparent must be written lowercase")
 	}
 }
+
+func TestSubscribeHandlerPanicRecovered(t *testing.T) {
+	s := startServer(t)
+	tel := newTelemetry(t)
+	c := tel.wrap(t, connect(t, s, "c"))
+	got := make(chan string, 2)
+	if _, err := c.Subscribe("p", func(ctx context.Context, m *nats.Msg) {
+		if string(m.Data) == "boom" {
+			panic("boom")
+		}
+		got <- string(m.Data)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Publish(ctxTimeout(t), "p", []byte("boom"))
+	_ = c.Publish(ctxTimeout(t), "p", []byte("after"))
+	if v := <-got; v != "after" {
+		t.Fatalf("got %q", v)
+	}
+	spans := tel.waitSpans(t, 4)
+	n := 0
+	for _, sp := range spans {
+		if sp.SpanKind() == trace.SpanKindConsumer && sp.Status().Code == codes.Error {
+			n++
+			wantAttr(t, sp, semconv.ErrorTypeKey, "panic")
+			if len(sp.Events()) == 0 || sp.Events()[0].Name != semconv.ExceptionEventName {
+				t.Errorf("events %v", sp.Events())
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("failed consumer spans %d", n)
+	}
+}

@@ -345,7 +345,8 @@ func (r *Runner) do(base context.Context, req request, intended time.Time) {
 	r.ins.recordDuration(context.Background(), req.scenario, res.outcome, latency)
 }
 
-// orderOf reads the order a create reply (or error reply body) describes.
+// orderOf reads the order a create reply (or error reply body) describes. Failed orders
+// come back as micro errors (409, 402, ...) whose body is the order.
 func orderOf(data []byte, isError bool) (string, orderStatus) {
 	if len(data) == 0 || data[0] != '{' {
 		return "", statusUnknown
@@ -357,9 +358,10 @@ func orderOf(data []byte, isError bool) (string, orderStatus) {
 	switch {
 	case o.Status == contracts.OrderConfirmed && !isError:
 		return o.ID, statusConfirmed
-	case o.Status == contracts.OrderFailed, isError:
+	case o.Status == contracts.OrderFailed:
 		return o.ID, statusFailed
 	default:
+		// Pending (the outcome could not be stored yet: a 503 with the order) or odd.
 		return o.ID, statusUnknown
 	}
 }

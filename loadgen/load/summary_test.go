@@ -140,7 +140,9 @@ func TestOrderOf(t *testing.T) {
 	}{
 		{`{"id":"o1","status":"confirmed"}`, false, "o1", statusConfirmed},
 		{`{"id":"o2","status":"failed"}`, false, "o2", statusFailed},
-		{`{"id":"o3","status":"pending"}`, true, "o3", statusFailed},
+		{`{"id":"o3","status":"pending"}`, true, "o3", statusUnknown},
+		{`{"id":"o5","status":"failed"}`, true, "o5", statusFailed},
+		{`{"id":"o6","status":"confirmed"}`, true, "o6", statusUnknown},
 		{`{"id":"o4","status":"pending"}`, false, "o4", statusUnknown},
 		{`{"status":"confirmed"}`, false, "", statusUnknown},
 		{`not json`, true, "", statusUnknown},

@@ -70,7 +70,7 @@ func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Confi
 		Description: "Charges and refunds, idempotent per order id, with deterministic decline rules",
 		Metadata: map[string]string{
 			"buckets":       contracts.BucketPayments,
-			"decline_rules": fmt.Sprintf("card %s; amount over %d cents", contracts.CardDeclined, contracts.ChargeLimitCents),
+			"decline_rules": fmt.Sprintf("the declined test card (contracts.CardDeclined); amounts over %d cents", contracts.ChargeLimitCents),
 		},
 	})
 	if err != nil {

@@ -21,7 +21,8 @@ import (
 //	invalid UTF-8                           400 "request body is not valid UTF-8"
 //	not an object (array, null, 42, ...)    400 "invalid JSON: want a JSON object"
 //	syntax error                            400 "invalid JSON: <what> at byte N"
-//	wrong type, number out of range         400 "invalid JSON: field "x": want int, got number 1e30"
+//	wrong type                              400 "invalid JSON: field "x": want string, got number"
+//	number out of range or fractional       400 "invalid JSON: field "x": want an integer in range, got number"
 //	unknown field                           400 "invalid JSON: unknown field "x""
 //	anything after the object               400 "invalid JSON: unexpected data after the JSON object"
 //
@@ -56,9 +57,8 @@ func Decode[T any](data []byte) (T, *Error) {
 	return v, nil
 }
 
-// describeJSONError explains a decoding error without quoting the offending value
-// (except for its JSON kind and, for numbers, the literal, which carries no personal
-// data: the fields that do are strings).
+// describeJSONError explains a decoding error without quoting the offending value: only
+// its JSON kind and the field name.
 func describeJSONError(err error) string {
 	var (
 		syn *json.SyntaxError
@@ -72,12 +72,14 @@ func describeJSONError(err error) string {
 		if field == "" {
 			field = "(top level)"
 		}
-		got := typ.Value
-		if !strings.HasPrefix(got, "number") {
-			// "string", "bool", "array", "object": never the string's content.
-			got, _, _ = strings.Cut(got, " ")
+		// Value is "string", "number 1e30", "bool", ...: keep the kind, never the literal
+		// (a card number sent as a JSON number would otherwise be echoed).
+		got, _, _ := strings.Cut(typ.Value, " ")
+		want := typ.Type.String()
+		if strings.HasPrefix(got, "number") && strings.Contains(want, "int") {
+			want = "an integer in range"
 		}
-		return fmt.Sprintf("field %q: want %s, got %s", field, typ.Type, got)
+		return fmt.Sprintf("field %q: want %s, got %s", field, want, got)
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return "unexpected end of input"
 	default:

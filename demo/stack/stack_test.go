@@ -1,0 +1,285 @@
+package stack_test
+
+import (
+	"context"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/natsotel/reference/demo/servicegraph"
+	"github.com/natsotel/reference/demo/stack"
+	"github.com/natsotel/reference/loadgen/load"
+	"github.com/natsotel/reference/loadgen/probe"
+	"github.com/natsotel/reference/services/contracts"
+	"github.com/natsotel/reference/services/inventory"
+	"github.com/natsotel/reference/services/telemetry"
+)
+
+// expectedEdges is the service graph of the shop, derived from the contracts: who calls
+// whom, the order events consumed by inventory, and the KeyValue buckets each service
+// keeps.
+func expectedEdges() []servicegraph.EdgeKey {
+	edges := []servicegraph.EdgeKey{
+		{Client: stack.LoadgenService, Server: contracts.OrderService, Type: servicegraph.ConnectionRequest},
+		{Client: contracts.OrderService, Server: contracts.InventoryService, Type: servicegraph.ConnectionRequest},
+		{Client: contracts.OrderService, Server: contracts.BillingService, Type: servicegraph.ConnectionRequest},
+		{Client: contracts.OrderService, Server: contracts.InventoryService, Type: servicegraph.ConnectionMessaging},
+		{Client: contracts.OrderService, Server: contracts.BucketOrders, Type: servicegraph.ConnectionDatabase},
+		{Client: contracts.InventoryService, Server: contracts.BucketStock, Type: servicegraph.ConnectionDatabase},
+		{Client: contracts.InventoryService, Server: contracts.BucketReservations, Type: servicegraph.ConnectionDatabase},
+		{Client: contracts.BillingService, Server: contracts.BucketPayments, Type: servicegraph.ConnectionDatabase},
+	}
+	sortKeys(edges)
+	return edges
+}
+
+func sortKeys(keys []servicegraph.EdgeKey) {
+	slices.SortFunc(keys, func(a, b servicegraph.EdgeKey) int {
+		return strings.Compare(a.Client+"\x00"+a.Server+"\x00"+string(a.Type), b.Client+"\x00"+b.Server+"\x00"+string(b.Type))
+	})
+}
+
+// recorder records the spans of every component, with the service.name of each.
+type recorder struct {
+	rec *tracetest.SpanRecorder
+}
+
+func (r recorder) spans() []sdktrace.ReadOnlySpan { return r.rec.Ended() }
+
+func serviceOf(s sdktrace.ReadOnlySpan) string {
+	v, _ := s.Resource().Set().Value(semconv.ServiceNameKey)
+	return v.AsString()
+}
+
+// startStack starts the topology with a live service graph and a span recorder on every
+// component's TracerProvider.
+func startStack(t *testing.T, cfg stack.Config) (*stack.Stack, *servicegraph.Graph, recorder) {
+	t.Helper()
+	graph := servicegraph.New(servicegraph.Config{})
+	rec := recorder{tracetest.NewSpanRecorder()}
+	cfg.Getenv = func(string) string { return "" }
+	cfg.Stderr = io.Discard
+	if testing.Verbose() {
+		cfg.Stderr = os.Stderr
+	}
+	cfg.Telemetry = func(_ string, tc *telemetry.Config) {
+		tc.SpanProcessors = append(tc.SpanProcessors, graph, rec.rec)
+	}
+	st, err := stack.Start(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := st.Stop(ctx); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	return st, graph, rec
+}
+
+// eventually polls cond until it holds or the deadline passes: for the asynchronous
+// JetStream consumer, whose spans end after the order's reply.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The whole topology in-process on a real NATS server: orders of every scenario produce
+// exactly the expected service graph.
+func TestTopologyServiceGraph(t *testing.T) {
+	st, graph, _ := startStack(t, stack.Config{InventoryReplicas: 2})
+
+	sum, err := load.Run(t.Context(), st.Loadgen.Conn, st.Loadgen.Log, load.Config{
+		Rate: 200, Count: 150, Seed: 11, Progress: -1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Unexpected != 0 {
+		t.Fatalf("unexpected outcomes: %v\n%s", sum.UnexpectedSamples, sum)
+	}
+	if len(sum.Confirmed) == 0 || len(sum.Failed) == 0 {
+		t.Fatalf("want confirmed and failed orders:\n%s", sum)
+	}
+
+	want := expectedEdges()
+	var got []servicegraph.EdgeKey
+	eventually(t, 30*time.Second, "the expected edge set (the messaging edge comes from the async consumer)", func() bool {
+		got = graph.Snapshot().Keys()
+		sortKeys(got)
+		return len(got) >= len(want)
+	})
+	snap := graph.Snapshot()
+	got = snap.Keys()
+	sortKeys(got)
+	if !slices.Equal(got, want) {
+		t.Fatalf("edges:\n got %v\nwant %v\n%s", got, want, snap)
+	}
+
+	// Every order went through loadgen -> order; errors on that edge are the failed
+	// scenarios (409, 402, 400 are error replies: the server span has status Error).
+	e, _ := snap.Edge(stack.LoadgenService, contracts.OrderService, servicegraph.ConnectionRequest)
+	if e.Requests != sum.Completed {
+		t.Errorf("loadgen -> order: %d requests, loadgen completed %d", e.Requests, sum.Completed)
+	}
+	if ok := sum.Outcomes[load.OutcomeOK]; e.Failed != sum.Completed-ok {
+		t.Errorf("loadgen -> order: %d failed, loadgen saw %d non-ok", e.Failed, sum.Completed-ok)
+	}
+	// The consumer commits or releases every decided order: one messaging request per
+	// confirmed or failed order event.
+	eventually(t, 30*time.Second, "one order event consumed per decided order", func() bool {
+		m, _ := graph.Snapshot().Edge(contracts.OrderService, contracts.InventoryService, servicegraph.ConnectionMessaging)
+		return m.Requests >= int64(len(sum.Confirmed))
+	})
+	t.Logf("service graph:\n%s", graph.Snapshot())
+}
+
+// All spans of one order share its trace, rooted at the load generator's CLIENT span.
+func TestOneOrderIsOneTrace(t *testing.T) {
+	st, _, rec := startStack(t, stack.Config{Inventory: inventory.Config{SweepInterval: -1}})
+
+	// Start-up work (seeding stock) has its own traces; look only at what follows.
+	mark := time.Now()
+	sum, err := load.Run(t.Context(), st.Loadgen.Conn, nil, load.Config{
+		Count: 1, Mix: load.Mix{load.ScenarioValidOrder: 1}, Progress: -1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sum.Confirmed) != 1 {
+		t.Fatalf("want one confirmed order:\n%s", sum)
+	}
+
+	var root sdktrace.ReadOnlySpan
+	for _, s := range rec.spans() {
+		if serviceOf(s) == stack.LoadgenService && s.SpanKind() == trace.SpanKindClient {
+			root = s
+		}
+	}
+	if root == nil || root.Parent().IsValid() {
+		t.Fatalf("no root loadgen CLIENT span")
+	}
+	tid := root.SpanContext().TraceID()
+
+	// The inventory consumer's span ends after the reply: wait for it.
+	eventually(t, 30*time.Second, "the order event consumed by inventory", func() bool {
+		for _, s := range rec.spans() {
+			if s.SpanKind() == trace.SpanKindConsumer && serviceOf(s) == contracts.InventoryService {
+				return true
+			}
+		}
+		return false
+	})
+
+	type kindOf struct {
+		service string
+		kind    trace.SpanKind
+	}
+	seen := map[kindOf]int{}
+	ids := map[trace.SpanID]bool{}
+	for _, s := range rec.spans() {
+		if s.SpanKind() == trace.SpanKindInternal || s.StartTime().Before(mark) {
+			continue
+		}
+		if s.SpanContext().TraceID() != tid {
+			t.Errorf("span %q of %s (%v) is in trace %s, not the order's %s",
+				s.Name(), serviceOf(s), s.SpanKind(), s.SpanContext().TraceID(), tid)
+			continue
+		}
+		seen[kindOf{serviceOf(s), s.SpanKind()}]++
+		ids[s.SpanContext().SpanID()] = true
+	}
+	for _, want := range []kindOf{
+		{stack.LoadgenService, trace.SpanKindClient},
+		{contracts.OrderService, trace.SpanKindServer},
+		{contracts.OrderService, trace.SpanKindClient},   // reserve, charge, KV
+		{contracts.OrderService, trace.SpanKindProducer}, // the order event
+		{contracts.InventoryService, trace.SpanKindServer},
+		{contracts.InventoryService, trace.SpanKindConsumer},
+		{contracts.BillingService, trace.SpanKindServer},
+	} {
+		if seen[want] == 0 {
+			t.Errorf("no %v span of %s in the order's trace (seen %v)", want.kind, want.service, seen)
+		}
+	}
+	// Every span but the root has its parent in the trace: nothing is orphaned.
+	for _, s := range rec.spans() {
+		if s.SpanContext().TraceID() == tid && s.Parent().IsValid() && !ids[s.Parent().SpanID()] {
+			// The parent may be an INTERNAL span; look it up among all spans.
+			found := false
+			for _, p := range rec.spans() {
+				if p.SpanContext().SpanID() == s.Parent().SpanID() {
+					found = true
+					break
+				}
+			}
+			if !found {
+				t.Errorf("span %q of %s has a parent that was never recorded", s.Name(), serviceOf(s))
+			}
+		}
+	}
+}
+
+// The background load generator and probe run and stop cleanly with the stack.
+func TestBackgroundLoadAndProbe(t *testing.T) {
+	var once sync.Once
+	probeSeen := make(chan struct{})
+	st, graph, _ := startStack(t, stack.Config{
+		Load: &load.Config{Rate: 50, Count: 40, Progress: -1},
+		Probe: &probe.Config{Interval: 200 * time.Millisecond, Window: 50 * time.Millisecond, OnRound: func(r probe.Round) {
+			if r.Up >= 4 { // order, inventory, billing and the loadgen control service
+				once.Do(func() { close(probeSeen) })
+			}
+		}},
+	})
+	select {
+	case <-probeSeen:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the probe never saw the services: %+v", st.Probe.Instances())
+	}
+	names := map[string]bool{}
+	for _, in := range st.Probe.Instances() {
+		names[in.Service] = true
+	}
+	for _, n := range []string{contracts.OrderService, contracts.InventoryService, contracts.BillingService, load.ControlService} {
+		if !names[n] {
+			t.Errorf("probe did not see %s: %v", n, names)
+		}
+	}
+	eventually(t, 30*time.Second, "the load generator's 40 requests", func() bool {
+		_, ok := st.LoadSummary()
+		return ok
+	})
+	sum, _ := st.LoadSummary()
+	if sum.Sent+sum.Dropped != 40 || sum.Unexpected != 0 {
+		t.Fatalf("load:\n%s", sum)
+	}
+	if _, ok := graph.Snapshot().Edge(stack.LoadgenService, contracts.OrderService, servicegraph.ConnectionRequest); !ok {
+		t.Fatalf("no loadgen -> order edge:\n%s", graph.Snapshot())
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := st.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(st.StoreDir()); !os.IsNotExist(err) {
+		t.Fatalf("store dir %s not removed: %v", st.StoreDir(), err)
+	}
+}

@@ -1,0 +1,363 @@
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/natsotel/reference/loadgen/load"
+	"github.com/natsotel/reference/loadgen/probe"
+	"github.com/natsotel/reference/natsotel"
+	"github.com/natsotel/reference/services/app"
+	"github.com/natsotel/reference/services/billing"
+	"github.com/natsotel/reference/services/contracts"
+	"github.com/natsotel/reference/services/inventory"
+	"github.com/natsotel/reference/services/order"
+)
+
+// TestNATSConfigRunsTheShop is nats.conf's positive proof: the real server runs it, every
+// service runs through its real main wiring (app.Run: telemetry, app.Connect, natsotel,
+// Start, graceful stop) with the environment compose.yaml gives it, so under its own NATS
+// user, and the real load generator and probe drive and watch them. Any subject a user
+// lacks shows up as a "Permissions Violation" (or a failed start, or a timeout).
+func TestNATSConfigRunsTheShop(t *testing.T) {
+	s := startNATS(t)
+	project := loadCompose(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+
+	// getenv is the service's compose.yaml environment, pointed at the test server and
+	// without an OTLP endpoint (no backend here; telemetry stays in process).
+	getenv := func(name string) func(string) string {
+		svc, ok := project.Services[name]
+		if !ok {
+			t.Fatalf("no compose service %s", name)
+		}
+		return func(key string) string {
+			switch key {
+			case "NATS_URL":
+				return s.ClientURL()
+			case "OTEL_EXPORTER_OTLP_ENDPOINT":
+				return ""
+			}
+			return env(svc, key)
+		}
+	}
+
+	var watched []*watchedConn
+	var watchedMu sync.Mutex
+	watch := func(name string, nc *nats.Conn) {
+		w := newWatchedConn(name, nc)
+		watchedMu.Lock()
+		watched = append(watched, w)
+		watchedMu.Unlock()
+	}
+
+	// The three services, started together as compose does (they race to create the
+	// shared ORDER_EVENTS stream).
+	type result struct {
+		name string
+		err  error
+	}
+	starts := map[string]app.StartFunc{
+		contracts.OrderService: func(ctx context.Context, c *natsotel.Conn, log *slog.Logger) (app.Stopper, error) {
+			return order.Start(ctx, c, log, order.Config{})
+		},
+		contracts.InventoryService: func(ctx context.Context, c *natsotel.Conn, log *slog.Logger) (app.Stopper, error) {
+			return inventory.Start(ctx, c, log, inventory.Config{})
+		},
+		contracts.BillingService: func(ctx context.Context, c *natsotel.Conn, log *slog.Logger) (app.Stopper, error) {
+			return billing.Start(ctx, c, log, billing.Config{})
+		},
+	}
+	ready := make(chan string, len(starts))
+	done := make(chan result, len(starts))
+	logs := map[string]*syncBuffer{}
+	for name, start := range starts {
+		logs[name] = &syncBuffer{}
+		go func() {
+			err := app.Run(ctx, app.Options{
+				Name:        name,
+				Version:     "0.0.0-test",
+				Getenv:      getenv(name),
+				Stderr:      logs[name],
+				StopTimeout: 10 * time.Second,
+				Ready: func(conn *natsotel.Conn, _ app.Stopper) {
+					watch(name, conn.NATS())
+					ready <- name
+				},
+			}, start)
+			done <- result{name, err}
+		}()
+	}
+	for range starts {
+		select {
+		case name := <-ready:
+			t.Logf("%s started", name)
+		case r := <-done:
+			t.Fatalf("%s stopped during start: %v\n%s", r.name, r.err, logs[r.name])
+		case <-time.After(30 * time.Second):
+			t.Fatalf("services not started in 30s\n%s", allLogs(logs))
+		}
+	}
+
+	// The load generator, wired as loadgen/cmd/loadgen does, with its control endpoint.
+	lgLogs := &syncBuffer{}
+	logs["loadgen"] = lgLogs
+	lgLog := slog.New(slog.NewTextHandler(lgLogs, nil))
+	lnc, err := app.Connect(ctx, "loadgen", getenv("loadgen"), lgLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lnc.Close()
+	watch("loadgen", lnc)
+	lconn, err := natsotel.Wrap(lnc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runner, err := load.New(lconn, lgLog, load.Config{Mode: load.ModeClosed, Workers: 4, Count: 120, Seed: 7, Progress: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl, err := runner.AddControlService(lnc)
+	if err != nil {
+		t.Fatalf("loadgen control service: %v", err)
+	}
+	defer func() { _ = ctl.Stop() }()
+	sum, err := runner.Run(ctx)
+	if err != nil {
+		t.Fatalf("loadgen run: %v", err)
+	}
+	t.Logf("loadgen: %d completed, outcomes %v, %d confirmed, %d failed", sum.Completed, sum.Outcomes, len(sum.Confirmed), len(sum.Failed))
+	if sum.Completed != 120 || sum.Unexpected != 0 {
+		t.Fatalf("loadgen: completed %d of 120, %d unexpected outcomes %v\n%s", sum.Completed, sum.Unexpected, sum.UnexpectedSamples, allLogs(logs))
+	}
+	for _, want := range []string{"ok", contracts.CodeBadRequest, contracts.CodePaymentDeclined, contracts.CodeConflict} {
+		if sum.Outcomes[want] == 0 {
+			t.Errorf("loadgen: no %q outcome in %v; the mix should exercise every path", want, sum.Outcomes)
+		}
+	}
+	if len(sum.Confirmed) == 0 || len(sum.Failed) == 0 {
+		t.Fatalf("loadgen: %d confirmed, %d failed orders; want both", len(sum.Confirmed), len(sum.Failed))
+	}
+
+	// The control endpoints the loadgen user may call (fault scenarios), with a body that
+	// only reads the current configuration.
+	for _, svc := range []string{contracts.OrderService, contracts.InventoryService, contracts.BillingService} {
+		rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
+		msg, err := lconn.Request(rctx, contracts.ControlSubject(svc), nil)
+		rcancel()
+		if err != nil {
+			t.Errorf("loadgen -> %s: %v", contracts.ControlSubject(svc), err)
+			continue
+		}
+		var fc contracts.FaultConfig
+		if err := json.Unmarshal(msg.Data, &fc); err != nil {
+			t.Errorf("%s reply %q: %v", contracts.ControlSubject(svc), msg.Data, err)
+		}
+	}
+
+	// The probe, as the probe user: discovery and stats of every micro service.
+	pnc, err := app.Connect(ctx, "probe", getenv("probe"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pnc.Close()
+	watch("probe", pnc)
+	pr, err := probe.New(pnc, probe.Config{Interval: 2 * time.Second, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	round, err := pr.Once(ctx)
+	if err != nil {
+		t.Fatalf("probe: %v", err)
+	}
+	if round.Discovered != 4 || round.Up != 4 {
+		t.Errorf("probe: discovered %d, up %d; want order, inventory, billing and loadgen", round.Discovered, round.Up)
+	}
+	requests := map[string]int64{}
+	for _, in := range pr.Instances() {
+		for _, ep := range in.Endpoints {
+			requests[ep.Subject] += ep.Requests
+		}
+	}
+	for _, subj := range []string{contracts.SubjectOrderCreate, contracts.SubjectInventoryReserve, contracts.SubjectBillingCharge} {
+		if requests[subj] == 0 {
+			t.Errorf("probe: $SRV.STATS shows no requests on %s (%v)", subj, requests)
+		}
+	}
+
+	// A human with the nats CLI (admin): the loadgen's control endpoint answers, and the
+	// asynchronous consumer (inventory, its own user) commits every confirmed order's
+	// reservation and releases every failed one's.
+	anc, err := nats.Connect(s.ClientURL(), nats.UserInfo("admin", natsUser(natsConfig(t), "admin").Password))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer anc.Close()
+	if _, err := anc.Request(load.ControlSubject, nil, 5*time.Second); err != nil {
+		t.Errorf("admin -> %s: %v", load.ControlSubject, err)
+	}
+	waitForReservations(t, ctx, anc, sum.Confirmed, contracts.ReservationCommitted)
+	waitForReservations(t, ctx, anc, sum.Failed, contracts.ReservationReleased, "")
+
+	// Nothing was refused along the way.
+	for _, w := range watched {
+		if v := w.violations(t); len(v) > 0 {
+			t.Errorf("%s: permission violations: %v", w.name, v)
+		}
+	}
+	for name, b := range logs {
+		for _, line := range strings.Split(b.String(), "\n") {
+			if strings.Contains(strings.ToLower(line), "permissions violation") && !strings.Contains(line, "_CANARY.") {
+				t.Errorf("%s logged a permissions violation: %s", name, line)
+			}
+		}
+	}
+
+	// Graceful shutdown works under the same permissions (drain, unsubscribe).
+	cancel()
+	for range starts {
+		r := <-done
+		if r.err != nil {
+			t.Errorf("%s: shutdown: %v\n%s", r.name, r.err, logs[r.name])
+		}
+	}
+}
+
+// waitForReservations waits until every order's reservation is in one of the states
+// (the empty state meaning "no reservation", e.g. an order refused before reserving).
+// The consumer is asynchronous: this polls the bucket with a deadline.
+func waitForReservations(t *testing.T, ctx context.Context, nc *nats.Conn, orders []string, states ...contracts.ReservationState) {
+	t.Helper()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(ctx, contracts.BucketReservations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for _, id := range orders {
+		for {
+			var state contracts.ReservationState
+			e, err := kv.Get(ctx, id)
+			switch {
+			case errors.Is(err, jetstream.ErrKeyNotFound):
+			case err != nil:
+				t.Fatalf("reservation %s: %v", id, err)
+			default:
+				var r contracts.Reservation
+				if err := json.Unmarshal(e.Value(), &r); err != nil {
+					t.Fatalf("reservation %s: %v", id, err)
+				}
+				state = r.State
+			}
+			if containsState(states, state) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("reservation of order %s is %q, want one of %q", id, state, states)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+func containsState(states []contracts.ReservationState, s contracts.ReservationState) bool {
+	for _, st := range states {
+		if st == s {
+			return true
+		}
+	}
+	return false
+}
+
+// watchedConn records the permission violations the server reports to a connection,
+// keeping the connection's own error handler (app.Connect's logger) in the chain.
+type watchedConn struct {
+	name string
+	nc   *nats.Conn
+	errs chan error
+}
+
+func newWatchedConn(name string, nc *nats.Conn) *watchedConn {
+	w := &watchedConn{name: name, nc: nc, errs: make(chan error, 1024)}
+	next := nc.Opts.AsyncErrorCB
+	nc.SetErrorHandler(func(c *nats.Conn, sub *nats.Subscription, err error) {
+		if errors.Is(err, nats.ErrPermissionViolation) {
+			w.errs <- err
+		}
+		if next != nil {
+			next(c, sub, err)
+		}
+	})
+	return w
+}
+
+// violations returns the violations reported so far, deterministically: it publishes to
+// a canary subject no user may use and reads the (ordered) errors until the canary's.
+func (w *watchedConn) violations(t *testing.T) []error {
+	t.Helper()
+	canary := "_CANARY.final." + w.name
+	if err := w.nc.Publish(canary, nil); err != nil {
+		t.Fatalf("%s: %v", w.name, err)
+	}
+	if err := w.nc.Flush(); err != nil {
+		t.Fatalf("%s: %v", w.name, err)
+	}
+	var out []error
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case err := <-w.errs:
+			if strings.Contains(err.Error(), fmt.Sprintf("%q", canary)) {
+				return out
+			}
+			out = append(out, err)
+		case <-timeout:
+			t.Fatalf("%s: the canary publish to %s was not refused", w.name, canary)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writers of a service's logs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	if s == nil {
+		return ""
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func allLogs(logs map[string]*syncBuffer) string {
+	var b strings.Builder
+	for name, l := range logs {
+		fmt.Fprintf(&b, "--- %s\n%s", name, l)
+	}
+	return b.String()
+}

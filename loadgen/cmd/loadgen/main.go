@@ -1,0 +1,137 @@
+// Command loadgen sends order traffic to the shop over NATS: open loop at a target rate
+// (default) or closed loop at maximum throughput, with a weighted mix of scenarios. It
+// prints progress every few seconds and a summary at the end, exports traces and metrics
+// over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set, and serves the "loadgen.control"
+// micro endpoint to change the rate at runtime:
+//
+//	nats req loadgen.control '{"rate": 100}'
+//	nats req loadgen.control '{"burst_multiplier": 5, "burst_seconds": 20}'
+//
+// Run `loadgen -h` for flags and environment variables.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/natsotel/reference/loadgen/load"
+	"github.com/natsotel/reference/natsotel"
+	"github.com/natsotel/reference/services/app"
+	"github.com/natsotel/reference/services/telemetry"
+)
+
+// version is service.version and the control service's version.
+const version = load.ControlVersion
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+const usageHeader = `Usage: loadgen [flags]
+
+Sends order traffic to the shop's "order" service over NATS and reports what came back.
+Every order is the root CLIENT span of its own trace under service.name "loadgen", with
+baggage synthetic=true and loadgen.scenario=<scenario>.
+
+Scenarios: valid_order, out_of_stock, declined_card, malformed, lookup.
+
+Environment:
+  NATS_URL                     NATS server (default nats://127.0.0.1:4222)
+  NATS_CREDS | NATS_USER, NATS_PASSWORD
+  OTEL_EXPORTER_OTLP_ENDPOINT  export traces, metrics and logs over OTLP/HTTP when set
+  OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, ... (standard OTel SDK variables)
+  LOADGEN_*                    defaults of the flags below, as named in brackets
+
+Flags:
+`
+
+// run is main without the process: testable.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg load.Config
+	envErr := cfg.RegisterFlags(fs, getenv)
+	control := fs.Bool("control", true, "serve the loadgen.control micro endpoint (rate changes and bursts at runtime)")
+	failOnUnexpected := fs.Bool("fail-on-unexpected", false, "exit with status 1 if any request had an unexpected outcome")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usageHeader)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if envErr != nil {
+		fmt.Fprintln(stderr, "loadgen:", envErr)
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "loadgen: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+
+	tel, err := telemetry.New(ctx, telemetry.Config{ServiceName: "loadgen", ServiceVersion: version, Getenv: getenv, Stderr: stderr})
+	if err != nil {
+		fmt.Fprintln(stderr, "loadgen:", err)
+		return 1
+	}
+	log := tel.Logger
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := tel.Shutdown(sctx); err != nil {
+			log.Warn("telemetry shutdown", "error", err)
+		}
+	}()
+
+	nc, err := app.Connect(ctx, "loadgen", getenv, log)
+	if err != nil {
+		log.Error("cannot connect to NATS", "error", err)
+		return 1
+	}
+	defer nc.Close()
+	conn, err := natsotel.Wrap(nc, tel.NATSOptions()...)
+	if err != nil {
+		log.Error("natsotel", "error", err)
+		return 1
+	}
+
+	cfg.MeterProvider = tel.MeterProvider
+	r, err := load.New(conn, log, cfg)
+	if err != nil {
+		log.Error("invalid configuration", "error", err)
+		return 2
+	}
+	if *control {
+		svc, err := r.AddControlService(nc)
+		if err != nil {
+			log.Error("control service", "error", err)
+			return 1
+		}
+		defer func() { _ = svc.Stop() }()
+		log.Info("control endpoint ready", "subject", load.ControlSubject)
+	}
+
+	sum, err := r.Run(ctx)
+	if err != nil {
+		log.Error("load run failed", "error", err)
+		return 1
+	}
+	fmt.Fprint(stdout, sum.String())
+	if *failOnUnexpected && sum.Unexpected > 0 {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/natsotel/reference/services/contracts"
+)
+
+func TestHelpNamesEnvironment(t *testing.T) {
+	var stderr strings.Builder
+	if code := run(t.Context(), []string{"-h"}, func(string) string { return "" }, io.Discard, &stderr); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{"LOADGEN_RATE", "LOADGEN_DURATION", "LOADGEN_COUNT", "LOADGEN_CONCURRENCY",
+		"LOADGEN_MIX", "LOADGEN_MODE", "LOADGEN_WORKERS", "NATS_URL", "OTEL_EXPORTER_OTLP_ENDPOINT", "-fail-on-unexpected"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("help lacks %s", want)
+		}
+	}
+}
+
+func TestBadEnvironmentIsUsageError(t *testing.T) {
+	env := map[string]string{"LOADGEN_RATE": "fast"}
+	var stderr strings.Builder
+	if code := run(t.Context(), nil, func(k string) string { return env[k] }, io.Discard, &stderr); code != 2 {
+		t.Fatalf("exit %d, want 2", code)
+	}
+	if !strings.Contains(stderr.String(), "LOADGEN_RATE") {
+		t.Fatalf("stderr: %s", stderr.String())
+	}
+}
+
+// A bounded run against a stand-in order service: summary on stdout, exit status 0, and 1
+// with -fail-on-unexpected when nothing answers correctly.
+func TestBoundedRun(t *testing.T) {
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("not ready")
+	}
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	svc, err := micro.AddService(nc, micro.Config{Name: "order", Version: "0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop()
+	if err := svc.AddEndpoint("get", micro.HandlerFunc(func(r micro.Request) {
+		_ = r.Error(contracts.CodeNotFound, "no such order", nil)
+	}), micro.WithEndpointSubject(contracts.SubjectOrderGet)); err != nil {
+		t.Fatal(err)
+	}
+
+	env := map[string]string{"NATS_URL": ns.ClientURL(), "LOADGEN_MIX": "lookup=1", "LOADGEN_RATE": "200"}
+	getenv := func(k string) string { return env[k] }
+	var stdout strings.Builder
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if code := run(ctx, []string{"-count", "10", "-progress", "-1s"}, getenv, &stdout, io.Discard); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if !strings.Contains(stdout.String(), "10 sent") || !strings.Contains(stdout.String(), "404=10") {
+		t.Fatalf("summary:\n%s", stdout.String())
+	}
+
+	// Valid orders with no create endpoint: no responders, unexpected.
+	env["LOADGEN_MIX"] = "valid=1"
+	stdout.Reset()
+	if code := run(ctx, []string{"-count", "3", "-fail-on-unexpected", "-control=false"}, getenv, &stdout, io.Discard); code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", code, stdout.String())
+	}
+	if !strings.Contains(stdout.String(), "no_responders=3") {
+		t.Fatalf("summary:\n%s", stdout.String())
+	}
+}

@@ -1,0 +1,104 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// DefaultNATSURL is used when NATS_URL is not set.
+const DefaultNATSURL = "nats://127.0.0.1:4222"
+
+// Connect connects to NATS as the client called name and keeps reconnecting forever.
+//
+// Environment (read through getenv, default os.Getenv):
+//
+//	NATS_URL                 server URL(s), comma-separated; default nats://127.0.0.1:4222
+//	NATS_CREDS               path of a .creds file (JWT + nkey), or
+//	NATS_USER, NATS_PASSWORD user and password
+//
+// If the server is not reachable yet, Connect keeps trying until ctx ends (a service
+// started before NATS in a compose stack waits for it). Disconnections, reconnections and
+// asynchronous errors (a permission violation, a slow consumer) are logged on log.
+func Connect(ctx context.Context, name string, getenv func(string) string, log *slog.Logger) (*nats.Conn, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	url := getenv("NATS_URL")
+	if url == "" {
+		url = DefaultNATSURL
+	}
+	connected := make(chan struct{})
+	var once sync.Once
+	opts := []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500 * time.Millisecond),
+		nats.ReconnectJitter(250*time.Millisecond, time.Second),
+		nats.RetryOnFailedConnect(true),
+		nats.ConnectHandler(func(nc *nats.Conn) {
+			log.Info("connected to NATS", "url", nc.ConnectedUrlRedacted())
+			once.Do(func() { close(connected) })
+		}),
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("disconnected from NATS, reconnecting", "error", err)
+			} else if !nc.IsClosed() {
+				log.Warn("disconnected from NATS, reconnecting")
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info("reconnected to NATS", "url", nc.ConnectedUrlRedacted(), "reconnects", nc.Reconnects)
+		}),
+		nats.ClosedHandler(func(*nats.Conn) { log.Info("NATS connection closed") }),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subject := ""
+			if sub != nil {
+				subject = sub.Subject
+			}
+			log.Error("NATS error", "subject", subject, "error", err)
+		}),
+	}
+	switch creds, user := getenv("NATS_CREDS"), getenv("NATS_USER"); {
+	case creds != "" && user != "":
+		return nil, errors.New("app: set NATS_CREDS or NATS_USER/NATS_PASSWORD, not both")
+	case creds != "":
+		opts = append(opts, nats.UserCredentials(creds))
+	case user != "":
+		opts = append(opts, nats.UserInfo(user, getenv("NATS_PASSWORD")))
+	}
+
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("app: connecting to %s: %w", url, err)
+	}
+	if nc.IsConnected() {
+		return nc, nil
+	}
+	log.Info("waiting for NATS", "url", url)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-connected:
+			return nc, nil
+		case <-tick.C:
+			// The handler runs asynchronously; the state is the source of truth.
+			if nc.IsConnected() {
+				return nc, nil
+			}
+		case <-ctx.Done():
+			nc.Close()
+			return nil, fmt.Errorf("app: waiting for NATS at %s: %w", url, ctx.Err())
+		}
+	}
+}

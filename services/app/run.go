@@ -1,0 +1,201 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel"
+
+	"github.com/natsotel/reference/natsotel"
+	"github.com/natsotel/reference/services/telemetry"
+)
+
+// Stopper is a started service: Stop stops taking requests, drains and finishes the
+// requests in flight. It does not close the connection.
+type Stopper interface {
+	Stop(ctx context.Context) error
+}
+
+// StartFunc starts a service on an instrumented connection.
+type StartFunc func(ctx context.Context, conn *natsotel.Conn, log *slog.Logger) (Stopper, error)
+
+// Options configures Run.
+type Options struct {
+	// Name is the micro service name, the NATS connection name and the default
+	// service.name.
+	Name string
+	// Version is service.version.
+	Version string
+	// Getenv reads configuration (NATS_*, OTEL_*, LOG_LEVEL); default os.Getenv.
+	Getenv func(string) string
+	// Stderr receives the text logs; default os.Stderr.
+	Stderr io.Writer
+	// StopTimeout bounds Stop plus draining the connection. Default 20s.
+	StopTimeout time.Duration
+	// FlushTimeout bounds the telemetry flush at the end. Default 5s.
+	FlushTimeout time.Duration
+	// Ready, if set, is called once the service has started (tests use it).
+	Ready func(conn *natsotel.Conn, svc Stopper)
+}
+
+// Run sets up telemetry, connects to NATS, starts the service and runs until ctx ends;
+// then it shuts down in order: the service stops taking requests and finishes those in
+// flight, the connection drains (pending replies and publishes are flushed), and
+// telemetry is flushed. Each step is bounded by its timeout.
+func Run(ctx context.Context, opts Options, start StartFunc) (err error) {
+	if opts.Getenv == nil {
+		opts.Getenv = os.Getenv
+	}
+	if opts.StopTimeout <= 0 {
+		opts.StopTimeout = 20 * time.Second
+	}
+	if opts.FlushTimeout <= 0 {
+		opts.FlushTimeout = 5 * time.Second
+	}
+	level, err := parseLevel(opts.Getenv("LOG_LEVEL"))
+	if err != nil {
+		return err
+	}
+	tel, err := telemetry.New(ctx, telemetry.Config{
+		ServiceName:    opts.Name,
+		ServiceVersion: opts.Version,
+		Getenv:         opts.Getenv,
+		Stderr:         opts.Stderr,
+		LogLevel:       level,
+	})
+	if err != nil {
+		return err
+	}
+	log := tel.Logger
+	defer func() {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opts.FlushTimeout)
+		defer cancel()
+		if ferr := tel.Shutdown(fctx); ferr != nil {
+			// The backend being away is not the service's failure: report, do not fail.
+			fmt.Fprintf(stderr(opts), "%s: flushing telemetry: %v\n", opts.Name, ferr)
+		}
+	}()
+
+	nc, err := Connect(ctx, opts.Name, opts.Getenv, log)
+	if err != nil {
+		return err
+	}
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) {
+		log.Info("NATS connection closed")
+		close(closed)
+	})
+	defer nc.Close() // no-op after a completed drain
+
+	conn, err := natsotel.Wrap(nc, tel.NATSOptions()...)
+	if err != nil {
+		return fmt.Errorf("app: instrumenting the connection: %w", err)
+	}
+	svc, err := start(ctx, conn, log)
+	if err != nil {
+		return err
+	}
+	if opts.Ready != nil {
+		opts.Ready(conn, svc)
+	}
+	log.Info("running; stop with SIGINT or SIGTERM", "service", opts.Name, "version", opts.Version)
+	<-ctx.Done()
+
+	log.Info("shutting down", "timeout", opts.StopTimeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opts.StopTimeout)
+	defer cancel()
+	var errs []error
+	if err := svc.Stop(sctx); err != nil {
+		errs = append(errs, fmt.Errorf("stopping %s: %w", opts.Name, err))
+	}
+	if err := nc.Drain(); err != nil {
+		errs = append(errs, fmt.Errorf("draining the connection: %w", err))
+	} else {
+		select {
+		case <-closed:
+		case <-sctx.Done():
+			errs = append(errs, fmt.Errorf("draining the connection: %w", sctx.Err()))
+		}
+	}
+	if len(errs) > 0 {
+		log.Error("shutdown incomplete", "error", errors.Join(errs...))
+	} else {
+		log.Info("stopped cleanly")
+	}
+	return errors.Join(errs...)
+}
+
+// Main is the whole main function of a service binary: Run until SIGINT or SIGTERM,
+// exit status 1 on error. It is the only place that touches process-global state: the
+// signal handlers and OpenTelemetry's global error handler (rate-limited to stderr, so
+// a dead backend does not flood the log).
+func Main(name, version string, start StartFunc) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	otel.SetErrorHandler(newRateLimitedHandler(name, os.Stderr, 10*time.Second))
+	if err := Run(ctx, Options{Name: name, Version: version}, start); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+func stderr(o Options) io.Writer {
+	if o.Stderr != nil {
+		return o.Stderr
+	}
+	return os.Stderr
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if s == "" {
+		return slog.LevelInfo, nil
+	}
+	if err := l.UnmarshalText([]byte(strings.ToUpper(s))); err != nil {
+		return 0, fmt.Errorf("app: LOG_LEVEL=%q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// rateLimitedHandler writes OpenTelemetry SDK errors (failed exports) at most once per
+// interval, with a count of the ones it skipped.
+type rateLimitedHandler struct {
+	name     string
+	w        io.Writer
+	interval time.Duration
+
+	mu      sync.Mutex
+	last    time.Time
+	skipped int
+}
+
+func newRateLimitedHandler(name string, w io.Writer, interval time.Duration) *rateLimitedHandler {
+	return &rateLimitedHandler{name: name, w: w, interval: interval}
+}
+
+func (h *rateLimitedHandler) Handle(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := time.Now()
+	if now.Sub(h.last) < h.interval {
+		h.skipped++
+		return
+	}
+	msg := fmt.Sprintf("%s: telemetry: %v", h.name, err)
+	if h.skipped > 0 {
+		msg += fmt.Sprintf(" (%d similar errors skipped)", h.skipped)
+	}
+	fmt.Fprintln(h.w, msg)
+	h.last, h.skipped = now, 0
+}

@@ -1,0 +1,20 @@
+// Command inventory runs the inventory service. Configuration: NATS_URL, NATS_CREDS or
+// NATS_USER/NATS_PASSWORD, LOG_LEVEL and the standard OTEL_* variables (see package
+// telemetry). Stop it with SIGINT or SIGTERM.
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/natsotel/reference/natsotel"
+	"github.com/natsotel/reference/services/app"
+	"github.com/natsotel/reference/services/contracts"
+	"github.com/natsotel/reference/services/inventory"
+)
+
+func main() {
+	app.Main(contracts.InventoryService, inventory.Version, func(ctx context.Context, c *natsotel.Conn, log *slog.Logger) (app.Stopper, error) {
+		return inventory.Start(ctx, c, log, inventory.Config{})
+	})
+}

@@ -1,0 +1,182 @@
+package order
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/natsotel/reference/natsotel"
+	"github.com/natsotel/reference/services/contracts"
+	"github.com/natsotel/reference/services/internal/fault"
+	"github.com/natsotel/reference/services/internal/jsutil"
+	"github.com/natsotel/reference/services/internal/rpc"
+)
+
+// Version is the micro service version (SemVer).
+const Version = "1.0.0"
+
+// Config configures the order service. The zero value is a working configuration.
+type Config struct {
+	// RequestTimeout bounds each downstream request (reserve, charge, refund, release)
+	// and each event publish. Default 2s.
+	RequestTimeout time.Duration
+	// RetryInterval is how often orders whose end could not be finished during the
+	// request (decision not stored, refund or event not sent) are retried. Default 2s.
+	RetryInterval time.Duration
+	// FaultSeed seeds the fault injector (0: random).
+	FaultSeed uint64
+	// DisableControl leaves out the control endpoint (no runtime fault injection).
+	DisableControl bool
+	// Now returns the current time; default time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) defaults() {
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = 2 * time.Second
+	}
+	if c.RetryInterval <= 0 {
+		c.RetryInterval = 2 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Service is a running order service.
+type Service struct {
+	cfg    Config
+	log    *slog.Logger
+	conn   *natsotel.Conn
+	js     *natsotel.JetStream
+	orders *natsotel.KeyValue
+	srv    *rpc.Server
+	svc    *natsotel.Service
+
+	mu         sync.Mutex
+	unresolved map[string]*work
+
+	quit      chan struct{}
+	retryDone chan struct{}
+	stopOnce  sync.Once
+	stopErr   error
+}
+
+// Start creates the orders bucket and the order events stream if missing and registers
+// the micro service.
+func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Config) (*Service, error) {
+	cfg.defaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	js, err := conn.JetStream()
+	if err != nil {
+		return nil, fmt.Errorf("order: %w", err)
+	}
+	orders, err := jsutil.Bucket(ctx, js, contracts.BucketOrders, "order: orders by id", 5)
+	if err != nil {
+		return nil, fmt.Errorf("order: %w", err)
+	}
+	if _, err := jsutil.EnsureOrderEvents(ctx, js.Raw()); err != nil {
+		return nil, fmt.Errorf("order: %w", err)
+	}
+	s := &Service{
+		cfg:        cfg,
+		log:        log,
+		conn:       conn,
+		js:         js,
+		orders:     orders,
+		srv:        &rpc.Server{Log: log, Faults: fault.New(cfg.FaultSeed)},
+		unresolved: map[string]*work{},
+		quit:       make(chan struct{}),
+		retryDone:  make(chan struct{}),
+	}
+	s.svc, err = conn.AddService(micro.Config{
+		Name:        contracts.OrderService,
+		Version:     Version,
+		Description: "Creates orders: validates, reserves stock, charges, compensates on failure, publishes the outcome",
+		Metadata: map[string]string{
+			"buckets":   contracts.BucketOrders,
+			"publishes": contracts.OrderEventsStream + " (" + contracts.OrderEventsSubjects + ")",
+			"calls":     contracts.SubjectInventoryReserve + "," + contracts.SubjectInventoryRelease + "," + contracts.SubjectBillingCharge + "," + contracts.SubjectBillingRefund,
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("order: adding micro service: %w", err)
+	}
+	if err := s.addEndpoints(); err != nil {
+		_ = s.svc.Stop()
+		return nil, fmt.Errorf("order: %w", err)
+	}
+	go s.retryLoop()
+	log.InfoContext(ctx, "order started", "micro_id", s.svc.Info().ID, "version", Version)
+	return s, nil
+}
+
+func endpointMeta(desc, request, response, errs string) micro.EndpointOpt {
+	return micro.WithEndpointMetadata(map[string]string{
+		"description": desc, "request": request, "response": response, "errors": errs,
+	})
+}
+
+func (s *Service) addEndpoints() error {
+	g := s.svc.AddGroup(contracts.OrderService)
+	add := func(name string, h natsotel.Handler, opts ...micro.EndpointOpt) error {
+		if err := g.AddEndpoint(name, h, opts...); err != nil {
+			return fmt.Errorf("adding endpoint %s: %w", name, err)
+		}
+		return nil
+	}
+	err := errors.Join(
+		add("create", rpc.Typed(s.srv, s.create), endpointMeta(
+			"Create an order: reserve, charge, confirm; compensate and fail otherwise. Error replies carry the order as body",
+			"contracts.CreateOrderRequest", "contracts.Order",
+			"400 invalid request, 402 payment declined, 409 out of stock, 413 too large, 503 a dependency did not answer")),
+		add("get", rpc.Typed(s.srv, s.get), endpointMeta(
+			"An order by id",
+			"contracts.GetOrderRequest", "contracts.Order",
+			"400 invalid request, 404 not found, 413 too large, 503 store unavailable")),
+	)
+	if err == nil && !s.cfg.DisableControl {
+		err = add("control", rpc.Control(s.srv),
+			micro.WithEndpointQueueGroupDisabled(), // every replica applies the change
+			endpointMeta("Read (empty body) or set failure scenarios: drop_share",
+				"contracts.FaultConfig", "contracts.FaultConfig", "400 invalid configuration, 413 too large"))
+	}
+	return err
+}
+
+// Faults returns the fault injector.
+func (s *Service) Faults() *fault.Injector { return s.srv.Faults }
+
+// Stop stops taking requests, waits for the running ones, makes a last attempt at the
+// orders still being retried (logging those that remain), and returns. It does not close
+// the connection.
+func (s *Service) Stop(ctx context.Context) error {
+	s.stopOnce.Do(func() {
+		var errs []error
+		if err := s.svc.Stop(); err != nil {
+			errs = append(errs, fmt.Errorf("stopping micro service: %w", err))
+		}
+		if err := s.srv.Inflight.Wait(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("waiting for handlers: %w", err))
+		}
+		close(s.quit)
+		select {
+		case <-s.retryDone:
+		case <-ctx.Done():
+		}
+		s.retryAll(ctx)
+		if ids := s.Unresolved(); len(ids) > 0 {
+			s.log.ErrorContext(ctx, "stopping with unresolved orders; run ReconcileAll later", "order_ids", ids)
+			errs = append(errs, fmt.Errorf("%d orders unresolved", len(ids)))
+		}
+		s.stopErr = errors.Join(errs...)
+	})
+	return s.stopErr
+}
