@@ -125,7 +125,7 @@ func TestNATSConfigRunsTheShop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runner, err := load.New(lconn, lgLog, load.Config{Mode: load.ModeClosed, Workers: 4, Count: 120, Seed: 7, Progress: -1})
+	runner, err := load.New(lconn, lgLog, load.Config{Mode: load.ModeClosed, Workers: 8, Count: 120, Seed: 7, Timeout: 2 * time.Second, Progress: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

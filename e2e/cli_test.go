@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +21,8 @@ type cliCommand struct {
 	Files map[string]string
 	// Want are substrings the output must contain.
 	Want []string
+	// Check, when set, inspects the output further.
+	Check func(t *testing.T, output string)
 }
 
 // Shell renders the command as the README writes it.
@@ -83,6 +86,35 @@ var readmeCommands = []cliCommand{
 		Args:  []string{"bench", "service", "request", contracts.SubjectInventoryStock, "--payload", "stock.json", "--clients", "4", "--msgs", "2000", "--no-progress"},
 		Want:  []string{"msgs/sec"},
 	},
+	{
+		// The micro framework's own counters saw the benchmark, without errors: the payload
+		// file was a valid stock request.
+		Args: []string{"micro", "stats", contracts.InventoryService, "--json"},
+		Check: func(t *testing.T, output string) {
+			var stats []struct {
+				Endpoints []struct {
+					Name     string `json:"name"`
+					Requests int    `json:"num_requests"`
+					Errors   int    `json:"num_errors"`
+				} `json:"endpoints"`
+			}
+			if err := json.Unmarshal([]byte(output), &stats); err != nil {
+				t.Fatalf("nats micro stats --json: %v", err)
+			}
+			var requests, errors int
+			for _, s := range stats {
+				for _, e := range s.Endpoints {
+					if e.Name == "stock" {
+						requests += e.Requests
+						errors += e.Errors
+					}
+				}
+			}
+			if requests < 2000 || errors != 0 {
+				t.Errorf("inventory stock endpoint: %d requests, %d errors; want >= 2000 and 0", requests, errors)
+			}
+		},
+	},
 }
 
 // TestREADMECommands runs the nats CLI commands the README shows against the shop running
@@ -110,6 +142,9 @@ func TestREADMECommands(t *testing.T) {
 				if !strings.Contains(res.Output, w) {
 					t.Errorf("output lacks %q", w)
 				}
+			}
+			if c.Check != nil {
+				c.Check(t, res.Output)
 			}
 		})
 	}

@@ -448,7 +448,7 @@ func checkDashboards(t *testing.T, st *harness.Stack) {
 		for _, q := range d.Queries {
 			total++
 			expr := harness.SubstituteVariables(q.Expr, vars)
-			s, err := st.Prometheus.PollQuery(ctx, expr, 5*time.Second, harness.NonEmpty)
+			s, err := st.Prometheus.PollQuery(ctx, expr, 3*time.Second, harness.NonEmpty)
 			if err != nil {
 				failed = append(failed, fmt.Sprintf("%v\n      evaluated: %s\n      %v", q, expr, firstLine(err.Error())))
 				continue

@@ -174,25 +174,35 @@ func BenchmarkPublish(b *testing.B) {
 func BenchmarkPublishSubscribe(b *testing.B) {
 	s := startServer(b)
 	payload := make([]byte, 40)
-	b.Run("bare", func(b *testing.B) {
-		pub, sub := connect(b, s, "pub"), connect(b, s, "sub")
-		got := make(chan struct{})
-		if _, err := sub.Subscribe("bench.ps", func(*nats.Msg) { got <- struct{}{} }); err != nil {
-			b.Fatal(err)
+	for _, withHeader := range []bool{false, true} {
+		name := "bare"
+		if withHeader {
+			name = "bare-headers" // a fixed traceparent: the cost of carrying the header
 		}
-		flush(b, sub)
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := 0; i < b.N; i++ {
-			if err := pub.Publish("bench.ps", payload); err != nil {
+		b.Run(name, func(b *testing.B) {
+			pub, sub := connect(b, s, "pub"), connect(b, s, "sub")
+			got := make(chan struct{})
+			if _, err := sub.Subscribe("bench.ps", func(*nats.Msg) { got <- struct{}{} }); err != nil {
 				b.Fatal(err)
 			}
-			if err := pub.Flush(); err != nil {
-				b.Fatal(err)
+			flush(b, sub)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				m := &nats.Msg{Subject: "bench.ps", Data: payload}
+				if withHeader {
+					m.Header = nats.Header{"traceparent": []string{"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}}
+				}
+				if err := pub.PublishMsg(m); err != nil {
+					b.Fatal(err)
+				}
+				if err := pub.Flush(); err != nil {
+					b.Fatal(err)
+				}
+				<-got
 			}
-			<-got
-		}
-	})
+		})
+	}
 	for _, tc := range []struct {
 		name    string
 		sampler sdktrace.Sampler

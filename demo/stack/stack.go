@@ -351,7 +351,9 @@ func (s *Stack) LoadSummary() (load.Summary, bool) {
 // (so no new requests arrive), then billing, inventory and order (each drains its
 // in-flight work), then the connections (drained), the telemetry (flushed) and the
 // server; a temporary store is removed. ctx bounds the whole; what does not finish in
-// time is reported in the error and left behind. Calling Stop again does nothing.
+// time is reported in the error and left behind. A telemetry flush that fails (an
+// unreachable OTLP endpoint) is only warned about on Config.Stderr. Calling Stop again
+// does nothing.
 func (s *Stack) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	if s.stopped {
@@ -376,7 +378,8 @@ func (s *Stack) Stop(ctx context.Context) error {
 			drainConn(ctx, n.NC)
 		}
 		if err := n.Tel.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("stop %s telemetry: %w", n.Service, err))
+			// An unreachable backend is not the shop's failure: warn, do not fail.
+			fmt.Fprintf(s.cfg.Stderr, "stack: %s: flushing telemetry: %v\n", n.Service, err)
 		}
 	}
 	if s.Server != nil {
@@ -396,6 +399,9 @@ func (s *Stack) Stop(ctx context.Context) error {
 
 // drainConn drains nc (flushing what it published) and closes it, bounded by ctx.
 func drainConn(ctx context.Context, nc *nats.Conn) {
+	if nc.IsClosed() {
+		return
+	}
 	closed := make(chan struct{})
 	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
 	if err := nc.Drain(); err != nil {

@@ -284,10 +284,14 @@ func SubstituteVariables(expr string, vars map[string][]string) string {
 			if !known {
 				continue
 			}
-			if inRegexMatcher(expr[:m[0]]) {
+			if quote, ok := inRegexMatcher(expr[:m[0]]); ok {
 				quoted := make([]string, 0, len(vs))
 				for _, v := range vs {
-					quoted = append(quoted, regexp.QuoteMeta(v))
+					q := regexp.QuoteMeta(v)
+					if quote != '`' { // in "..." and '...' PromQL strings a backslash is escaped
+						q = strings.ReplaceAll(q, `\`, `\\`)
+					}
+					quoted = append(quoted, q)
 				}
 				sort.Strings(quoted)
 				repl = strings.Join(quoted, "|")
@@ -310,16 +314,17 @@ func SubstituteVariables(expr string, vars map[string][]string) string {
 }
 
 // inRegexMatcher reports whether the text before a variable ends inside the value of a =~ or
-// !~ matcher.
-func inRegexMatcher(before string) bool {
-	q := strings.LastIndexAny(before, `"`+"`")
+// !~ matcher, and which quote opened that value.
+func inRegexMatcher(before string) (byte, bool) {
+	q := strings.LastIndexAny(before, "\"'`")
 	if q < 0 {
-		return false
+		return 0, false
 	}
-	// The quote must open a value (odd number of quotes so far) preceded by =~ or !~.
-	if strings.Count(before, `"`)%2 == 0 && strings.Count(before, "`")%2 == 0 {
-		return false
+	quote := before[q]
+	// The quote must open a value (odd number of such quotes so far) preceded by =~ or !~.
+	if strings.Count(before, string(quote))%2 == 0 {
+		return 0, false
 	}
 	op := strings.TrimRight(before[:q], " ")
-	return strings.HasSuffix(op, "=~") || strings.HasSuffix(op, "!~")
+	return quote, strings.HasSuffix(op, "=~") || strings.HasSuffix(op, "!~")
 }

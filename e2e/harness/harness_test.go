@@ -11,7 +11,8 @@ func TestSubstituteVariables(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{`rate(x{service_name=~"$service"}[$__rate_interval])`, `rate(x{service_name=~"(billing|order)"}[1m])`},
 		{`rate(x{service_name="${service}"}[${__interval}])`, `rate(x{service_name="order"}[15s])`},
-		{`x{instance=~"[[instance]]"}`, `x{instance=~"a\.b"}`},
+		{`x{instance=~"[[instance]]"}`, `x{instance=~"a\\.b"}`},
+		{"x{instance=~`$instance`}", "x{instance=~`a\\.b`}"},
 		{`x{service_name=~"$service", instance="$instance"}`, `x{service_name=~"(billing|order)", instance="a.b"}`},
 		{`x{a="$unknown"}`, `x{a="$unknown"}`},
 		{`increase(x[$__range])`, `increase(x[5m])`},

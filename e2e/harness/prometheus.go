@@ -211,9 +211,10 @@ func (p *Prometheus) PollQuery(ctx context.Context, query string, timeout time.D
 		if err == nil && pred(s) {
 			return s, nil
 		}
-		if err == nil {
+		switch {
+		case err == nil:
 			last, lastErr = s, nil
-		} else {
+		case ctx.Err() == nil: // not the deadline cutting the last attempt short
 			lastErr = err
 		}
 		select {

@@ -80,6 +80,11 @@ func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Confi
 		_ = s.svc.Stop()
 		return nil, fmt.Errorf("billing: %w", err)
 	}
+	// The subscriptions are in place on the server once Start returns.
+	if err := conn.NATS().FlushTimeout(10 * time.Second); err != nil {
+		_ = s.svc.Stop()
+		return nil, fmt.Errorf("billing: flushing subscriptions: %w", err)
+	}
 	log.InfoContext(ctx, "billing started", "micro_id", s.svc.Info().ID, "version", Version)
 	return s, nil
 }

@@ -314,10 +314,9 @@ func TestConsumer(t *testing.T) {
 		return rec.Available == 48 && len(rec.Held) == 0
 	})
 	// Consumer spans are children of the producer spans (a messaging edge).
-	spans := e.node.SpansNamed("process " + contracts.OrderEventsStream)
-	if len(spans) < 3 {
-		t.Fatalf("%d consumer spans, want at least 3", len(spans))
-	}
+	testenv.Eventually(t, 5*time.Second, "three consumer spans", func() bool {
+		return len(e.node.SpansNamed("process "+contracts.OrderEventsStream)) == 3
+	})
 }
 
 // TestNakFault fails every delivery but the last one on purpose: the event is
@@ -335,14 +334,18 @@ func TestNakFault(t *testing.T) {
 		return e.reservation(t, "n1").State == contracts.ReservationCommitted
 	})
 	var naks, maxDelivered int
-	for _, s := range e.node.SpansNamed("process " + contracts.OrderEventsStream) {
-		if testenv.Attr(s, string(fault.AttrFault)) == string(fault.Nak) {
-			naks++
+	testenv.Eventually(t, 5*time.Second, "the last delivery's span", func() bool {
+		naks, maxDelivered = 0, 0
+		for _, s := range e.node.SpansNamed("process " + contracts.OrderEventsStream) {
+			if testenv.Attr(s, string(fault.AttrFault)) == string(fault.Nak) {
+				naks++
+			}
+			var d int
+			fmt.Sscan(testenv.Attr(s, string(natsotel.DeliveredKey)), &d)
+			maxDelivered = max(maxDelivered, d)
 		}
-		var d int
-		fmt.Sscan(testenv.Attr(s, string(natsotel.DeliveredKey)), &d)
-		maxDelivered = max(maxDelivered, d)
-	}
+		return maxDelivered >= testConfig.MaxDeliver
+	})
 	t.Logf("nak_share=1, MaxDeliver=%d: %d injected naks, highest delivery count on a span %d", testConfig.MaxDeliver, naks, maxDelivered)
 	if naks != testConfig.MaxDeliver-1 || maxDelivered != testConfig.MaxDeliver {
 		t.Fatalf("naks %d, max delivered %d; want %d and %d", naks, maxDelivered, testConfig.MaxDeliver-1, testConfig.MaxDeliver)

@@ -136,6 +136,11 @@ func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Confi
 		_ = s.svc.Stop()
 		return nil, fmt.Errorf("inventory: %w", err)
 	}
+	// The subscriptions are in place on the server once Start returns.
+	if err := conn.NATS().FlushTimeout(10 * time.Second); err != nil {
+		_ = s.svc.Stop()
+		return nil, fmt.Errorf("inventory: flushing subscriptions: %w", err)
+	}
 	if s.cc, err = s.startConsumer(ctx, js); err != nil {
 		_ = s.svc.Stop()
 		return nil, fmt.Errorf("inventory: %w", err)

@@ -113,6 +113,11 @@ func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Confi
 		_ = s.svc.Stop()
 		return nil, fmt.Errorf("order: %w", err)
 	}
+	// The subscriptions are in place on the server once Start returns.
+	if err := conn.NATS().FlushTimeout(10 * time.Second); err != nil {
+		_ = s.svc.Stop()
+		return nil, fmt.Errorf("order: flushing subscriptions: %w", err)
+	}
 	go s.retryLoop()
 	log.InfoContext(ctx, "order started", "micro_id", s.svc.Info().ID, "version", Version)
 	return s, nil
