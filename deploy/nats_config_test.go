@@ -84,13 +84,14 @@ func TestNATSConfigRunsTheShop(t *testing.T) {
 	done := make(chan result, len(starts))
 	logs := map[string]*syncBuffer{}
 	for name, start := range starts {
-		logs[name] = &syncBuffer{}
+		buf := &syncBuffer{}
+		logs[name] = buf
 		go func() {
 			err := app.Run(ctx, app.Options{
 				Name:        name,
 				Version:     "0.0.0-test",
 				Getenv:      getenv(name),
-				Stderr:      logs[name],
+				Stderr:      buf,
 				StopTimeout: 10 * time.Second,
 				Ready: func(conn *natsotel.Conn, _ app.Stopper) {
 					watch(name, conn.NATS())

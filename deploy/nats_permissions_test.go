@@ -247,6 +247,8 @@ func TestNATSConfigLeastPrivilege(t *testing.T) {
 		{"pub", "$JS.API.CONSUMER.DELETE.ORDER_EVENTS." + contracts.InventoryCommitConsumer, nobody},
 		// No service can destroy data.
 		{"pub", "$JS.API.STREAM.DELETE.ORDER_EVENTS", nobody},
+		{"pub", "$JS.API.STREAM.UPDATE.ORDER_EVENTS", nobody},
+		{"pub", "$JS.API.STREAM.CREATE.ORDER_EVENTS", only("order", "inventory")},
 		{"pub", "$JS.API.STREAM.PURGE.ORDER_EVENTS", nobody},
 		{"pub", "$JS.API.STREAM.DELETE.KV_stock", nobody},
 		{"pub", "$JS.API.STREAM.LIST", nobody},
