@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"flag"
 	"fmt"
 	"go/build"
 	"net/url"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/types"
 	"go.yaml.in/yaml/v4"
+
+	"github.com/natsotel/reference/loadgen/load"
 )
 
 const (
@@ -317,4 +320,26 @@ func deref(s *string) string {
 		return "<unset>"
 	}
 	return *s
+}
+
+// TestComposeLoadgenEnvParses feeds the load generator's compose environment to the same
+// flag/env parser its main uses, so a bad LOADGEN_* value fails here, not in a container
+// restart loop.
+func TestComposeLoadgenEnvParses(t *testing.T) {
+	p := loadCompose(t)
+	svc := p.Services["loadgen"]
+	var cfg load.Config
+	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
+	if err := cfg.RegisterFlags(fs, func(k string) string { return env(svc, k) }); err != nil {
+		t.Fatalf("loadgen environment: %v", err)
+	}
+	if err := fs.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Count != 0 || cfg.Duration != 0 {
+		t.Errorf("loadgen would stop (count %d, duration %v) and restart in a loop under restart: unless-stopped", cfg.Count, cfg.Duration)
+	}
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,13 +22,17 @@ type cliCommand struct {
 	Files map[string]string
 	// Want are substrings the output must contain.
 	Want []string
-	// Check, when set, inspects the output further.
-	Check func(t *testing.T, output string)
+	// Check, when set, inspects the output and the running system further.
+	Check func(t *testing.T, st *harness.Stack, output string)
 }
 
-// Shell renders the command as the README writes it.
+// Shell renders the command as the README writes it, after the lines that create its
+// files.
 func (c cliCommand) Shell() string {
 	var b strings.Builder
+	for _, name := range harness.SortedKeys(c.Files) {
+		fmt.Fprintf(&b, "echo '%s' > %s\n", c.Files[name], name)
+	}
 	b.WriteString("nats")
 	for _, a := range c.Args {
 		b.WriteByte(' ')
@@ -71,6 +76,29 @@ var readmeCommands = []cliCommand{
 		Want: []string{"Nats-Service-Error-Code: " + contracts.CodeBadRequest},
 	},
 	{
+		// A request that carries a W3C trace context from outside: the trace continues
+		// through order, inventory and billing (find it in Grafana by its id).
+		Args: []string{"req", contracts.SubjectOrderCreate, `{"customer_id":"c-42","lines":[{"sku":"sku-2","qty":1}],"card":"4242424242424242"}`,
+			"-H", "traceparent:00-" + readmeTraceID + "-00f067aa0ba902b7-01"},
+		Want: []string{`"status":"confirmed"`},
+		Check: func(t *testing.T, st *harness.Stack, _ string) {
+			st.Collector.WaitSpans(t, 20*time.Second, func(spans []harness.Span) error {
+				seen := map[string]bool{}
+				for _, s := range spans {
+					if s.TraceID == readmeTraceID {
+						seen[s.Service()] = true
+					}
+				}
+				for _, svc := range []string{contracts.OrderService, contracts.InventoryService, contracts.BillingService} {
+					if !seen[svc] {
+						return fmt.Errorf("trace %s has no %s span (has %v)", readmeTraceID, svc, harness.SortedKeys(seen))
+					}
+				}
+				return nil
+			})
+		},
+	},
+	{
 		// The fault-injection control endpoint: an empty body switches everything off and
 		// the reply is the configuration now in force.
 		Args: []string{"req", contracts.ControlSubject(contracts.BillingService), `{}`},
@@ -90,7 +118,7 @@ var readmeCommands = []cliCommand{
 		// The micro framework's own counters saw the benchmark, without errors: the payload
 		// file was a valid stock request.
 		Args: []string{"micro", "stats", contracts.InventoryService, "--json"},
-		Check: func(t *testing.T, output string) {
+		Check: func(t *testing.T, _ *harness.Stack, output string) {
 			var stats []struct {
 				Endpoints []struct {
 					Name     string `json:"name"`
@@ -117,6 +145,9 @@ var readmeCommands = []cliCommand{
 	},
 }
 
+// readmeTraceID is the trace id of the README's traceparent example.
+const readmeTraceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+
 // TestREADMECommands runs the nats CLI commands the README shows against the shop running
 // as separate processes, and checks their output names what the README says it does.
 func TestREADMECommands(t *testing.T) {
@@ -127,7 +158,7 @@ func TestREADMECommands(t *testing.T) {
 
 	env := append(harness.BaseEnv(st.Dir), "NATS_URL="+st.NATS.URL, "NO_COLOR=1")
 	for _, c := range readmeCommands {
-		t.Run(c.Shell(), func(t *testing.T) {
+		t.Run(strings.Join(c.Args[:min(3, len(c.Args))], " "), func(t *testing.T) {
 			for name, content := range c.Files {
 				if err := os.WriteFile(filepath.Join(st.Dir, name), []byte(content), 0o644); err != nil {
 					t.Fatal(err)
@@ -144,7 +175,7 @@ func TestREADMECommands(t *testing.T) {
 				}
 			}
 			if c.Check != nil {
-				c.Check(t, res.Output)
+				c.Check(t, st, res.Output)
 			}
 		})
 	}

@@ -88,3 +88,23 @@ func TestReadOTLPJSON(t *testing.T) {
 		t.Fatalf("metrics = %+v, %v", ms, err)
 	}
 }
+
+func TestMatchesEmpty(t *testing.T) {
+	for _, tc := range []struct {
+		m    Matcher
+		want bool
+	}{
+		{Matcher{"a", "=", ""}, true},
+		{Matcher{"a", "=", "x"}, false},
+		{Matcher{"a", "!=", ""}, false},
+		{Matcher{"a", "!=", "x"}, true},
+		{Matcher{"a", "=~", "x|y"}, false},
+		{Matcher{"a", "=~", ".*"}, true},
+		{Matcher{"a", "!~", "x"}, true},
+		{Matcher{"a", "!~", ".*"}, false},
+	} {
+		if got := matchesEmpty(tc.m); got != tc.want {
+			t.Errorf("matchesEmpty(%v) = %v, want %v", tc.m, got, tc.want)
+		}
+	}
+}

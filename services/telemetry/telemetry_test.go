@@ -15,6 +15,8 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -384,4 +386,31 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(p)
+}
+
+func TestRuntimeMetrics(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	tel, err := New(context.Background(), Config{ServiceName: "rt", Getenv: mapEnv(nil), MetricReaders: []sdkmetric.Reader{reader}, Stderr: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tel.Shutdown(context.Background()) }()
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			names[m.Name] = true
+		}
+	}
+	for _, want := range []string{"go.goroutine.count", "go.memory.used"} {
+		if !names[want] {
+			t.Errorf("runtime metric %s missing; got %v", want, names)
+		}
+	}
+	if v, ok := rm.Resource.Set().Value(semconv.ServiceNameKey); !ok || v.AsString() != "rt" {
+		t.Errorf("metric resource service.name = %v", v)
+	}
 }
