@@ -201,7 +201,7 @@ var (
 	promIdent    = regexp.MustCompile(`[A-Za-z_:][A-Za-z0-9_:]*`)
 	promFuncs    = map[string]bool{
 		"rate": true, "irate": true, "increase": true, "sum": true, "max": true, "min": true, "avg": true,
-		"count": true, "histogram_quantile": true, "and": true, "or": true, "unless": true, "bool": true,
+		"count": true, "histogram_quantile": true, "vector": true, "and": true, "or": true, "unless": true, "bool": true,
 	}
 )
 

@@ -2,6 +2,8 @@ package deploy
 
 import (
 	"bufio"
+	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -156,15 +158,17 @@ func TestDockerfileShape(t *testing.T) {
 }
 
 // TestImagesBuild runs the Dockerfile's `go build` line, with its flags and environment,
-// for the CMD of every image compose.yaml builds, from the repo root (the build context)
-// so the Go workspace is used as in the image.
+// for the CMD of every image compose.yaml builds, in a copy of the build context (the repo
+// root minus what .dockerignore excludes), so the Go workspace is used as in the image and
+// a source file the context leaves out breaks the test as it would break the image.
 func TestImagesBuild(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds every binary")
 	}
 	b := parseDockerfile(t)
 	p := loadCompose(t)
-	root := repoRoot(t)
+	// The build sees only the context: a copy of the repo filtered by .dockerignore.
+	root := dockerContext(t)
 	goBin := filepath.Join(os.Getenv("GOROOT"), "bin", "go")
 	if _, err := os.Stat(goBin); err != nil {
 		goBin = "go"
@@ -188,7 +192,8 @@ func TestImagesBuild(t *testing.T) {
 			}
 			c := exec.Command(goBin, args...)
 			c.Dir = root
-			c.Env = os.Environ()
+			// The image finds go.work in the context, whatever this process was told.
+			c.Env = append(os.Environ(), "GOWORK=auto")
 			for k, v := range b.env {
 				if k == "GOFLAGS" {
 					// The image's build context has no .git (.dockerignore), so
@@ -207,4 +212,150 @@ func TestImagesBuild(t *testing.T) {
 			t.Logf("%s: %s -> %.1f MB", name, cmd, float64(fi.Size())/1e6)
 		})
 	}
+}
+
+// TestDockerfileCopiesEveryWorkspaceModule: the module-files layer must copy the go.mod of
+// every module go.work uses, or `go mod download` fails in the image.
+func TestDockerfileCopiesEveryWorkspaceModule(t *testing.T) {
+	root := repoRoot(t)
+	work, err := os.ReadFile(filepath.Join(root, "go.work"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	df, err := os.ReadFile(filepath.Join(root, dockerfileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mods := workspaceModules(string(work))
+	if len(mods) == 0 {
+		t.Fatal("no use directives in go.work")
+	}
+	for _, m := range mods {
+		want := regexp.MustCompile(`(?m)^COPY\s+` + regexp.QuoteMeta(m) + `/go\.mod\s`)
+		if !want.Match(df) {
+			t.Errorf("Dockerfile does not COPY %s/go.mod before `go mod download`", m)
+		}
+	}
+}
+
+// workspaceModules returns the directories of go.work's use directives ("services", ...).
+func workspaceModules(work string) []string {
+	var out []string
+	inUse := false
+	for _, line := range strings.Split(work, "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(line, "use ("):
+			inUse = true
+		case inUse && line == ")":
+			inUse = false
+		case inUse && line != "":
+			out = append(out, strings.TrimPrefix(line, "./"))
+		case strings.HasPrefix(line, "use "):
+			out = append(out, strings.TrimPrefix(strings.TrimSpace(strings.TrimPrefix(line, "use ")), "./"))
+		}
+	}
+	return out
+}
+
+// dockerContext copies the repo root into a temporary directory, leaving out what
+// .dockerignore excludes, and returns the copy.
+func dockerContext(t *testing.T) string {
+	t.Helper()
+	root := repoRoot(t)
+	raw, err := os.ReadFile(filepath.Join(root, ".dockerignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ignore []*regexp.Regexp
+	for _, line := range strings.Split(string(raw), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if strings.HasPrefix(line, "!") {
+			t.Fatalf(".dockerignore exception %q: not supported by this test", line)
+		}
+		ignore = append(ignore, dockerignorePattern(strings.Trim(line, "/")))
+	}
+	dst := t.TempDir()
+	files := 0
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, path)
+		if err != nil || rel == "." {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		for _, re := range ignore {
+			if re.MatchString(rel) {
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+		}
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		files++
+		return copyFile(path, target)
+	})
+	if err != nil {
+		t.Fatalf("copying the build context: %v", err)
+	}
+	t.Logf("build context: %d files", files)
+	return dst
+}
+
+// dockerignorePattern turns a .dockerignore pattern (anchored at the context root; *, ?
+// and **) into a regexp matching a slash-separated relative path.
+func dockerignorePattern(p string) *regexp.Regexp {
+	var b strings.Builder
+	b.WriteString("^")
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case strings.HasPrefix(p[i:], "**/"):
+			b.WriteString("(?:.*/)?")
+			i += 2
+		case strings.HasPrefix(p[i:], "**"):
+			b.WriteString(".*")
+			i++
+		case c == '*':
+			b.WriteString("[^/]*")
+		case c == '?':
+			b.WriteString("[^/]")
+		default:
+			b.WriteString(regexp.QuoteMeta(string(c)))
+		}
+	}
+	b.WriteString("$")
+	return regexp.MustCompile(b.String())
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, fi.Mode().Perm())
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }

@@ -99,16 +99,16 @@ func TestPipelineSelfTest(t *testing.T) {
 
 	prom := st.Prometheus
 	edges := map[string]string{
-		`traces_service_graph_request_total{client="selftest-client",server="selftest-server",connection_type=""}`:                      "request/reply edge",
-		`traces_service_graph_request_total{client="selftest-client",server="selftest-server",connection_type="messaging_system"}`:      "messaging edge",
-		`traces_service_graph_request_total{client="selftest-client",server="selftest-bucket",connection_type="database"}`:              "database edge",
-		`traces_service_graph_request_failed_total{client="selftest-client",server="selftest-server",connection_type=""}`:               "failed request",
-		`traces_service_graph_request_server_seconds_bucket{client="selftest-client",server="selftest-server",le="+Inf"}`:               "server latency histogram",
-		`traces_service_graph_request_client_seconds_count{client="selftest-client",server="selftest-server"}`:                          "client latency histogram",
-		`traces_spanmetrics_calls_total{service="selftest-server",span_kind="SPAN_KIND_SERVER",span_name="handle"}`:                     "Tempo span-metrics calls",
-		`traces_spanmetrics_latency_bucket{service="selftest-server",span_kind="SPAN_KIND_SERVER",status_code="STATUS_CODE_ERROR"}`:     "Tempo span-metrics latency",
-		`selftest_sent_messages_total{job="shop/selftest-client",service_name="selftest-client",service_namespace="shop",instance!=""}`: "application counter",
-		`selftest_operation_duration_seconds_bucket{job="shop/selftest-client",le="+Inf"}`:                                              "application histogram",
+		`traces_service_graph_request_total{client="selftest-client",server="selftest-server",connection_type=""}`:                            "request/reply edge",
+		`traces_service_graph_request_total{client="selftest-client",server="selftest-server",connection_type="messaging_system"}`:            "messaging edge",
+		`traces_service_graph_request_total{client="selftest-client",server="selftest-bucket",connection_type="database"}`:                    "database edge",
+		`traces_service_graph_request_failed_total{client="selftest-client",server="selftest-server",connection_type=""}`:                     "failed request",
+		`traces_service_graph_request_server_seconds_bucket{client="selftest-client",server="selftest-server",le="+Inf"}`:                     "server latency histogram",
+		`traces_service_graph_request_client_seconds_count{client="selftest-client",server="selftest-server"}`:                                "client latency histogram",
+		`traces_spanmetrics_calls_total{service="selftest-server",span_kind="SPAN_KIND_SERVER",span_name="handle"}`:                           "Tempo span-metrics calls",
+		`traces_spanmetrics_latency_bucket{service="selftest-server",span_kind="SPAN_KIND_SERVER",status_code="STATUS_CODE_ERROR",le="+Inf"}`: "Tempo span-metrics latency",
+		`selftest_sent_messages_total{job="shop/selftest-client",service_name="selftest-client",service_namespace="shop",instance!=""}`:       "application counter",
+		`selftest_operation_duration_seconds_bucket{job="shop/selftest-client",le="+Inf"}`:                                                    "application histogram",
 	}
 	for q, what := range edges {
 		s := prom.WaitQuery(t, q, 30*time.Second, harness.NonEmpty)

@@ -75,7 +75,9 @@ func TestShop(t *testing.T) {
 	tools := harness.RequireTools(t)
 	bins := builder.Get(t)
 	st := harness.StartStack(t, tools, harness.StackConfig{})
-	harness.StartShop(t, st, builder, harness.ShopConfig{InventoryReplicas: 2, Probe: true})
+	// LOG_LEVEL=debug: the services log business outcomes (declines, out of stock, bad
+	// input) at debug inside the request's span; those records prove log-trace correlation.
+	harness.StartShop(t, st, builder, harness.ShopConfig{InventoryReplicas: 2, Probe: true, Env: []string{"LOG_LEVEL=debug"}})
 
 	res := st.Run(t, "loadgen", bins.Loadgen, nil, st.ServiceEnv("loadgen", loadgenEnv...), 2*time.Minute)
 	t.Logf("loadgen finished in %v (exit %d); summary:\n%s", res.Elapsed.Round(time.Millisecond), res.ExitCode, lastLines(res.Output, 25))
@@ -148,6 +150,10 @@ func TestShop(t *testing.T) {
 
 	t.Run("micro probe metrics", func(t *testing.T) {
 		checkProbeMetrics(t, st)
+	})
+
+	t.Run("exemplars link metrics to exported traces", func(t *testing.T) {
+		checkExemplars(t, st)
 	})
 
 	t.Run("logs carry trace and span ids of exported spans", func(t *testing.T) {
@@ -310,6 +316,37 @@ func checkProbeMetrics(t *testing.T, st *harness.Stack) {
 			continue
 		}
 		t.Logf("%d series, e.g. %v", len(s), s[0])
+	}
+}
+
+// checkExemplars: Prometheus keeps the exemplars the SDKs attach to histograms (otel-lgtm
+// enables exemplar storage so Grafana can jump from a latency panel to the trace), and
+// their trace ids are traces the collector exported.
+func checkExemplars(t *testing.T, st *harness.Stack) {
+	spans := map[string]bool{}
+	for _, s := range st.Collector.Spans(t) {
+		spans[s.TraceID+"/"+s.SpanID] = true
+	}
+	for _, svc := range []string{"loadgen", contracts.OrderService, contracts.InventoryService, contracts.BillingService} {
+		metric := "messaging_process_duration_seconds_bucket"
+		if svc == "loadgen" {
+			metric = "messaging_client_operation_duration_seconds_bucket"
+		}
+		ex, err := st.Prometheus.Exemplars(context.Background(), fmt.Sprintf(`%s{service_name=%q}`, metric, svc), 10*time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := 0
+		for _, e := range ex {
+			if spans[e.Labels["trace_id"]+"/"+e.Labels["span_id"]] {
+				found++
+			}
+		}
+		if found == 0 {
+			t.Errorf("%s: %d exemplars on %s, none pointing at an exported span", svc, len(ex), metric)
+			continue
+		}
+		t.Logf("%s: %d of %d exemplars on %s point at exported spans", svc, found, len(ex), metric)
 	}
 }
 

@@ -278,3 +278,57 @@ func renderTemplate(t testing.TB, name, path string, data any) {
 		t.Fatalf("template %s: %v", name, err)
 	}
 }
+
+// Exemplar is one exemplar of a series: its labels (trace_id, span_id) and value.
+type Exemplar struct {
+	Series map[string]string
+	Labels map[string]string
+	Value  float64
+	Time   time.Time
+}
+
+// Exemplars returns the exemplars of the series query selects over the last window.
+func (p *Prometheus) Exemplars(ctx context.Context, query string, window time.Duration) ([]Exemplar, error) {
+	now := time.Now()
+	form := url.Values{
+		"query": {query},
+		"start": {strconv.FormatFloat(float64(now.Add(-window).UnixMilli())/1000, 'f', 3, 64)},
+		"end":   {strconv.FormatFloat(float64(now.UnixMilli())/1000, 'f', 3, 64)},
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.URL+"/api/v1/query_exemplars", strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   []struct {
+			SeriesLabels map[string]string `json:"seriesLabels"`
+			Exemplars    []struct {
+				Labels    map[string]string `json:"labels"`
+				Value     string            `json:"value"`
+				Timestamp float64           `json:"timestamp"`
+			} `json:"exemplars"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return nil, fmt.Errorf("exemplars %q: %s: %w", query, resp.Status, err)
+	}
+	if r.Status != "success" {
+		return nil, fmt.Errorf("exemplars %q: %s", query, r.Error)
+	}
+	var out []Exemplar
+	for _, d := range r.Data {
+		for _, e := range d.Exemplars {
+			v, _ := strconv.ParseFloat(e.Value, 64)
+			out = append(out, Exemplar{Series: d.SeriesLabels, Labels: e.Labels, Value: v, Time: time.UnixMilli(int64(e.Timestamp * 1000))})
+		}
+	}
+	return out, nil
+}

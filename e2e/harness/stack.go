@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Stack is the infrastructure of one test: nats-server, Prometheus and the collector, plus
@@ -116,6 +117,8 @@ func (s *Stack) StartService(t testing.TB, name, path, serviceName string, args 
 		Args:      args,
 		Env:       s.ServiceEnv(serviceName, extraEnv...),
 		CheckExit: true,
+		// The services give in-flight work 20 s after SIGTERM before they give up.
+		StopTimeout: 25 * time.Second,
 	})
 }
 

@@ -88,6 +88,10 @@ func Run(ctx context.Context, opts Options, start StartFunc) (err error) {
 
 	nc, err := Connect(ctx, opts.Name, opts.Getenv, log)
 	if err != nil {
+		if ctx.Err() != nil {
+			log.Info("stopped while waiting for NATS")
+			return nil
+		}
 		return err
 	}
 	closed := make(chan struct{})

@@ -22,7 +22,7 @@ func TestBadInput(t *testing.T) {
 			testenv.Bad("card as number", `{"order_id":"o1","amount_cents":1,"card":4242424242424242}`, "400", `field "card": want string, got number`),
 			testenv.Bad("missing card", `{"order_id":"o1","amount_cents":1}`, "400", "card is required"),
 			testenv.Bad("order id with dots", `{"order_id":"a.b.c","amount_cents":1,"card":"4242424242424242"}`, "400", "order_id may only hold"),
-			testenv.Bad("order id too long", `{"order_id":"` + strings.Repeat("a", 65) + `","amount_cents":1,"card":"4242424242424242"}`, "400", "longer than 64"),
+			testenv.Bad("order id too long", `{"order_id":"`+strings.Repeat("a", 65)+`","amount_cents":1,"card":"4242424242424242"}`, "400", "longer than 64"),
 			testenv.Bad("order id wildcard", `{"order_id":">","amount_cents":1,"card":"4242424242424242"}`, "400", "order_id may only hold"),
 			testenv.Bad("empty object", `{}`, "400", "order_id is required"),
 		},

@@ -3,6 +3,7 @@ package order_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -83,7 +84,8 @@ func Example() {
 		Card:       contracts.CardDeclined,
 	})
 	_, err = client.Request(rctx, contracts.SubjectOrderCreate, req)
-	if se, ok := err.(*natsotel.ServiceError); ok {
+	var se *natsotel.ServiceError
+	if errors.As(err, &se) {
 		_ = json.Unmarshal(se.Data, &o)
 		fmt.Println(se.Code, o.Status, o.Reason)
 	}

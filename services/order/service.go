@@ -173,10 +173,10 @@ func (s *Service) Stop(ctx context.Context) error {
 		}
 		close(s.quit)
 		select {
-		case <-s.retryDone:
+		case <-s.retryDone: // the loop is idle: one last attempt here
+			s.retryAll(ctx)
 		case <-ctx.Done():
 		}
-		s.retryAll(ctx)
 		if ids := s.Unresolved(); len(ids) > 0 {
 			s.log.ErrorContext(ctx, "stopping with unresolved orders; run ReconcileAll later", "order_ids", ids)
 			errs = append(errs, fmt.Errorf("%d orders unresolved", len(ids)))

@@ -48,8 +48,10 @@ func TestRequestsWithDeadBackend(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			rec := tracetest.NewSpanRecorder()
 			tel, err := telemetry.New(context.Background(), telemetry.Config{
-				ServiceName:    "echo",
-				Getenv:         func(k string) string { return map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint(t), "OTEL_METRIC_EXPORT_INTERVAL": "100"}[k] },
+				ServiceName: "echo",
+				Getenv: func(k string) string {
+					return map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint(t), "OTEL_METRIC_EXPORT_INTERVAL": "100"}[k]
+				},
 				SpanProcessors: []sdktrace.SpanProcessor{rec},
 				Stderr:         io.Discard,
 			})

@@ -9,8 +9,8 @@ import (
 
 	"github.com/natsotel/reference/natsotel"
 	"github.com/natsotel/reference/services/app"
-	"github.com/natsotel/reference/services/contracts"
 	"github.com/natsotel/reference/services/billing"
+	"github.com/natsotel/reference/services/contracts"
 )
 
 func main() {

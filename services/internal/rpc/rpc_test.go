@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/natsotel/reference/services/contracts"
+	"github.com/natsotel/reference/services/internal/fault"
 )
 
 type sample struct {
@@ -106,6 +107,38 @@ func FuzzDecode(f *testing.F) {
 		}
 		if d := Sanitize(err.Description); strings.ContainsAny(d, "\r\n\x00") {
 			t.Fatalf("unsafe description %q", d)
+		}
+	})
+}
+
+func FuzzDecodeFaultConfig(f *testing.F) {
+	f.Add([]byte(`{"drop_share":0.5}`))
+	f.Add([]byte(`{"delay_share":1,"delay":"150ms","delay_jitter":"1h"}`))
+	f.Add([]byte(`{"nak_share":1e999}`))
+	f.Add([]byte(`{"delay":"-9223372036854775808ns"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := Decode[contracts.FaultConfig](data)
+		if err != nil {
+			if err.Code != contracts.CodeBadRequest && err.Code != contracts.CodeTooLarge {
+				t.Fatalf("code %s", err.Code)
+			}
+			return
+		}
+		in := fault.New(1, fault.Delay, fault.Nak, fault.Decline)
+		if in.Set(cfg) != nil {
+			if in.Config() != (contracts.FaultConfig{}) {
+				t.Fatal("a refused configuration was applied")
+			}
+			return
+		}
+		got := in.Config()
+		for _, s := range []float64{got.DropShare, got.DeclineShare, got.DelayShare, got.NakShare} {
+			if !(s >= 0 && s <= 1) {
+				t.Fatalf("accepted share %v", s)
+			}
+		}
+		if d := in.Delay(context.Background()); d < 0 || d > fault.MaxDelay {
+			t.Fatalf("delay %v", d)
 		}
 	})
 }
