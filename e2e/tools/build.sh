@@ -73,6 +73,7 @@ build_otelcol() {
 	# The builder resolves output_path against its working directory.
 	(cd "$src" && "$bin/builder" --config "$manifest")
 	install -m 0755 "$src/dist/otelcol" "$bin/otelcol"
+	rm -f "$src/dist/otelcol" # keep the generated sources, not a second copy of the binary
 }
 
 build_prometheus() {

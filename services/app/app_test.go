@@ -230,3 +230,38 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestRunStopsWhileNATSIsDown: SIGTERM while the server is away still exits cleanly.
+func TestRunStopsWhileNATSIsDown(t *testing.T) {
+	port := freePort(t)
+	srv := startServerOn(t, port, t.TempDir())
+	logs := &testenv.Buffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- app.Run(ctx, app.Options{
+			Name:    contracts.BillingService,
+			Getenv:  envMap(map[string]string{"NATS_URL": srv.ClientURL()}),
+			Stderr:  logs,
+			Ready:   func(*natsotel.Conn, app.Stopper) { close(ready) },
+			Version: billing.Version,
+		}, startBilling)
+	}()
+	<-ready
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	testenv.Eventually(t, 5*time.Second, "disconnect", func() bool { return strings.Contains(logs.String(), "disconnected from NATS") })
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v\n%s", err, logs)
+		}
+	case <-time.After(25 * time.Second):
+		t.Fatalf("Run did not return\n%s", logs)
+	}
+	if !strings.Contains(logs.String(), "closing without draining") {
+		t.Errorf("logs:\n%s", logs)
+	}
+}

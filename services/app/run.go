@@ -112,7 +112,7 @@ func Run(ctx context.Context, opts Options, start StartFunc) (err error) {
 	if opts.Ready != nil {
 		opts.Ready(conn, svc)
 	}
-	log.Info("running; stop with SIGINT or SIGTERM", "service", opts.Name, "version", opts.Version)
+	log.Info("running; stop with SIGINT or SIGTERM", "version", opts.Version)
 	<-ctx.Done()
 
 	log.Info("shutting down", "timeout", opts.StopTimeout)
@@ -122,7 +122,11 @@ func Run(ctx context.Context, opts Options, start StartFunc) (err error) {
 	if err := svc.Stop(sctx); err != nil {
 		errs = append(errs, fmt.Errorf("stopping %s: %w", opts.Name, err))
 	}
-	if err := nc.Drain(); err != nil {
+	if err := nc.Drain(); errors.Is(err, nats.ErrConnectionReconnecting) {
+		// Nothing can be flushed to a server that is away: close without draining.
+		log.Warn("NATS unreachable, closing without draining")
+		nc.Close()
+	} else if err != nil {
 		errs = append(errs, fmt.Errorf("draining the connection: %w", err))
 	} else {
 		select {
