@@ -81,6 +81,13 @@ func StartLoad(t testing.TB, natsURL string, log *slog.Logger, cfg load.Config) 
 	return l
 }
 
+// Stop ends the run (requests in flight finish, each bounded by the load timeout) and
+// returns its summary.
+func (l *Load) Stop(timeout time.Duration) (load.Summary, error) {
+	l.cancel()
+	return l.Wait(timeout)
+}
+
 // Done is closed when the run has finished.
 func (l *Load) Done() <-chan struct{} { return l.done }
 

@@ -22,6 +22,12 @@ const DefaultNATSURL = "nats://127.0.0.1:4222"
 //	NATS_URL                 server URL(s), comma-separated; default nats://127.0.0.1:4222
 //	NATS_CREDS               path of a .creds file (JWT + nkey), or
 //	NATS_USER, NATS_PASSWORD user and password
+//	NATS_INBOX_PREFIX        prefix of the connection's reply subjects; default
+//	                         "_INBOX_<NATS_USER>" when NATS_USER is set, else "_INBOX"
+//
+// The per-user inbox prefix (see InboxPrefix) lets the server restrict each user to its
+// own replies: deploy/nats/nats.conf allows user "order" to subscribe to "_INBOX_order.>",
+// not to "_INBOX.>". Requests, micro, JetStream and KeyValue all use it.
 //
 // If the server is not reachable yet, Connect keeps trying until ctx ends (a service
 // started before NATS in a compose stack waits for it). Disconnections, reconnections and
@@ -37,6 +43,10 @@ func Connect(ctx context.Context, name string, getenv func(string) string, log *
 	if url == "" {
 		url = DefaultNATSURL
 	}
+	inbox, err := InboxPrefix(getenv)
+	if err != nil {
+		return nil, err
+	}
 	connected := make(chan struct{})
 	var once sync.Once
 	opts := []nats.Option{
@@ -46,7 +56,7 @@ func Connect(ctx context.Context, name string, getenv func(string) string, log *
 		nats.ReconnectJitter(250*time.Millisecond, time.Second),
 		nats.RetryOnFailedConnect(true),
 		nats.ConnectHandler(func(nc *nats.Conn) {
-			log.Info("connected to NATS", "url", nc.ConnectedUrlRedacted())
+			log.Info("connected to NATS", "url", nc.ConnectedUrlRedacted(), "inbox_prefix", inbox)
 			once.Do(func() { close(connected) })
 		}),
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
@@ -67,6 +77,9 @@ func Connect(ctx context.Context, name string, getenv func(string) string, log *
 			}
 			log.Error("NATS error", "subject", subject, "error", err)
 		}),
+	}
+	if o := inboxOption(inbox); o != nil {
+		opts = append(opts, o)
 	}
 	switch creds, user := getenv("NATS_CREDS"), getenv("NATS_USER"); {
 	case creds != "" && user != "":

@@ -14,4 +14,16 @@
 //			return billing.Start(ctx, c, log, billing.Config{})
 //		})
 //	}
+//
+// # Inboxes and least privilege
+//
+// Connect gives every connection a per-user inbox prefix (InboxPrefix): with NATS_USER=order
+// its reply subjects are "_INBOX_order.<random>" instead of "_INBOX.<random>". nats.go uses
+// the prefix for request replies, micro requests, JetStream API and KeyValue replies,
+// pull-consumer deliveries and publish acks, so the server can allow user "order" to
+// subscribe to "_INBOX_order.>" only, and a compromised service cannot read replies meant
+// for another (deploy/nats/nats.conf does this). NATS_INBOX_PREFIX sets the prefix
+// explicitly (for .creds users, or a naming of your own); without NATS_USER or
+// NATS_INBOX_PREFIX the prefix stays nats.go's "_INBOX", so an unauthenticated server,
+// `make demo` and the tests need nothing.
 package app
