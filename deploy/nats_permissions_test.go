@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/natsotel/reference/loadgen/load"
+	"github.com/natsotel/reference/services/app"
 	"github.com/natsotel/reference/services/contracts"
 )
 
@@ -232,8 +233,11 @@ func TestNATSConfigLeastPrivilege(t *testing.T) {
 	}
 	nobody := only()
 	rules := []rule{
-		// Replies: every user receives replies on its inbox.
-		{"sub", "_INBOX.abc.*", only("order", "inventory", "billing", "loadgen", "probe")},
+		// Replies: nobody may listen to nats.go's default inboxes, i.e. to everybody's
+		// replies (each user has its own prefix, added below).
+		{"sub", "_INBOX.>", nobody},
+		{"sub", "_INBOX.abc.*", nobody},
+		{"sub", "*.>", nobody},
 		// Nobody may listen to everything or to the order events as plain NATS.
 		{"sub", ">", nobody},
 		{"sub", "events.order.>", nobody},
@@ -263,6 +267,15 @@ func TestNATSConfigLeastPrivilege(t *testing.T) {
 		{"pub", "$SRV.STATS.inventory", only("probe")},
 		// The system account is out of reach.
 		{"pub", "$SYS.REQ.SERVER.PING", nobody},
+	}
+	// Each user subscribes to its own inbox prefix (services/app.InboxPrefix) and to no
+	// other user's.
+	for _, user := range sortedCopy(mapKeys(mayCall)) {
+		rules = append(rules,
+			rule{"sub", "_INBOX_" + user + ".>", only(user)},
+			rule{"sub", "_INBOX_" + user + ".abc.*", only(user)},
+			rule{"sub", "_INBOX_" + user + ".abc.def", only(user)},
+		)
 	}
 	for bucket, owner := range bucketOwner {
 		stream := "KV_" + bucket
@@ -297,4 +310,38 @@ func mapKeys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestNATSConfigInboxPrefixes ties compose.yaml, services/app.Connect and nats.conf
+// together: the inbox prefix Connect derives from each Go service's compose environment
+// is one its NATS user may subscribe to, and no other user may.
+func TestNATSConfigInboxPrefixes(t *testing.T) {
+	s := startNATS(t)
+	project := loadCompose(t)
+	users := sortedCopy(mapKeys(mayCall))
+	checkers := map[string]*permChecker{}
+	for _, u := range users {
+		checkers[u] = newPermChecker(t, s, u)
+	}
+	for _, name := range sortedCopy(mapKeys(goServices)) {
+		svc, ok := project.Services[name]
+		if !ok {
+			t.Fatalf("no compose service %s", name)
+		}
+		user := env(svc, "NATS_USER")
+		prefix, err := app.InboxPrefix(func(key string) string { return env(svc, key) })
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if want := "_INBOX_" + user; prefix != want {
+			t.Errorf("%s: inbox prefix %q, want %q", name, prefix, want)
+		}
+		// What nats.go subscribes to for request replies (the response mux).
+		mux := prefix + ".abcdefghijklmnopqrstuv.*"
+		for _, u := range users {
+			if got, want := checkers[u].canSubscribe(mux, ""), u == user; got != want {
+				t.Errorf("user %s subscribe %s (%s's replies): allowed=%v, want %v", u, mux, name, got, want)
+			}
+		}
+	}
 }

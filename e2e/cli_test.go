@@ -71,6 +71,11 @@ var readmeCommands = []cliCommand{
 		Want: []string{"Nats-Service-Error-Code: " + contracts.CodePaymentDeclined},
 	},
 	{
+		// Out of stock: the order fails with 409 and nothing is charged.
+		Args: []string{"req", contracts.SubjectOrderCreate, `{"customer_id":"c-42","lines":[{"sku":"sku-oos","qty":1}],"card":"4242424242424242"}`},
+		Want: []string{"Nats-Service-Error-Code: " + contracts.CodeConflict},
+	},
+	{
 		// Bad input gets a 400 with a description.
 		Args: []string{"req", contracts.SubjectOrderCreate, `{"lines":[]}`},
 		Want: []string{"Nats-Service-Error-Code: " + contracts.CodeBadRequest},
@@ -99,14 +104,12 @@ var readmeCommands = []cliCommand{
 		},
 	},
 	{
-		// The fault-injection control endpoint: an empty body switches everything off and
-		// the reply is the configuration now in force.
-		Args: []string{"req", contracts.ControlSubject(contracts.BillingService), `{}`},
-		Want: []string{"{"},
+		Args: []string{"req", contracts.SubjectInventoryStock, `{"sku":"sku-5"}`},
+		Want: []string{`"sku":"sku-5"`, `"available":`},
 	},
 	{
-		Args: []string{"req", contracts.ControlSubject(contracts.OrderService), `{}`},
-		Want: []string{"{"},
+		Args: []string{"req", contracts.SubjectOrderGet, `{"id":"no-such-order"}`},
+		Want: []string{"Nats-Service-Error-Code: " + contracts.CodeNotFound},
 	},
 	{
 		// A quick benchmark of a read-only endpoint through the real services.
@@ -145,6 +148,45 @@ var readmeCommands = []cliCommand{
 	},
 }
 
+// scenarioCommands are the README's failure-scenario commands, run in this order after
+// readmeCommands: each control endpoint replies with the configuration now in force, and
+// `{}` switches everything off again. Keep in sync with README.md.
+var scenarioCommands = []cliCommand{
+	{
+		Args: []string{"req", contracts.ControlSubject(contracts.BillingService), `{"decline_share":0.3}`},
+		Want: []string{`"decline_share":0.3`},
+	},
+	{
+		Args: []string{"req", contracts.ControlSubject(contracts.InventoryService), `{"delay_share":0.2,"delay":"150ms","delay_jitter":"100ms"}`},
+		Want: []string{`"delay_share":0.2`, `"delay":"150ms"`, `"delay_jitter":"100ms"`},
+	},
+	{
+		Args: []string{"req", contracts.ControlSubject(contracts.BillingService), `{"drop_share":0.1}`},
+		Want: []string{`"drop_share":0.1`},
+	},
+	{
+		Args: []string{"req", contracts.ControlSubject(contracts.InventoryService), `{"nak_share":0.25}`},
+		Want: []string{`"nak_share":0.25`},
+	},
+	{
+		// Everything off again: the reply is the zero configuration.
+		Args: []string{"req", contracts.ControlSubject(contracts.BillingService), `{}`},
+		Want: []string{"{}"},
+	},
+	{
+		Args: []string{"req", contracts.ControlSubject(contracts.InventoryService), `{}`},
+		Want: []string{"{}"},
+	},
+	{
+		Args: []string{"req", "loadgen.control", `{"rate":50}`},
+		Want: []string{`"rate":50`},
+	},
+	{
+		Args: []string{"req", "loadgen.control", `{"burst_multiplier":5,"burst_seconds":30}`},
+		Want: []string{`"burst_multiplier":5`},
+	},
+}
+
 // readmeTraceID is the trace id of the README's traceparent example.
 const readmeTraceID = "4bf92f3577b34da6a3ce929d0e0e4736"
 
@@ -156,8 +198,13 @@ func TestREADMECommands(t *testing.T) {
 	st := harness.StartStack(t, tools, harness.StackConfig{})
 	harness.StartShop(t, st, builder, harness.ShopConfig{InventoryReplicas: 2})
 
+	// A slow, long-running load generator, so its control endpoint answers.
+	st.StartService(t, "loadgen", builder.Get(t).Loadgen, "loadgen", nil,
+		"LOADGEN_RATE=2", "LOADGEN_DURATION=10m")
+	harness.WaitMicro(t, st.NATS.URL, map[string]int{"loadgen": 1}, 30*time.Second)
+
 	env := append(harness.BaseEnv(st.Dir), "NATS_URL="+st.NATS.URL, "NO_COLOR=1")
-	for _, c := range readmeCommands {
+	for _, c := range append(readmeCommands, scenarioCommands...) {
 		t.Run(strings.Join(c.Args[:min(3, len(c.Args))], " "), func(t *testing.T) {
 			for name, content := range c.Files {
 				if err := os.WriteFile(filepath.Join(st.Dir, name), []byte(content), 0o644); err != nil {
