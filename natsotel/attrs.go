@@ -58,6 +58,6 @@ const (
 	ErrTypeOther            = "_OTHER"
 )
 
-// temporaryDestination replaces temporary or per-message subjects (_INBOX.*, $JS.ACK.*) in
-// span names and metric labels.
+// temporaryDestination replaces temporary or per-message subjects (_INBOX.*, _INBOX_<user>.*,
+// the connection's custom inbox prefix, $JS.ACK.*) in span names and metric labels.
 const temporaryDestination = "(temporary)"

@@ -121,9 +121,27 @@ func (c *Conn) server(now time.Time) *serverInfo {
 // destination returns the name to use in span names and metric labels for a subject we send
 // to, and whether it is temporary.
 func (c *Conn) destination(subject string) (string, bool) {
-	if strings.HasPrefix(subject, c.inbox) || strings.HasPrefix(subject, nats.InboxPrefix) ||
-		strings.HasPrefix(subject, "$JS.ACK.") {
+	if strings.HasPrefix(subject, c.inbox) || isInbox(subject) || strings.HasPrefix(subject, "$JS.ACK.") {
 		return temporaryDestination, true
 	}
 	return subject, false
+}
+
+// perUserInboxPrefix starts the per-user inbox prefixes "_INBOX_<user>" of the
+// nats.CustomInboxPrefix convention that least-privilege setups use (a user may subscribe
+// to "_INBOX_<user>.>" only).
+const perUserInboxPrefix = "_INBOX_"
+
+// isInbox reports whether subject is somebody's inbox: nats.go's default "_INBOX.<id>" or
+// a per-user "_INBOX_<user>.<id>". A reply to a peer's request goes to the peer's inbox,
+// whose custom prefix this connection cannot know otherwise.
+func isInbox(subject string) bool {
+	if strings.HasPrefix(subject, nats.InboxPrefix) {
+		return true
+	}
+	if !strings.HasPrefix(subject, perUserInboxPrefix) {
+		return false
+	}
+	dot := strings.IndexByte(subject, '.')
+	return dot > len(perUserInboxPrefix) && dot < len(subject)-1
 }

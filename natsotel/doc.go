@@ -69,9 +69,10 @@
 //
 // Span names and metric labels use a low-cardinality destination: the endpoint or
 // subscription subject template (wildcards included) on the receiving side, the stream on
-// the JetStream consuming side, the bucket for KeyValue. Inbox subjects (_INBOX.*, or the
-// connection's custom inbox prefix) and $JS.ACK.* become "(temporary)" with
-// messaging.destination.temporary=true. Request and publish spans use the subject the caller
+// the JetStream consuming side, the bucket for KeyValue. Inbox subjects (_INBOX.*, the
+// connection's custom inbox prefix (nats.CustomInboxPrefix), and the per-user inboxes
+// _INBOX_<user>.* that a reply to a peer's request goes to) and $JS.ACK.* become
+// "(temporary)" with messaging.destination.temporary=true. Request and publish spans use the subject the caller
 // passed: keep ids out of subjects, or give WithSpanNameFormatter/WithFilter a rule.
 //
 // # Headers

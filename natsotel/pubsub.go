@@ -14,8 +14,9 @@ import (
 type MsgHandler func(ctx context.Context, msg *nats.Msg)
 
 // Publish publishes data to subject in a PRODUCER span named "send <subject>" and injects
-// the trace context into the message headers. Publishes to inbox subjects (_INBOX.*, as used
-// for replies) are named "send (temporary)" with messaging.destination.temporary=true.
+// the trace context into the message headers. Publishes to inbox subjects (_INBOX.*,
+// _INBOX_<user>.* or the connection's custom inbox prefix, as used for replies) are named
+// "send (temporary)" with messaging.destination.temporary=true.
 func (c *Conn) Publish(ctx context.Context, subject string, data []byte) error {
 	return c.publish(ctx, &nats.Msg{Subject: subject, Data: data, Header: make(nats.Header, 2)})
 }

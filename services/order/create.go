@@ -120,6 +120,7 @@ func (s *Service) conclude(ctx context.Context, w *work, cerr *callError) (contr
 	case !decided:
 		return o, &rpc.Error{Code: contracts.CodeUnavailable, Description: "order " + o.ID + " is pending: its outcome could not be stored yet", Data: body, Cause: ferr}
 	case o.Status == contracts.OrderConfirmed:
+		s.log.InfoContext(ctx, "order confirmed", "order_id", o.ID, "amount_cents", o.AmountCents, "lines", len(o.Lines))
 		return o, nil
 	case cerr != nil && cerr.code != contracts.CodeInternal:
 		return o, &rpc.Error{Code: cerr.code, Description: "order " + o.ID + " failed: " + cerr.desc, Data: body, Cause: cerr.err}

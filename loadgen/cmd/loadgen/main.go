@@ -48,6 +48,7 @@ Scenarios: valid_order, out_of_stock, declined_card, malformed, lookup.
 Environment:
   NATS_URL                     NATS server (default nats://127.0.0.1:4222)
   NATS_CREDS | NATS_USER, NATS_PASSWORD
+  NATS_INBOX_PREFIX            reply subject prefix (default _INBOX_<NATS_USER>, else _INBOX)
   OTEL_EXPORTER_OTLP_ENDPOINT  export traces, metrics and logs over OTLP/HTTP when set
   OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, ... (standard OTel SDK variables)
   LOADGEN_*                    defaults of the flags below, as named in brackets

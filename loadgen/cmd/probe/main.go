@@ -42,6 +42,7 @@ Its own NATS traffic is not traced.
 Environment:
   NATS_URL                     NATS server (default nats://127.0.0.1:4222)
   NATS_CREDS | NATS_USER, NATS_PASSWORD
+  NATS_INBOX_PREFIX            reply subject prefix (default _INBOX_<NATS_USER>, else _INBOX)
   OTEL_EXPORTER_OTLP_ENDPOINT  export metrics and logs over OTLP/HTTP when set
   OTEL_METRIC_EXPORT_INTERVAL  metric export interval in ms (SDK default 60000)
   PROBE_INTERVAL, PROBE_WINDOW, PROBE_TIMEOUT, PROBE_MISSED, PROBE_SERVICES

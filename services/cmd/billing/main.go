@@ -1,6 +1,7 @@
 // Command billing runs the billing service. Configuration: NATS_URL, NATS_CREDS or
-// NATS_USER/NATS_PASSWORD, LOG_LEVEL and the standard OTEL_* variables (see package
-// telemetry). Stop it with SIGINT or SIGTERM.
+// NATS_USER/NATS_PASSWORD, NATS_INBOX_PREFIX (default _INBOX_<NATS_USER>; see app.Connect),
+// LOG_LEVEL and the standard OTEL_* variables (see package telemetry). Stop it with SIGINT
+// or SIGTERM.
 package main
 
 import (

@@ -104,7 +104,9 @@ func (s *Server) respond(ctx context.Context, req micro.Request, out any, err er
 // fail replies with a micro error and logs it at a level fitting its code.
 func (s *Server) fail(ctx context.Context, req micro.Request, e *Error) {
 	desc := Sanitize(e.Description)
-	level := slog.LevelDebug // the caller's mistake or a business outcome
+	// A 4xx is the caller's mistake or a business outcome (declined, out of stock): Info,
+	// so every failed order has a log line linked to its trace.
+	level := slog.LevelInfo
 	switch e.Code {
 	case contracts.CodeInternal:
 		level = slog.LevelError
