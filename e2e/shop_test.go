@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -75,9 +76,10 @@ func TestShop(t *testing.T) {
 	tools := harness.RequireTools(t)
 	bins := builder.Get(t)
 	st := harness.StartStack(t, tools, harness.StackConfig{})
-	// LOG_LEVEL=debug: the services log business outcomes (declines, out of stock, bad
-	// input) at debug inside the request's span; those records prove log-trace correlation.
-	harness.StartShop(t, st, builder, harness.ShopConfig{InventoryReplicas: 2, Probe: true, Env: []string{"LOG_LEVEL=debug"}})
+	// Default log level, as compose runs it: business outcomes (confirmed, declined, out of
+	// stock, bad input) are logged at info inside the request's span, and those records
+	// prove log-trace correlation.
+	harness.StartShop(t, st, builder, harness.ShopConfig{InventoryReplicas: 2, Probe: true})
 
 	res := st.Run(t, "loadgen", bins.Loadgen, nil, st.ServiceEnv("loadgen", loadgenEnv...), 2*time.Minute)
 	t.Logf("loadgen finished in %v (exit %d); summary:\n%s", res.Elapsed.Round(time.Millisecond), res.ExitCode, lastLines(res.Output, 25))
@@ -167,6 +169,36 @@ func TestShop(t *testing.T) {
 	t.Run("dashboards", func(t *testing.T) {
 		checkDashboards(t, st)
 	})
+
+	t.Run("no card numbers in exported telemetry", func(t *testing.T) {
+		checkNoSecrets(t, st)
+	})
+}
+
+// checkNoSecrets scans everything the collector exported (spans, logs and metrics, as raw
+// OTLP/JSON) for the test card numbers the load generator sends: request bodies must never
+// reach an attribute, a label or a log line.
+func checkNoSecrets(t *testing.T, st *harness.Stack) {
+	t.Helper()
+	secrets := []string{contracts.CardOK, contracts.CardDeclined}
+	var scanned int
+	for _, path := range []string{st.Collector.TracesFile, st.Collector.LogsFile, st.Collector.MetricsFile} {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("reading exported telemetry: %v", err)
+		}
+		scanned += len(data)
+		for _, s := range secrets {
+			if i := bytes.Index(data, []byte(s)); i >= 0 {
+				lo, hi := max(0, i-200), min(len(data), i+200)
+				t.Errorf("%s contains card number %s: ...%s...", filepath.Base(path), s, data[lo:hi])
+			}
+		}
+	}
+	if scanned < 10_000 {
+		t.Errorf("only %d bytes of exported telemetry: the scan proves nothing", scanned)
+	}
+	t.Logf("scanned %d bytes of exported spans, logs and metrics", scanned)
 }
 
 // zeroFailureEdges are the edges on which the load generator's mix causes no error: the

@@ -30,44 +30,48 @@ type Load struct {
 	err    error
 }
 
-// StartLoad connects to natsURL the way the loadgen binary does and runs cfg in the
-// background, every request passing through a Recorder. Without telemetry: the figures
-// come from the Summary and the Recorder. The run stops at the test's end at the latest.
-func StartLoad(t testing.TB, natsURL string, log *slog.Logger, cfg load.Config) *Load {
+// Dial connects to natsURL the way the loadgen binary does (app.Connect: reconnects
+// forever) and instruments the connection with natsotel, without telemetry: the figures
+// come from load.Summary and a Recorder. The connection is closed when the test ends.
+func Dial(t testing.TB, natsURL string, log *slog.Logger) (*nats.Conn, *natsotel.Conn) {
 	t.Helper()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
-	defer ccancel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	getenv := func(k string) string {
 		if k == "NATS_URL" {
 			return natsURL
 		}
 		return ""
 	}
-	nc, err := app.Connect(cctx, "loadgen", getenv, log)
+	nc, err := app.Connect(ctx, "loadgen", getenv, log)
 	if err != nil {
-		cancel()
 		t.Fatalf("load: %v", err)
 	}
+	t.Cleanup(nc.Close)
 	conn, err := natsotel.Wrap(nc, natsotel.WithTracerProvider(tracenoop.NewTracerProvider()), natsotel.WithMeterProvider(metricnoop.NewMeterProvider()))
 	if err != nil {
-		nc.Close()
-		cancel()
 		t.Fatalf("load: %v", err)
 	}
+	return nc, conn
+}
+
+// StartLoad connects to natsURL (see Dial) and runs cfg in the background, every request
+// passing through a Recorder. The run stops at the test's end at the latest.
+func StartLoad(t testing.TB, natsURL string, log *slog.Logger, cfg load.Config) *Load {
+	t.Helper()
+	nc, conn := Dial(t, natsURL, log)
 	rec := NewRecorder(conn)
 	if cfg.Progress == 0 {
 		cfg.Progress = -1
 	}
 	r, err := load.New(rec, log, cfg)
 	if err != nil {
-		nc.Close()
-		cancel()
 		t.Fatalf("load: %v", err)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
 	l := &Load{Runner: r, Recorder: rec, NC: nc, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(l.done)
@@ -76,7 +80,6 @@ func StartLoad(t testing.TB, natsURL string, log *slog.Logger, cfg load.Config) 
 	t.Cleanup(func() {
 		cancel()
 		<-l.done
-		nc.Close()
 	})
 	return l
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"sync"
@@ -113,4 +114,25 @@ func FormatCounts(m map[string]int) string {
 		return "-"
 	}
 	return strings.Join(parts, " ")
+}
+
+// Latencies returns the round-trip time (End - Start) of each call.
+func Latencies(calls []Call) []time.Duration {
+	out := make([]time.Duration, len(calls))
+	for i, c := range calls {
+		out[i] = c.End.Sub(c.Start)
+	}
+	return out
+}
+
+// Quantile returns the q-quantile (0 < q <= 1) of ds by the nearest-rank method: the
+// smallest value with at least q of the values at or below it. 0 for no values.
+func Quantile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	rank := int(math.Ceil(q*float64(len(s)))) - 1
+	return s[min(max(rank, 0), len(s)-1)]
 }
