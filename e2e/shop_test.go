@@ -267,7 +267,7 @@ func checkMessagingMetrics(t *testing.T, st *harness.Stack) {
 		t.Logf("error_type values on loadgen requests: %v", types)
 	}
 	// Low cardinality: no inbox or ack subject ever becomes a destination label.
-	s, err := prom.Query(ctx, `count by (messaging_destination_name) ({__name__=~"messaging_.+", messaging_destination_name=~"_INBOX\\..*|\\$JS\\.ACK\\..*|.*\\*\\*.*"})`)
+	s, err := prom.Query(ctx, `count by (messaging_destination_name) ({__name__=~"messaging_.+", messaging_destination_name=~"_INBOX.*|\\$JS\\.ACK\\..*|.*\\*\\*.*"})`)
 	if err != nil {
 		t.Fatal(err)
 	}
