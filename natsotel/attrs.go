@@ -55,6 +55,7 @@ const (
 	ErrTypeRevisionMismatch = "revision_mismatch"
 	ErrTypeKeyExists        = "key_exists"
 	ErrTypePanic            = "panic"
+	ErrTypeNoReply          = "no_reply" // a micro handler returned without answering
 	ErrTypeOther            = "_OTHER"
 )
 

@@ -27,6 +27,8 @@ type config struct {
 	linkOnly       bool
 	attributes     []attribute.KeyValue
 	requestTimeout time.Duration
+	destTemplate   func(subject string) string
+	onPanic        PanicHandler
 }
 
 type optionFunc func(*config)
@@ -40,7 +42,8 @@ type SpanNameFormatter func(operation, destination string) string
 
 // Filter decides whether a message on subject is traced. Returning false skips span creation
 // and metrics for that message; trace context is still propagated through unchanged (injected
-// into outgoing headers, extracted into the handler's context).
+// into outgoing headers, extracted into the handler's context), and a handler panic is still
+// recovered (and passed to the WithPanicHandler function).
 //
 // The subject passed is the concrete NATS subject of the message: the request or publish
 // subject, the subject a subscriber or endpoint received the message on, the JetStream
@@ -87,6 +90,26 @@ func WithSpanNameFormatter(f SpanNameFormatter) Option {
 
 // WithFilter installs a Filter. See Filter for what it receives.
 func WithFilter(f Filter) Option { return optionFunc(func(c *config) { c.filter = f }) }
+
+// WithDestinationTemplate maps the concrete subject of a request or publish (Conn.Request,
+// RequestMsg, Publish, PublishMsg, JetStream.Publish, PublishMsg) to its low-cardinality
+// template, e.g. "order.get.4711" to "order.get.{id}". The template names the span
+// ("request order.get.{id}"), becomes messaging.destination.template and is the
+// messaging.destination.name metric label; the span keeps the concrete subject in
+// messaging.destination.name. f returns "" to use the subject itself. Inbox and $JS.ACK
+// subjects are "(temporary)" before f is asked. f runs on every traced send, so it must be
+// cheap, safe for concurrent use and return few distinct values.
+func WithDestinationTemplate(f func(subject string) string) Option {
+	return optionFunc(func(c *config) { c.destTemplate = f })
+}
+
+// WithPanicHandler sets a function that is called with every handler panic natsotel
+// recovers (micro endpoints, subscriptions, JetStream Consume/Process), traced or filtered
+// out by WithFilter, after the panic was recorded on the span. ctx is the handler's
+// context. natsotel logs nothing itself: use f to log or count panics. f must not panic.
+func WithPanicHandler(f PanicHandler) Option {
+	return optionFunc(func(c *config) { c.onPanic = f })
+}
 
 // WithAttributes adds attributes to every span natsotel starts (not to metrics, to keep their
 // cardinality under the caller's control). Calling it twice appends.

@@ -28,6 +28,7 @@ type Conn struct {
 	inbox    string // inbox prefix + "." (temporary destinations)
 	ops      opCache
 	srv      atomic.Pointer[serverInfo]
+	durables durableSet // durable JetStream consumers seen by Consume and Fetch
 }
 
 // serverInfo is the server the connection is connected to, for server.address/server.port.
@@ -118,13 +119,32 @@ func (c *Conn) server(now time.Time) *serverInfo {
 	return s
 }
 
-// destination returns the name to use in span names and metric labels for a subject we send
-// to, and whether it is temporary.
+// destination returns the name to use in span names and metric labels for a subscription or
+// endpoint subject (already a template, wildcards included), and whether it is temporary.
 func (c *Conn) destination(subject string) (string, bool) {
-	if strings.HasPrefix(subject, c.inbox) || isInbox(subject) || strings.HasPrefix(subject, "$JS.ACK.") {
+	if c.temporary(subject) {
 		return temporaryDestination, true
 	}
 	return subject, false
+}
+
+// sendDestination is destination for a concrete subject a message is sent to: temporary
+// subjects first, then the WithDestinationTemplate template, else the subject.
+func (c *Conn) sendDestination(subject string) (string, bool) {
+	if c.temporary(subject) {
+		return temporaryDestination, true
+	}
+	if c.cfg.destTemplate != nil {
+		if t := c.cfg.destTemplate(subject); t != "" {
+			return t, false
+		}
+	}
+	return subject, false
+}
+
+// temporary reports whether subject is an inbox or a per-message ack subject.
+func (c *Conn) temporary(subject string) bool {
+	return strings.HasPrefix(subject, c.inbox) || isInbox(subject) || strings.HasPrefix(subject, "$JS.ACK.")
 }
 
 // perUserInboxPrefix starts the per-user inbox prefixes "_INBOX_<user>" of the

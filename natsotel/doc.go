@@ -23,21 +23,26 @@
 //
 //	operation                  kind      name                        parent / links                           key attributes
 //	-------------------------  --------  --------------------------  ---------------------------------------  -------------------------------------------
-//	Conn.Request, RequestMsg   CLIENT    request <subject>           caller's ctx                             messaging.operation.name=request, type=send
+//	Conn.Request, RequestMsg   CLIENT    request <subject> (+)       caller's ctx                             messaging.operation.name=request, type=send
 //	micro endpoint handler     SERVER    process <endpoint subject>  child of the requester's CLIENT span     type=process, consumer.group.name=queue group
-//	Conn.Publish, PublishMsg   PRODUCER  send <subject>              caller's ctx                             type=send, message.body.size
+//	Conn.Publish, PublishMsg   PRODUCER  send <subject> (+)          caller's ctx                             type=send, message.body.size
 //	Subscribe, QueueSubscribe  CONSUMER  process <subscription>      child of the PRODUCER span (or link *)   type=process, consumer.group.name=queue
-//	JetStream.Publish          PRODUCER  send <subject>              caller's ctx                             messaging.nats.stream/.sequence, message.id
-//	JetStream.Consume/Process  CONSUMER  process <stream>            child of the stored PRODUCER span (*)    consumer.group.name=consumer, .delivered
-//	JetStream.Fetch            CLIENT    receive <stream>            caller's ctx; one link per message       batch.message_count
+//	JetStream.Publish          PRODUCER  send <subject> (+)          caller's ctx                             messaging.nats.stream/.sequence, message.id
+//	JetStream.Consume/Process  CONSUMER  process <stream>            child of the stored PRODUCER span (*)    subscription.name=consumer (#), .delivered
+//	JetStream.Fetch            CLIENT    receive <stream>            caller's ctx; one link per message       batch.message_count, subscription.name (#)
 //	KeyValue Get/Put/...       CLIENT    <op> <bucket>               caller's ctx                             db.system.name=nats, db.namespace=bucket
 //
 // (*) With WithConsumerLinks, subscribe and JetStream process spans are new roots that link to
 // the producer instead.
 //
+// (+) With WithDestinationTemplate: the template its function returns for the subject.
+//
+// (#) The consumer is also messaging.consumer.group.name when it is durable (see below).
+//
 // Every messaging span has messaging.system=nats, messaging.operation.name and .type,
-// messaging.destination.name, messaging.client.id (the connection name, or its client id) and
-// server.address/server.port. No message content ever goes into an attribute: only its size.
+// messaging.destination.name (the concrete subject; see "Destinations and cardinality"),
+// messaging.client.id (the connection name, or its client id) and server.address/server.port.
+// No message content ever goes into an attribute: only its size.
 //
 // # Why CLIENT/SERVER for request/reply and PRODUCER/CONSUMER for events
 //
@@ -67,13 +72,44 @@
 //
 // # Destinations and cardinality
 //
-// Span names and metric labels use a low-cardinality destination: the endpoint or
-// subscription subject template (wildcards included) on the receiving side, the stream on
-// the JetStream consuming side, the bucket for KeyValue. Inbox subjects (_INBOX.*, the
-// connection's custom inbox prefix (nats.CustomInboxPrefix), and the per-user inboxes
-// _INBOX_<user>.* that a reply to a peer's request goes to) and $JS.ACK.* become
-// "(temporary)" with messaging.destination.temporary=true. Request and publish spans use the subject the caller
-// passed: keep ids out of subjects, or give WithSpanNameFormatter/WithFilter a rule.
+// Every operation has a low-cardinality destination, its template: the endpoint or
+// subscription subject (wildcards included) on the receiving side, the stream on the
+// JetStream consuming side, the bucket for KeyValue, and on the sending side the subject
+// itself or, with WithDestinationTemplate, the template its function returns for the subject
+// ("order.get.4711" -> "order.get.{id}"). The template names the span and is the
+// messaging.destination.name metric label. The span itself carries the concrete subject:
+//
+//	attribute                                span                                  metrics
+//	---------------------------------------  ------------------------------------  -------------
+//	messaging.destination.name               the message's concrete subject        the template
+//	messaging.destination.template           the template, when it differs         never
+//	messaging.destination.subscription.name  the JetStream consumer                never
+//	messaging.consumer.group.name            queue group or durable consumer       the same
+//
+// A message published to "orders.created" and received by a subscription to "orders.*"
+// gives a CONSUMER span "process orders.*" with messaging.destination.name=orders.created and
+// messaging.destination.template=orders.*, and metrics labelled
+// messaging.destination.name=orders.*. A JetStream message on "events.order.created" read
+// from stream ORDER_EVENTS gives "process ORDER_EVENTS" with
+// destination.name=events.order.created and destination.template=ORDER_EVENTS, and metrics
+// labelled ORDER_EVENTS. Dashboards grouping by messaging_destination_name keep seeing
+// endpoints, subscriptions and streams; Tempo's trace search finds the concrete subject.
+//
+// Inbox subjects (_INBOX.*, the connection's custom inbox prefix (nats.CustomInboxPrefix),
+// and the per-user inboxes _INBOX_<user>.* that a reply to a peer's request goes to) and
+// $JS.ACK.* are temporary: named "(temporary)" with messaging.destination.temporary=true,
+// and the subject itself appears nowhere, neither on the span nor in a label (the
+// WithDestinationTemplate function is not asked about them).
+//
+// Ephemeral and ordered JetStream consumers have generated names (an ordered consumer gets a
+// new one on every reset), so a consumer is messaging.consumer.group.name, a metric label,
+// only when it is durable (ConsumerInfo.Config.Durable set); every consumer's name is on the
+// span as messaging.destination.subscription.name. natsotel reads durability from the cached
+// info of the jetstream.Consumer given to Consume or Fetch, never with a server round trip:
+// Process after Fetch knows it; messages read with cons.Messages() get no group.
+//
+// Without WithDestinationTemplate, request and publish span names and metrics use the subject
+// the caller passed: keep ids out of subjects, or give WithDestinationTemplate a rule.
 //
 // # Headers
 //
@@ -99,14 +135,23 @@
 //	message too big (max_payload)                  Error        max_payload         errors.Is(err, nats.ErrMaxPayload)
 //	anything else                                  Error        _OTHER              *OpError wrapping the nats.go error
 //	micro handler req.Error("409", ...)            Error        409                 (server side)
+//	micro handler returns without answering        Error        no_reply            (server side; the caller times out)
 //	micro handler panic                            Error        500                 answered "500 internal error"; exception event
 //	subscribe / JetStream handler panic            Error        panic               recovered; exception event; JetStream message unacked
+//	subscribe / JetStream handler runtime.Goexit   Error        _OTHER              span ended; the goroutine exits
 //	KV Get of a missing key                        Unset        -                   errors.Is(err, jetstream.ErrKeyNotFound); nats.kv.found=false
 //	KV Create of an existing key                   Error        key_exists          errors.Is(err, jetstream.ErrKeyExists)
 //	KV Update with a stale revision                Error        revision_mismatch   errors.Is(err, jetstream.ErrKeyRevisionMismatch)
 //
 // Only short numeric micro codes are used as error.type; anything else is _OTHER. A handler
 // panic never takes the service down: micro keeps serving and its stats count the error.
+// Panics are recovered in every handler natsotel runs (micro, Subscribe, JetStream), also
+// for subjects WithFilter excludes (without a span then). natsotel logs nothing:
+// WithPanicHandler receives each recovered panic as a *PanicError (value, stack, subject).
+//
+// A micro handler must answer before it returns (see Handler): the span ends when it
+// returns, and micro is not safe for an answer sent later from another goroutine. If it
+// answers twice, the caller gets the first answer and the span reflects that one.
 //
 // # micro
 //
@@ -131,20 +176,22 @@
 //
 //	messaging.client.operation.duration  s   Request, Publish, JetStream Publish and Fetch
 //	messaging.process.duration           s   micro handlers, Subscribe handlers, JetStream Consume/Process
-//	messaging.client.sent.messages       {message}  Request, Publish, JetStream Publish
+//	messaging.client.sent.messages       {message}  Request, Publish, JetStream Publish: attempts (failed ones with error.type)
 //	messaging.client.consumed.messages   {message}  handlers and Fetch (operation.name tells which)
 //	db.client.operation.duration         s   KeyValue calls
 //
 // Attributes: messaging.system, messaging.operation.name and .type, messaging.destination.name
-// (template), messaging.consumer.group.name where there is one, error.type on failure,
-// server.address and server.port (not on KeyValue). Histograms use the advised buckets
-// 5 ms .. 10 s, set explicitly. Span-only attributes (client id, body size, sequence numbers,
-// WithAttributes) are not metric labels.
+// (the template, see above), messaging.consumer.group.name where there is one (queue group,
+// durable consumer), messaging.destination.temporary for "(temporary)", error.type on
+// failure, server.address and server.port (not on KeyValue). Histograms use the advised
+// buckets 5 ms .. 10 s, set explicitly. Span-only attributes (concrete subject, template,
+// subscription name, client id, body size, sequence numbers, WithAttributes) are not metric
+// labels.
 //
 // # Filter and performance
 //
 // WithFilter(f) skips spans and metrics for subjects where f returns false; the trace context
-// still passes through. Span names and attribute sets are computed once per operation and
+// still passes through and handler panics are still recovered. Span names and attribute sets are computed once per operation and
 // destination and cached per Conn; attribute work is skipped for non-recording spans.
 // BENCHMARKS.md has the numbers.
 package natsotel

@@ -46,15 +46,15 @@ func newExampleEnv() *exampleEnv {
 }
 
 // connect returns an instrumented connection named name.
-func (e *exampleEnv) connect(name string) *natsotel.Conn {
+func (e *exampleEnv) connect(name string, opts ...natsotel.Option) *natsotel.Conn {
 	nc, err := nats.Connect(e.srv.ClientURL(), nats.Name(name))
 	if err != nil {
 		panic(err)
 	}
-	conn, err := natsotel.Wrap(nc,
+	conn, err := natsotel.Wrap(nc, append([]natsotel.Option{
 		natsotel.WithTracerProvider(e.tp),
 		natsotel.WithPropagators(propagation.TraceContext{}),
-	)
+	}, opts...)...)
 	if err != nil {
 		panic(err)
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"maps"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -36,10 +38,12 @@ func (c *Conn) WrapJetStream(js jetstream.JetStream) *JetStream { return &JetStr
 // Raw returns the underlying jetstream.JetStream (for stream/consumer management).
 func (j *JetStream) Raw() jetstream.JetStream { return j.js }
 
-// Publish is a PRODUCER span "send <subject>"; stream and sequence from the PubAck become
-// span attributes (messaging.nats.stream, messaging.nats.sequence, messaging.nats.duplicate).
-// The trace context is stored with the message in its headers: it is the message's creation
-// context, the parent of the consumers' process spans.
+// Publish is a PRODUCER span "send <subject>" (named like Conn.Publish, including
+// WithDestinationTemplate); stream and sequence from the PubAck become span attributes
+// (messaging.nats.stream, messaging.nats.sequence, messaging.nats.duplicate). The trace
+// context is stored with the message in its headers: it is the message's creation context,
+// the parent of the consumers' process spans. A failed publish counts as a sent message
+// with error.type.
 func (j *JetStream) Publish(ctx context.Context, subject string, data []byte, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
 	return j.publish(ctx, &nats.Msg{Subject: subject, Data: data, Header: make(nats.Header, 2)}, opts)
 }
@@ -65,7 +69,8 @@ func (j *JetStream) publish(ctx context.Context, m *nats.Msg, opts []jetstream.P
 		ack, err := j.js.PublishMsg(ctx, m, opts...)
 		return ack, c.publishErr(m, err)
 	}
-	ctx, cl := c.begin(ctx, c.op(specSend, m.Subject, "", false))
+	dest, temp := c.sendDestination(m.Subject)
+	ctx, cl := c.begin(ctx, c.op(specSend, dest, "", temp), m.Subject)
 	if cl.span.IsRecording() {
 		cl.span.SetAttributes(semconv.MessagingMessageBodySize(len(m.Data)))
 		if id := m.Header.Get(jetstream.MsgIDHeader); id != "" {
@@ -76,7 +81,7 @@ func (j *JetStream) publish(ctx context.Context, m *nats.Msg, opts []jetstream.P
 	ack, err := j.js.PublishMsg(ctx, m, opts...)
 	if err != nil {
 		err = c.publishErr(m, err)
-		cl.end(ctx, errorType(err), err.Error(), 0)
+		cl.end(ctx, errorType(err), err.Error(), 1)
 		return ack, err
 	}
 	if cl.span.IsRecording() && ack != nil {
@@ -92,8 +97,9 @@ func (j *JetStream) publish(ctx context.Context, m *nats.Msg, opts []jetstream.P
 // Consume runs h for every message of cons in a CONSUMER span (child of the producer span).
 // See Process for the span.
 func (j *JetStream) Consume(cons jetstream.Consumer, h JSHandler, opts ...jetstream.PullConsumeOpt) (jetstream.ConsumeContext, error) {
+	_, _, durable := j.conn.consumerOf(cons)
 	return cons.Consume(func(msg jetstream.Msg) {
-		j.Process(context.Background(), msg, h)
+		j.process(context.Background(), msg, h, durable)
 	}, opts...)
 }
 
@@ -101,31 +107,52 @@ func (j *JetStream) Consume(cons jetstream.Consumer, h JSHandler, opts ...jetstr
 // span "process <stream>". The span's parent is the producer context stored in the message
 // headers: the creation context of the message, so the JetStream hop is a producer -> consumer
 // edge in the service graph (with WithConsumerLinks: a new root linking to it). Without a
-// stored context, the span in ctx (if any) is the parent. Attributes: stream, consumer
-// (messaging.consumer.group.name and messaging.destination.subscription.name), stream
-// sequence, delivery count and, when delivered more than once, messaging.nats.redelivered=true
-// and a "redelivered" event. A panic in h is recorded and recovered (the message is left
-// unacknowledged, so JetStream redelivers it after AckWait).
+// stored context, the span in ctx (if any) is the parent.
+//
+// Attributes: messaging.destination.name is the message's subject and
+// messaging.destination.template the stream (metrics use the stream as
+// messaging.destination.name); messaging.destination.subscription.name is the consumer;
+// stream sequence, delivery count and, when delivered more than once,
+// messaging.nats.redelivered=true and a "redelivered" event. The consumer is
+// messaging.consumer.group.name (span and metrics) only when it is durable: ephemeral and
+// ordered consumers have generated names, new ones after every reset of an ordered
+// consumer. natsotel knows a consumer is durable from the cached info of the
+// jetstream.Consumer passed to Consume or Fetch (no server round trip); messages of a
+// consumer never passed to either (read with Messages().Next()) carry no group.
+//
+// A panic in h is recovered, also for subjects WithFilter excludes: it is recorded on the
+// span and passed to the WithPanicHandler function, and the message is left unacknowledged,
+// so JetStream redelivers it after AckWait. A runtime.Goexit in h ends the span too.
 func (j *JetStream) Process(ctx context.Context, msg jetstream.Msg, h JSHandler) {
+	j.process(ctx, msg, h, "")
+}
+
+// process is Process; durable names the message's consumer when the caller knows it is
+// durable ("" to look it up among the durable consumers seen by Consume and Fetch).
+func (j *JetStream) process(ctx context.Context, msg jetstream.Msg, h JSHandler, durable string) {
 	c := j.conn
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	subject := msg.Subject()
 	ctx = c.cfg.prop.Extract(ctx, HeaderCarrier(msg.Headers()))
-	if !c.traced(msg.Subject()) {
-		h(ctx, msg)
+	if !c.traced(subject) {
+		c.runUntraced(ctx, subject, func() { h(ctx, msg) })
 		return
 	}
 	meta, _ := msg.Metadata()
-	stream, consumer := "", ""
+	var dest, group string
+	temp := false
 	if meta != nil {
-		stream, consumer = meta.Stream, meta.Consumer
+		dest = meta.Stream
+		if meta.Consumer != "" && (meta.Consumer == durable || c.durables.has(meta.Stream, meta.Consumer)) {
+			group = meta.Consumer
+		}
 	}
-	dest := stream
 	if dest == "" {
-		dest, _ = c.destination(msg.Subject())
+		dest, temp = c.sendDestination(subject)
 	}
-	ctx, cl := c.beginConsumer(ctx, c.op(specConsume, dest, consumer, false))
+	ctx, cl := c.beginConsumer(ctx, c.op(specConsume, dest, group, temp), subject)
 	if cl.span.IsRecording() {
 		cl.span.SetAttributes(semconv.MessagingMessageBodySize(len(msg.Data())))
 		if id := msg.Headers().Get(jetstream.MsgIDHeader); id != "" {
@@ -144,12 +171,55 @@ func (j *JetStream) Process(ctx context.Context, msg jetstream.Msg, h JSHandler)
 			}
 		}
 	}
-	c.runHandler(ctx, &cl, func() { h(ctx, msg) })
+	c.runHandler(ctx, &cl, subject, func() { h(ctx, msg) })
+}
+
+// consumerOf returns the stream and name of cons and, if it is durable, its name again as
+// durable, from the consumer's cached info (no server round trip). Durable consumers are
+// remembered, so that Process knows them.
+func (c *Conn) consumerOf(cons jetstream.Consumer) (stream, name, durable string) {
+	ci := cons.CachedInfo()
+	if ci == nil {
+		return "", "", ""
+	}
+	if ci.Config.Durable != "" && ci.Name != "" {
+		durable = ci.Name
+		c.durables.add(ci.Stream, ci.Name)
+	}
+	return ci.Stream, ci.Name, durable
+}
+
+// maxDurables bounds the set of remembered durable consumers; past it, Process of a durable
+// consumer not yet remembered sets no consumer group (Consume still does).
+const maxDurables = 1024
+
+// durableSet is the set of durable consumers (stream, name) a Conn has seen.
+type durableSet struct {
+	m sync.Map // consumerRef -> struct{}
+	n atomic.Int32
+}
+
+type consumerRef struct{ stream, name string }
+
+func (d *durableSet) add(stream, name string) {
+	k := consumerRef{stream, name}
+	if _, ok := d.m.Load(k); ok || d.n.Load() >= maxDurables {
+		return
+	}
+	if _, loaded := d.m.LoadOrStore(k, struct{}{}); !loaded {
+		d.n.Add(1)
+	}
+}
+
+func (d *durableSet) has(stream, name string) bool {
+	_, ok := d.m.Load(consumerRef{stream, name})
+	return ok
 }
 
 // Fetch fetches up to batch messages in a CLIENT span "receive <stream>" that links every
-// message's producer context and records messaging.batch.message_count. Process each message
-// with Process. ctx bounds the fetch: it is passed as jetstream.FetchContext, unless opts
+// message's producer context and records messaging.batch.message_count and the consumer
+// (messaging.destination.subscription.name; messaging.consumer.group.name only for a durable
+// consumer, see Process). Process each message with Process. ctx bounds the fetch: it is passed as jetstream.FetchContext, unless opts
 // contain FetchMaxWait (the two exclude each other), which then applies. A fetch that ends
 // because its wait expired with fewer than batch messages is not an error.
 func (j *JetStream) Fetch(ctx context.Context, cons jetstream.Consumer, batch int, opts ...jetstream.FetchOpt) ([]jetstream.Msg, error) {
@@ -157,15 +227,15 @@ func (j *JetStream) Fetch(ctx context.Context, cons jetstream.Consumer, batch in
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	stream, consumer := "", ""
-	if ci := cons.CachedInfo(); ci != nil {
-		stream, consumer = ci.Stream, ci.Name
-	}
-	info := c.op(specReceive, stream, consumer, false)
-	ctx, cl := c.begin(ctx, info)
+	stream, consumer, durable := c.consumerOf(cons)
+	info := c.op(specReceive, stream, durable, false)
+	ctx, cl := c.begin(ctx, info, "")
 	msgs, err := j.fetch(ctx, cons, batch, opts)
 	if cl.span.IsRecording() {
 		cl.span.SetAttributes(semconv.MessagingBatchMessageCount(len(msgs)))
+		if consumer != "" {
+			cl.span.SetAttributes(semconv.MessagingDestinationSubscriptionName(consumer))
+		}
 		for _, m := range msgs {
 			pctx := c.cfg.prop.Extract(context.Background(), HeaderCarrier(m.Headers()))
 			if sc := trace.SpanContextFromContext(pctx); sc.IsValid() {

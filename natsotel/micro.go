@@ -12,9 +12,14 @@ import (
 
 // Handler handles a micro request; ctx carries the SERVER span (child of the caller's
 // CLIENT span). req.Error(code, ...) marks the span as error with error.type = code.
-// A panic is recorded on the span and answered with a 500 micro error. The span ends when the
-// handler returns: answer before returning (an answer sent later from another goroutine is
-// delivered but not reflected on the span).
+//
+// The handler must answer (Respond, RespondJSON or Error) before it returns: micro finishes
+// the request when the handler returns (answering later from another goroutine races with
+// micro's bookkeeping) and the span ends then. A handler that returns without answering
+// leaves the caller waiting for its timeout; its span gets status Error with
+// error.type=no_reply. If a handler answers more than once, the caller gets the first answer
+// and so does the span. A panic is recorded on the span, passed to the WithPanicHandler
+// function and answered with a 500 micro error (unless an answer was already sent).
 type Handler func(ctx context.Context, req micro.Request)
 
 // panicCode and panicDescription answer a request whose handler panicked.
@@ -165,24 +170,27 @@ func (ep *endpoint) handle(req micro.Request) {
 	c := ep.c
 	ctx := c.cfg.prop.Extract(context.Background(), HeaderCarrier(req.Headers()))
 	r := &tracedRequest{Request: req}
-	if !c.traced(req.Subject()) {
+	subject := req.Subject()
+	if !c.traced(subject) {
 		defer func() {
 			if p := recover(); p != nil {
-				r.answerPanic()
+				r.answerPanic() // answer first: the panic handler may be slow
+				c.recovered(ctx, nil, subject, p)
 			}
 		}()
 		ep.h(ctx, r)
 		return
 	}
 
-	ctx, cl := c.begin(ctx, info)
+	ctx, cl := c.begin(ctx, info, subject)
 	if cl.span.IsRecording() {
 		cl.span.SetAttributes(semconv.MessagingMessageBodySize(len(req.Data())))
 	}
+	// Ends the span however the handler ends: return, panic or runtime.Goexit.
 	defer func() {
 		if p := recover(); p != nil {
-			recordPanic(cl.span, p)
 			r.answerPanic()
+			c.recovered(ctx, cl.span, subject, p)
 		}
 		errType, desc := r.outcome()
 		cl.end(ctx, errType, desc, 1)
@@ -195,8 +203,9 @@ type tracedRequest struct {
 	micro.Request
 
 	mu       sync.Mutex
-	answered bool
-	errType  string
+	sent     bool   // an answer was sent: the caller got it, its outcome is final
+	panicked bool   // the handler panicked
+	errType  string // outcome of the answer sent, or the error of the last failed attempt
 	errDesc  string
 }
 
@@ -214,45 +223,52 @@ func (r *tracedRequest) RespondJSON(v any, opts ...micro.RespondOpt) error {
 
 func (r *tracedRequest) Error(code, description string, data []byte, opts ...micro.RespondOpt) error {
 	err := r.Request.Error(code, description, data, opts...)
-	if err == nil {
-		r.record(nil, errorTypeOfCode(code), description)
-	} else {
-		r.record(err, "", "")
-	}
+	r.record(err, errorTypeOfCode(code), description)
 	return err
 }
 
+// record notes an answer attempt: err is what sending returned, errType and desc the outcome
+// if it was sent ("" for success). Only the first answer sent counts.
 func (r *tracedRequest) record(err error, errType, desc string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if err != nil {
-		if errors.Is(err, micro.ErrMarshalResponse) || errors.Is(err, micro.ErrArgRequired) {
-			// Nothing was sent; the handler may still answer.
-			r.errType, r.errDesc = ErrTypeOther, err.Error()
-			return
-		}
-		r.errType, r.errDesc = errorType(err), err.Error()
-	} else {
-		r.errType, r.errDesc = errType, desc
+	if r.sent {
+		return // the caller got the first answer
 	}
-	r.answered = true
+	if err != nil {
+		// Nothing was sent (marshalling or publishing failed); the handler may still answer.
+		r.errType, r.errDesc = ErrTypeOther, err.Error()
+		return
+	}
+	r.sent = true
+	r.errType, r.errDesc = errType, desc
 }
 
+// answerPanic answers a panicking handler's request with a 500, unless it was answered.
 func (r *tracedRequest) answerPanic() {
 	r.mu.Lock()
-	answered := r.answered
+	sent := r.sent
 	r.mu.Unlock()
-	if !answered {
+	if !sent {
 		_ = r.Request.Error(panicCode, panicDescription, nil)
 	}
 	r.mu.Lock()
-	r.answered = true
-	r.errType, r.errDesc = panicCode, "handler panic"
+	r.sent, r.panicked = true, true
 	r.mu.Unlock()
 }
 
+// outcome is the span's error.type ("" for success) and status description.
 func (r *tracedRequest) outcome() (string, string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.errType, r.errDesc
+	switch {
+	case r.panicked:
+		return panicCode, "handler panic"
+	case r.sent:
+		return r.errType, r.errDesc
+	case r.errDesc != "":
+		return ErrTypeNoReply, "no answer sent: " + r.errDesc
+	default:
+		return ErrTypeNoReply, "handler returned without answering"
+	}
 }

@@ -137,17 +137,23 @@ func (c *Conn) newOpInfo(k opKey) *opInfo {
 			info.mattrs = append(info.mattrs, semconv.MessagingConsumerGroupName(k.group))
 		}
 	}
+	// Span attributes: the metric attributes, the client id and WithAttributes, and for
+	// messaging operations messaging.destination.name last, so that begin can replace it
+	// with the concrete subject (see begin).
 	attrs := make([]attribute.KeyValue, 0, len(info.mattrs)+2+len(c.cfg.attributes))
-	attrs = append(attrs, info.mattrs...)
-	if !s.db {
-		if hasWildcard(k.dest) {
-			attrs = append(attrs, semconv.MessagingDestinationTemplate(k.dest))
-		}
-		if c.clientID != "" {
-			attrs = append(attrs, semconv.MessagingClientID(c.clientID))
+	for _, kv := range info.mattrs {
+		if kv.Key != semconv.MessagingDestinationNameKey {
+			attrs = append(attrs, kv)
 		}
 	}
-	info.attrs = append(attrs, c.cfg.attributes...)
+	if !s.db && c.clientID != "" {
+		attrs = append(attrs, semconv.MessagingClientID(c.clientID))
+	}
+	attrs = append(attrs, c.cfg.attributes...)
+	if !s.db {
+		attrs = append(attrs, semconv.MessagingDestinationName(k.dest))
+	}
+	info.attrs = attrs
 	return info
 }
 
@@ -201,8 +207,12 @@ type call struct {
 	start time.Time
 }
 
-// begin starts the span of an operation. extra start options (links, new root) are appended.
-func (c *Conn) begin(ctx context.Context, info *opInfo, extra ...trace.SpanStartOption) (context.Context, call) {
+// begin starts the span of an operation. subject is the concrete subject of the message
+// ("" if there is none, as for Fetch and KeyValue). When it differs from the operation's
+// low-cardinality destination, the span gets it as messaging.destination.name and the
+// destination as messaging.destination.template; temporary subjects never reach the span.
+// extra start options (links, new root) are appended.
+func (c *Conn) begin(ctx context.Context, info *opInfo, subject string, extra ...trace.SpanStartOption) (context.Context, call) {
 	opts := info.startOpts
 	if len(extra) > 0 {
 		opts = append(append(make([]trace.SpanStartOption, 0, len(opts)+len(extra)), opts...), extra...)
@@ -214,13 +224,20 @@ func (c *Conn) begin(ctx context.Context, info *opInfo, extra ...trace.SpanStart
 		cl.srv = c.server(start)
 	}
 	if span.IsRecording() {
-		span.SetAttributes(info.spanAttrs(cl.srv)...)
+		attrs := info.spanAttrs(cl.srv)
+		if k := info.key; subject != "" && subject != k.dest && !k.temporary && !k.spec.db && !c.temporary(subject) {
+			// The last attribute is messaging.destination.name=dest (see newOpInfo).
+			span.SetAttributes(attrs[:len(attrs)-1]...)
+			span.SetAttributes(semconv.MessagingDestinationName(subject), semconv.MessagingDestinationTemplate(k.dest))
+		} else {
+			span.SetAttributes(attrs...)
+		}
 	}
 	return ctx, cl
 }
 
 // spanAttrs returns the static span attributes plus the server's, cached for the current
-// server.
+// server. For messaging operations messaging.destination.name stays the last attribute.
 func (info *opInfo) spanAttrs(srv *serverInfo) []attribute.KeyValue {
 	if srv == nil || len(srv.attrs) == 0 {
 		return info.attrs
@@ -229,7 +246,12 @@ func (info *opInfo) spanAttrs(srv *serverInfo) []attribute.KeyValue {
 		return sa.attrs
 	}
 	attrs := make([]attribute.KeyValue, 0, len(info.attrs)+len(srv.attrs))
-	attrs = append(append(attrs, info.attrs...), srv.attrs...)
+	if info.key.spec.db {
+		attrs = append(append(attrs, info.attrs...), srv.attrs...)
+	} else {
+		n := len(info.attrs) - 1
+		attrs = append(append(append(attrs, info.attrs[:n]...), srv.attrs...), info.attrs[n])
+	}
 	info.withSrv.Store(&srvAttrs{srv: srv, attrs: attrs})
 	return attrs
 }
@@ -273,15 +295,4 @@ func (cl *call) end(ctx context.Context, errType, desc string, n int64) {
 // traced applies the Filter.
 func (c *Conn) traced(subject string) bool {
 	return c.cfg.filter == nil || c.cfg.filter(subject)
-}
-
-func hasWildcard(subject string) bool {
-	for i := 0; i < len(subject); i++ {
-		if subject[i] == '*' || subject[i] == '>' {
-			if (i == 0 || subject[i-1] == '.') && (i == len(subject)-1 || subject[i+1] == '.') {
-				return true
-			}
-		}
-	}
-	return false
 }

@@ -1,6 +1,7 @@
 package natsotel
 
 import (
+	"context"
 	"fmt"
 	"runtime/debug"
 
@@ -8,23 +9,41 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// PanicError is the value a recovered handler panic is recorded as.
+// PanicError is a handler panic natsotel recovered. It is recorded as the span's "exception"
+// event and passed to the PanicHandler set with WithPanicHandler.
 type PanicError struct {
-	Value any    // what the handler panicked with
-	Stack []byte // stack of the panicking goroutine
+	Value   any    // what the handler panicked with
+	Stack   []byte // stack of the panicking goroutine
+	Subject string // subject of the message or request whose handler panicked
 }
 
 func (e *PanicError) Error() string { return fmt.Sprintf("natsotel: handler panic: %v", e.Value) }
 
-// recordPanic adds an "exception" event (type, message, stack trace) to span.
-func recordPanic(span trace.Span, r any) {
-	if !span.IsRecording() {
+// Unwrap returns Value if the handler panicked with an error, so errors.Is and errors.As see it.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}
+
+// PanicHandler is told about a recovered handler panic; see WithPanicHandler.
+type PanicHandler func(ctx context.Context, err *PanicError)
+
+// recovered reports a recovered panic r: an "exception" event (type, message, stack trace) on
+// span when it records, and the PanicHandler if one is set. span may be nil (untraced).
+func (c *Conn) recovered(ctx context.Context, span trace.Span, subject string, r any) {
+	recording := span != nil && span.IsRecording()
+	if !recording && c.cfg.onPanic == nil {
 		return
 	}
-	pe := &PanicError{Value: r, Stack: debug.Stack()}
-	span.AddEvent(semconv.ExceptionEventName, trace.WithAttributes(
-		semconv.ExceptionType(fmt.Sprintf("%T", r)),
-		semconv.ExceptionMessage(pe.Error()),
-		semconv.ExceptionStacktrace(string(pe.Stack)),
-	))
+	pe := &PanicError{Value: r, Stack: debug.Stack(), Subject: subject}
+	if recording {
+		span.AddEvent(semconv.ExceptionEventName, trace.WithAttributes(
+			semconv.ExceptionType(fmt.Sprintf("%T", r)),
+			semconv.ExceptionMessage(pe.Error()),
+			semconv.ExceptionStacktrace(string(pe.Stack)),
+		))
+	}
+	if c.cfg.onPanic != nil {
+		c.cfg.onPanic(ctx, pe)
+	}
 }

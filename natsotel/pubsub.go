@@ -13,10 +13,12 @@ import (
 // MsgHandler handles a core NATS message; ctx carries the CONSUMER span.
 type MsgHandler func(ctx context.Context, msg *nats.Msg)
 
-// Publish publishes data to subject in a PRODUCER span named "send <subject>" and injects
-// the trace context into the message headers. Publishes to inbox subjects (_INBOX.*,
-// _INBOX_<user>.* or the connection's custom inbox prefix, as used for replies) are named
-// "send (temporary)" with messaging.destination.temporary=true.
+// Publish publishes data to subject in a PRODUCER span named "send <subject>" (or
+// "send <template>" with WithDestinationTemplate) and injects the trace context into the
+// message headers. Publishes to inbox subjects (_INBOX.*, _INBOX_<user>.* or the
+// connection's custom inbox prefix, as used for replies) are named "send (temporary)" with
+// messaging.destination.temporary=true. A failed publish counts as a sent message with
+// error.type, as semconv counts attempts.
 func (c *Conn) Publish(ctx context.Context, subject string, data []byte) error {
 	return c.publish(ctx, &nats.Msg{Subject: subject, Data: data, Header: make(nats.Header, 2)})
 }
@@ -40,14 +42,14 @@ func (c *Conn) publish(ctx context.Context, m *nats.Msg) error {
 		c.cfg.prop.Inject(ctx, HeaderCarrier(m.Header))
 		return c.publishErr(m, c.nc.PublishMsg(m))
 	}
-	dest, temp := c.destination(m.Subject)
-	ctx, cl := c.begin(ctx, c.op(specSend, dest, "", temp))
+	dest, temp := c.sendDestination(m.Subject)
+	ctx, cl := c.begin(ctx, c.op(specSend, dest, "", temp), m.Subject)
 	if cl.span.IsRecording() {
 		cl.span.SetAttributes(semconv.MessagingMessageBodySize(len(m.Data)))
 	}
 	c.cfg.prop.Inject(ctx, HeaderCarrier(m.Header))
 	if err := c.publishErr(m, c.nc.PublishMsg(m)); err != nil {
-		cl.end(ctx, errorType(err), err.Error(), 0)
+		cl.end(ctx, errorType(err), err.Error(), 1)
 		return err
 	}
 	cl.end(ctx, "", "", 1)
@@ -67,8 +69,11 @@ func (c *Conn) publishErr(m *nats.Msg, err error) error {
 
 // Subscribe subscribes to subject; h runs for every message in a CONSUMER span named
 // "process <subject>" (the subscription subject, wildcards included), the child of the
-// producer's span (or a new root linking to it with WithConsumerLinks). A panic in h is
-// recorded on the span and recovered.
+// producer's span (or a new root linking to it with WithConsumerLinks). The span's
+// messaging.destination.name is the message's subject; when that differs from the
+// subscription subject, the latter is messaging.destination.template (metrics use it as
+// messaging.destination.name). A panic in h is recovered, also for subjects WithFilter
+// excludes: it is recorded on the span and passed to the WithPanicHandler function.
 func (c *Conn) Subscribe(subject string, h MsgHandler) (*nats.Subscription, error) {
 	return c.nc.Subscribe(subject, c.msgHandler(subject, "", h))
 }
@@ -92,36 +97,57 @@ func (c *Conn) msgHandler(subject, queue string, h MsgHandler) nats.MsgHandler {
 	return func(m *nats.Msg) {
 		ctx := c.cfg.prop.Extract(context.Background(), HeaderCarrier(m.Header))
 		if !c.traced(m.Subject) {
-			h(ctx, m)
+			c.runUntraced(ctx, m.Subject, func() { h(ctx, m) })
 			return
 		}
-		ctx, cl := c.beginConsumer(ctx, info)
+		ctx, cl := c.beginConsumer(ctx, info, m.Subject)
 		if cl.span.IsRecording() {
 			cl.span.SetAttributes(semconv.MessagingMessageBodySize(len(m.Data)))
 		}
-		c.runHandler(ctx, &cl, func() { h(ctx, m) })
+		c.runHandler(ctx, &cl, m.Subject, func() { h(ctx, m) })
 	}
 }
 
 // beginConsumer starts a CONSUMER/SERVER span for a message whose producer context was
 // extracted into ctx: as a child (default) or as a new root with a link (WithConsumerLinks).
-func (c *Conn) beginConsumer(ctx context.Context, info *opInfo) (context.Context, call) {
+func (c *Conn) beginConsumer(ctx context.Context, info *opInfo, subject string) (context.Context, call) {
 	if c.cfg.linkOnly {
 		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
-			return c.begin(ctx, info, trace.WithNewRoot(), trace.WithLinks(trace.Link{SpanContext: sc}))
+			return c.begin(ctx, info, subject, trace.WithNewRoot(), trace.WithLinks(trace.Link{SpanContext: sc}))
 		}
 	}
-	return c.begin(ctx, info)
+	return c.begin(ctx, info, subject)
 }
 
-// runHandler runs fn, ends cl, and turns a panic into an exception event and error status.
-func (c *Conn) runHandler(ctx context.Context, cl *call, fn func()) {
+// runHandler runs fn and ends cl however fn ends: normally; by a panic, which is recovered,
+// recorded as an exception event with error.type=panic and passed to the PanicHandler; or by
+// runtime.Goexit (t.FailNow in a test handler), which ends the span with error.type=_OTHER
+// and lets the goroutine exit.
+func (c *Conn) runHandler(ctx context.Context, cl *call, subject string, fn func()) {
+	returned := false
+	defer func() {
+		if returned {
+			return
+		}
+		if r := recover(); r != nil {
+			c.recovered(ctx, cl.span, subject, r)
+			cl.end(ctx, ErrTypePanic, "panic in handler", 1)
+			return
+		}
+		cl.end(ctx, ErrTypeOther, "handler called runtime.Goexit", 1)
+	}()
+	fn()
+	returned = true
+	cl.end(ctx, "", "", 1)
+}
+
+// runUntraced runs fn for a message WithFilter excludes: no span, no metrics, but a panic is
+// recovered (and passed to the PanicHandler) as for traced messages.
+func (c *Conn) runUntraced(ctx context.Context, subject string, fn func()) {
 	defer func() {
 		if r := recover(); r != nil {
-			recordPanic(cl.span, r)
-			cl.end(ctx, ErrTypePanic, "panic in handler", 1)
+			c.recovered(ctx, nil, subject, r)
 		}
 	}()
 	fn()
-	cl.end(ctx, "", "", 1)
 }

@@ -10,7 +10,9 @@ import (
 )
 
 // Request sends data to subject and waits for the reply, honouring ctx's deadline and
-// cancellation, in a CLIENT span named "request <subject>". The trace context is injected
+// cancellation, in a CLIENT span named "request <subject>" ("request <template>" with
+// WithDestinationTemplate; messaging.destination.name on the span is always the subject,
+// and in metrics the template). The trace context is injected
 // into the request headers, so a natsotel micro endpoint's SERVER span becomes its child.
 //
 // A micro error reply returns the reply message and a *ServiceError (use errors.As). Other
@@ -60,8 +62,8 @@ func (c *Conn) request(ctx context.Context, m *nats.Msg) (*nats.Msg, error) {
 		return c.finishReply(m, reply, err)
 	}
 
-	dest, temp := c.destination(m.Subject)
-	ctx, cl := c.begin(ctx, c.op(specRequest, dest, "", temp))
+	dest, temp := c.sendDestination(m.Subject)
+	ctx, cl := c.begin(ctx, c.op(specRequest, dest, "", temp), m.Subject)
 	if cl.span.IsRecording() {
 		cl.span.SetAttributes(semconv.MessagingMessageBodySize(len(m.Data)))
 	}

@@ -1,0 +1,434 @@
+package natsotel_test
+
+import (
+	"context"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/natsotel/reference/natsotel"
+)
+
+// A subscribe handler that panics on a subject WithFilter excludes is recovered like a
+// traced one: the process survives and the subscription keeps delivering.
+func TestFilteredSubscribePanicRecovered(t *testing.T) {
+	s := startServer(t)
+	tel := newTelemetry(t)
+	c := tel.wrap(t, connect(t, s, "c"), natsotel.WithFilter(func(subject string) bool { return subject != "p" }))
+	got := make(chan string, 2)
+	if _, err := c.Subscribe("p", func(ctx context.Context, m *nats.Msg) {
+		if string(m.Data) == "boom" {
+			panic("boom")
+		}
+		got <- string(m.Data)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, c.NATS())
+	plain := connect(t, s, "plain")
+	for _, d := range []string{"boom", "after"} {
+		if err := plain.Publish("p", []byte(d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case v := <-got:
+		if v != "after" {
+			t.Fatalf("got %q", v)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("subscription stopped delivering after the panic")
+	}
+	if n := len(tel.spans()); n != 0 {
+		t.Errorf("filtered subject produced spans: %v", names(tel.spans()))
+	}
+}
+
+// A JetStream handler that panics on a filtered subject is recovered and the message is left
+// unacknowledged, so JetStream redelivers it.
+func TestFilteredJetStreamPanicRecoveredAndRedelivered(t *testing.T) {
+	s := startServer(t)
+	tel := newTelemetry(t)
+	js, err := tel.wrap(t, connect(t, s, "c"), natsotel.WithFilter(func(subject string) bool { return !strings.HasPrefix(subject, "events.") })).JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons := setupStream(t, js, time.Second)
+	if _, err := js.Publish(ctxTimeout(t), "events.order.paid", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	redelivered := make(chan uint64, 1)
+	cc, err := js.Consume(cons, func(ctx context.Context, m jetstream.Msg) {
+		md, _ := m.Metadata()
+		if md.NumDelivered == 1 {
+			panic("boom")
+		}
+		_ = m.Ack()
+		select {
+		case redelivered <- md.NumDelivered:
+		default:
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Stop()
+	select {
+	case n := <-redelivered:
+		if n != 2 {
+			t.Errorf("delivered %d times", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("message not redelivered after the recovered panic")
+	}
+	if n := len(tel.spans()); n != 0 {
+		t.Errorf("filtered subject produced spans: %v", names(tel.spans()))
+	}
+}
+
+// A micro handler that returns without answering leaves the caller waiting for a timeout:
+// its SERVER span says so with error.type=no_reply.
+func TestMicroNoReplyIsAnError(t *testing.T) {
+	s := startServer(t)
+	tel := newTelemetry(t)
+	c := tel.wrap(t, connect(t, s, "svc"))
+	svc, err := c.AddService(micro.Config{Name: "x", Version: "1.0.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.AddEndpoint("drop", func(ctx context.Context, req micro.Request) {}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := c.Request(ctx, "drop", nil); err == nil {
+		t.Fatal("request to a dropping handler succeeded")
+	}
+	server := find(t, tel.waitSpans(t, 2), "process drop", trace.SpanKindServer)
+	if server.Status().Code != codes.Error {
+		t.Errorf("status %v, want Error", server.Status())
+	}
+	wantAttr(t, server, semconv.ErrorTypeKey, "no_reply")
+	rm := tel.collect(t)
+	if p := histPoint(t, rm, "messaging.process.duration", semconv.MessagingDestinationName("drop"), semconv.ErrorTypeKey.String("no_reply")); p.Count != 1 {
+		t.Errorf("no_reply process count %d", p.Count)
+	}
+}
+
+// A handler that answers twice: the caller got the first answer, so the span keeps it.
+func TestMicroRespondTwiceKeepsFirst(t *testing.T) {
+	s := startServer(t)
+	tel := newTelemetry(t)
+	c := tel.wrap(t, connect(t, s, "svc"))
+	svc, err := c.AddService(micro.Config{Name: "x", Version: "1.0.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.AddEndpoint("ok-then-error", func(ctx context.Context, req micro.Request) {
+		_ = req.Respond([]byte("ok"))
+		_ = req.Error("409", "too late", nil)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.AddEndpoint("error-then-ok", func(ctx context.Context, req micro.Request) {
+		_ = req.Error("409", "conflict", nil)
+		_ = req.Respond([]byte("too late"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	reply, err := c.Request(ctxTimeout(t), "ok-then-error", nil)
+	if err != nil || string(reply.Data) != "ok" {
+		t.Fatalf("ok-then-error: %v %v", reply, err)
+	}
+	if _, err := c.Request(ctxTimeout(t), "error-then-ok", nil); err == nil {
+		t.Fatal("error-then-ok: want the 409")
+	}
+	spans := tel.waitSpans(t, 4)
+	okFirst := find(t, spans, "process ok-then-error", trace.SpanKindServer)
+	if okFirst.Status().Code != codes.Unset {
+		t.Errorf("ok-then-error: status %v, the caller got the success", okFirst.Status())
+	}
+	noAttr(t, okFirst, semconv.ErrorTypeKey)
+	errFirst := find(t, spans, "process error-then-ok", trace.SpanKindServer)
+	if errFirst.Status().Code != codes.Error {
+		t.Errorf("error-then-ok: status %v, the caller got the 409", errFirst.Status())
+	}
+	wantAttr(t, errFirst, semconv.ErrorTypeKey, "409")
+}
+
+// Failed publishes count as sent attempts with error.type, like failed requests.
+func TestFailedPublishCountsAttempt(t *testing.T) {
+	s := startServer(t, func(o *server.Options) { o.MaxPayload = 1024 })
+	tel := newTelemetry(t)
+	c := tel.wrap(t, connect(t, s, "c"))
+	if err := c.Publish(ctxTimeout(t), "big", make([]byte, 2048)); err == nil {
+		t.Fatal("publish over max_payload succeeded")
+	}
+	js, err := c.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctxTimeout(t), "nostream.here", nil); err == nil {
+		t.Fatal("JetStream publish without a stream succeeded")
+	}
+	rm := tel.collect(t)
+	if n := sumPoint(t, rm, "messaging.client.sent.messages", semconv.MessagingDestinationName("big"), semconv.ErrorTypeKey.String("max_payload")); n != 1 {
+		t.Errorf("failed publish counted %d, want 1 with error.type=max_payload", n)
+	}
+	var js1 int64
+	for _, dp := range sumPoints(t, rm, "messaging.client.sent.messages") {
+		if d, _ := dp.Attributes.Value(semconv.MessagingDestinationNameKey); d.AsString() == "nostream.here" {
+			if et, ok := dp.Attributes.Value(semconv.ErrorTypeKey); !ok || et.AsString() == "" {
+				t.Errorf("failed JetStream publish counted without error.type: %v", dp.Attributes)
+			}
+			js1 += dp.Value
+		}
+	}
+	if js1 != 1 {
+		t.Errorf("failed JetStream publish counted %d, want 1", js1)
+	}
+}
+
+// sumPoints returns the data points of an int64 sum (none if it was never recorded).
+func sumPoints(t *testing.T, rm metricdata.ResourceMetrics, name string) []metricdata.DataPoint[int64] {
+	t.Helper()
+	m, ok := findMetric(rm, name)
+	if !ok {
+		return nil
+	}
+	return m.Data.(metricdata.Sum[int64]).DataPoints
+}
+
+// A handler that calls runtime.Goexit (t.FailNow does) still ends its span.
+func TestHandlerGoexitEndsSpan(t *testing.T) {
+	s := startServer(t)
+	tel := newTelemetry(t)
+	c := tel.wrap(t, connect(t, s, "c"))
+
+	h := c.MsgHandler("g", "", func(ctx context.Context, m *nats.Msg) { runtime.Goexit() })
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h(&nats.Msg{Subject: "g", Header: nats.Header{}})
+	}()
+	<-done
+	sp := find(t, tel.waitSpans(t, 1), "process g", trace.SpanKindConsumer)
+	if sp.Status().Code != codes.Error {
+		t.Errorf("subscribe: status %v", sp.Status())
+	}
+
+	js, err := c.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons := setupStream(t, js, 30*time.Second)
+	if _, err := js.Publish(ctxTimeout(t), "events.order.created", nil); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := js.Fetch(ctxTimeout(t), cons, 1)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("fetch %d %v", len(msgs), err)
+	}
+	done = make(chan struct{})
+	go func() {
+		defer close(done)
+		js.Process(context.Background(), msgs[0], func(ctx context.Context, m jetstream.Msg) { runtime.Goexit() })
+	}()
+	<-done
+	proc := find(t, tel.waitSpans(t, 4), "process ORDER_EVENTS", trace.SpanKindConsumer)
+	if proc.Status().Code != codes.Error {
+		t.Errorf("JetStream: status %v", proc.Status())
+	}
+}
+
+// Ephemeral and ordered consumers have generated names (an ordered consumer gets a new one on
+// every reset): the name goes on the span as messaging.destination.subscription.name, never
+// into messaging.consumer.group.name or a metric label. Durable consumers keep the group,
+// also for Process after Fetch.
+func TestJetStreamConsumerGroupOnlyForDurables(t *testing.T) {
+	s := startServer(t)
+	tel := newTelemetry(t)
+	js, err := tel.wrap(t, connect(t, s, "c")).JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	durable := setupStream(t, js, 30*time.Second)
+	ctx := ctxTimeout(t)
+	st, err := js.Raw().Stream(ctx, "ORDER_EVENTS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ephemeral, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ordered, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, "events.order.created", nil); err != nil {
+		t.Fatal(err)
+	}
+
+	// Ephemeral through Consume.
+	consumed := make(chan string, 1)
+	cc, err := js.Consume(ephemeral, func(ctx context.Context, m jetstream.Msg) {
+		md, _ := m.Metadata()
+		_ = m.Ack()
+		consumed <- md.Consumer
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ephName := <-consumed
+	cc.Stop()
+	// Ordered and durable through Fetch + Process.
+	for _, cons := range []jetstream.Consumer{ordered, durable} {
+		msgs, err := js.Fetch(ctx, cons, 1)
+		if err != nil || len(msgs) != 1 {
+			t.Fatalf("fetch %d %v", len(msgs), err)
+		}
+		js.Process(ctx, msgs[0], func(ctx context.Context, m jetstream.Msg) { _ = m.Ack() })
+	}
+
+	spans := tel.waitSpans(t, 6)
+	groups := map[string]string{}
+	for _, sp := range spans {
+		if sp.SpanKind() == trace.SpanKindProducer {
+			continue
+		}
+		sub, ok := attr(sp, semconv.MessagingDestinationSubscriptionNameKey)
+		if !ok {
+			t.Errorf("%s %q: no subscription name", sp.SpanKind(), sp.Name())
+			continue
+		}
+		g, _ := attr(sp, semconv.MessagingConsumerGroupNameKey)
+		groups[sp.SpanKind().String()+" "+sub.AsString()] = g.AsString()
+	}
+	for key, g := range groups {
+		switch {
+		case strings.HasSuffix(key, " billing"):
+			if g != "billing" {
+				t.Errorf("%s: group %q, want billing", key, g)
+			}
+		case g != "":
+			t.Errorf("%s: non-durable consumer as consumer.group.name=%q", key, g)
+		}
+	}
+	for _, key := range []string{"consumer " + ephName, "consumer billing", "client billing"} {
+		if _, ok := groups[key]; !ok {
+			t.Errorf("no span %q: %v", key, groups)
+		}
+	}
+	if len(groups) < 4 { // process: ephemeral, ordered, durable; receive: ordered, durable
+		t.Errorf("spans by consumer %v", groups)
+	}
+
+	rm := tel.collect(t)
+	for _, name := range []string{"messaging.process.duration", "messaging.client.operation.duration", "messaging.client.consumed.messages"} {
+		m, _ := findMetric(rm, name)
+		forEachAttrs(m.Data, func(set attribute.Set) {
+			if g, ok := set.Value(semconv.MessagingConsumerGroupNameKey); ok && g.AsString() != "billing" {
+				t.Errorf("%s: generated consumer name as a label: %v", name, set)
+			}
+			if _, ok := set.Value(semconv.MessagingDestinationSubscriptionNameKey); ok {
+				t.Errorf("%s: subscription name as a label: %v", name, set)
+			}
+		})
+	}
+	if p := histPoint(t, rm, "messaging.process.duration", semconv.MessagingDestinationName("ORDER_EVENTS"), semconv.MessagingConsumerGroupName("billing")); p.Count != 1 {
+		t.Errorf("durable process count %d", p.Count)
+	}
+}
+
+// CONSUMER and SERVER spans name the concrete subject in messaging.destination.name and the
+// subscription, endpoint or stream in messaging.destination.template; span names and metric
+// labels keep the low-cardinality template.
+func TestReceivingSpansCarryConcreteSubject(t *testing.T) {
+	s := startServer(t)
+	tel := newTelemetry(t)
+	c := tel.wrap(t, connect(t, s, "c"))
+
+	got := make(chan struct{}, 1)
+	if _, err := c.Subscribe("orders.*", func(ctx context.Context, m *nats.Msg) { got <- struct{}{} }); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := c.AddService(micro.Config{Name: "order", Version: "1.0.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.AddEndpoint("get", func(ctx context.Context, req micro.Request) { _ = req.Respond(nil) },
+		micro.WithEndpointSubject("order.get.*")); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.AddEndpoint("plain", func(ctx context.Context, req micro.Request) { _ = req.Respond(nil) },
+		micro.WithEndpointSubject("order.plain")); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, c.NATS())
+	if err := c.Publish(ctxTimeout(t), "orders.created", nil); err != nil {
+		t.Fatal(err)
+	}
+	<-got
+	if _, err := c.Request(ctxTimeout(t), "order.get.42", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Request(ctxTimeout(t), "order.plain", nil); err != nil {
+		t.Fatal(err)
+	}
+	js, err := c.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons := setupStream(t, js, 30*time.Second)
+	if _, err := js.Publish(ctxTimeout(t), "events.order.created", nil); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := js.Fetch(ctxTimeout(t), cons, 1)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("fetch %d %v", len(msgs), err)
+	}
+	js.Process(ctxTimeout(t), msgs[0], func(ctx context.Context, m jetstream.Msg) { _ = m.Ack() })
+
+	spans := tel.waitSpans(t, 9)
+	sub := find(t, spans, "process orders.*", trace.SpanKindConsumer)
+	wantAttr(t, sub, semconv.MessagingDestinationNameKey, "orders.created")
+	wantAttr(t, sub, semconv.MessagingDestinationTemplateKey, "orders.*")
+	ep := find(t, spans, "process order.get.*", trace.SpanKindServer)
+	wantAttr(t, ep, semconv.MessagingDestinationNameKey, "order.get.42")
+	wantAttr(t, ep, semconv.MessagingDestinationTemplateKey, "order.get.*")
+	plain := find(t, spans, "process order.plain", trace.SpanKindServer)
+	wantAttr(t, plain, semconv.MessagingDestinationNameKey, "order.plain")
+	noAttr(t, plain, semconv.MessagingDestinationTemplateKey)
+	jsp := find(t, spans, "process ORDER_EVENTS", trace.SpanKindConsumer)
+	wantAttr(t, jsp, semconv.MessagingDestinationNameKey, "events.order.created")
+	wantAttr(t, jsp, semconv.MessagingDestinationTemplateKey, "ORDER_EVENTS")
+	recv := find(t, spans, "receive ORDER_EVENTS", trace.SpanKindClient)
+	wantAttr(t, recv, semconv.MessagingDestinationNameKey, "ORDER_EVENTS")
+
+	// Metrics: the template, never the concrete subject.
+	rm := tel.collect(t)
+	histPoint(t, rm, "messaging.process.duration", semconv.MessagingDestinationName("orders.*"))
+	histPoint(t, rm, "messaging.process.duration", semconv.MessagingDestinationName("order.get.*"))
+	histPoint(t, rm, "messaging.process.duration", semconv.MessagingDestinationName("ORDER_EVENTS"))
+	m, _ := findMetric(rm, "messaging.process.duration")
+	forEachAttrs(m.Data, func(set attribute.Set) {
+		if _, ok := set.Value(semconv.MessagingDestinationTemplateKey); ok {
+			t.Errorf("template as a metric label: %v", set)
+		}
+		if d, _ := set.Value(semconv.MessagingDestinationNameKey); d.AsString() == "order.get.42" || d.AsString() == "orders.created" || d.AsString() == "events.order.created" {
+			t.Errorf("concrete subject as a metric label: %v", set)
+		}
+	})
+}
