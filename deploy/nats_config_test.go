@@ -71,7 +71,9 @@ func TestNATSConfigRunsTheShop(t *testing.T) {
 	}
 	starts := map[string]app.StartFunc{
 		contracts.OrderService: func(ctx context.Context, c *natsotel.Conn, log *slog.Logger) (app.Stopper, error) {
-			return order.Start(ctx, c, log, order.Config{})
+			// Reconciliation every 200 ms instead of 30 s, so its KeyValue watch runs under
+			// the order user's permissions during the test.
+			return order.Start(ctx, c, log, order.Config{ReconcileInterval: 200 * time.Millisecond})
 		},
 		contracts.InventoryService: func(ctx context.Context, c *natsotel.Conn, log *slog.Logger) (app.Stopper, error) {
 			return inventory.Start(ctx, c, log, inventory.Config{})

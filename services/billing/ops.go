@@ -90,9 +90,9 @@ func (s *Service) charge(ctx context.Context, req *contracts.ChargeRequest) (con
 func existing(p contracts.Payment, req *contracts.ChargeRequest) (contracts.Payment, error) {
 	switch {
 	case p.Status != contracts.PaymentCaptured:
-		return contracts.Payment{}, rpc.Errorf(contracts.CodeConflict, "payment for order %s is %s; it cannot be charged", req.OrderID, p.Status)
+		return contracts.Payment{}, rpc.Errorf(contracts.CodeConflict, "payment for order %s is %s; it cannot be charged", rpc.MaskDigits(req.OrderID), p.Status)
 	case p.AmountCents != req.AmountCents:
-		return contracts.Payment{}, rpc.Errorf(contracts.CodeConflict, "order %s was already charged a different amount", req.OrderID)
+		return contracts.Payment{}, rpc.Errorf(contracts.CodeConflict, "order %s was already charged a different amount", rpc.MaskDigits(req.OrderID))
 	}
 	return p, nil // idempotent retry
 }
@@ -147,7 +147,7 @@ func (s *Service) payment(ctx context.Context, ref *contracts.OrderRef) (contrac
 		return contracts.Payment{}, err
 	}
 	if !found {
-		return contracts.Payment{}, rpc.Errorf(contracts.CodeNotFound, "no payment for order %s", ref.OrderID)
+		return contracts.Payment{}, rpc.Errorf(contracts.CodeNotFound, "no payment for order %s", rpc.MaskDigits(ref.OrderID))
 	}
 	return p, nil
 }

@@ -32,11 +32,12 @@ type Config struct {
 
 // Service is a running billing service.
 type Service struct {
-	cfg Config
-	log *slog.Logger
-	srv *rpc.Server
-	svc *natsotel.Service
-	kv  *natsotel.KeyValue
+	cfg  Config
+	log  *slog.Logger
+	conn *natsotel.Conn
+	srv  *rpc.Server
+	svc  *natsotel.Service
+	kv   *natsotel.KeyValue
 
 	stopOnce sync.Once
 	stopErr  error
@@ -59,10 +60,11 @@ func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Confi
 		return nil, fmt.Errorf("billing: %w", err)
 	}
 	s := &Service{
-		cfg: cfg,
-		log: log,
-		srv: &rpc.Server{Log: log, Faults: fault.New(cfg.FaultSeed, fault.Decline)},
-		kv:  kv,
+		cfg:  cfg,
+		log:  log,
+		conn: conn,
+		srv:  &rpc.Server{Log: log, Faults: fault.New(cfg.FaultSeed, fault.Decline)},
+		kv:   kv,
 	}
 	s.svc, err = conn.AddService(micro.Config{
 		Name:        contracts.BillingService,
@@ -129,18 +131,12 @@ func (s *Service) addEndpoints() error {
 // Faults returns the fault injector.
 func (s *Service) Faults() *fault.Injector { return s.srv.Faults }
 
-// Stop stops taking requests and waits for the running handlers. It does not close the
-// connection.
+// Stop stops taking requests (any still queued is answered 503 "service is stopping")
+// and returns once every request received has been handled: no payment changes after
+// it returned. It does not close the connection.
 func (s *Service) Stop(ctx context.Context) error {
 	s.stopOnce.Do(func() {
-		var errs []error
-		if err := s.svc.Stop(); err != nil {
-			errs = append(errs, fmt.Errorf("stopping micro service: %w", err))
-		}
-		if err := s.srv.Inflight.Wait(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("waiting for handlers: %w", err))
-		}
-		s.stopErr = errors.Join(errs...)
+		s.stopErr = s.srv.Shutdown(ctx, s.conn.NATS(), s.svc)
 	})
 	return s.stopErr
 }

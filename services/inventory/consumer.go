@@ -49,7 +49,12 @@ func (s *Service) startConsumer(ctx context.Context, js *natsotel.JetStream) (je
 // never succeed (undecodable, or contradicting the reservation's state), logged as an
 // error.
 func (s *Service) handleEvent(ctx context.Context, msg jetstream.Msg) {
-	s.srv.Inflight.Begin()
+	if !s.srv.Inflight.Begin() {
+		// Stopping (Stop drains the consumer first, so only an event arriving after a
+		// timed-out drain gets here): leave it to be redelivered.
+		s.settle(ctx, msg, "nak", msg.Nak())
+		return
+	}
 	defer s.srv.Inflight.End()
 	s.srv.Faults.Annotate(ctx)
 

@@ -41,7 +41,7 @@ func (s *Service) reserve(ctx context.Context, req *contracts.ReserveRequest) (c
 		case cur.State == contracts.ReservationReleased:
 			return contracts.Reservation{}, errReleased(order)
 		case !sameLines(cur.Lines, lines):
-			return contracts.Reservation{}, rpc.Errorf(contracts.CodeConflict, "order %s already has a reservation with other lines", order)
+			return contracts.Reservation{}, rpc.Errorf(contracts.CodeConflict, "order %s already has a reservation with other lines", rpc.MaskDigits(order))
 		case cur.State == contracts.ReservationHeld || cur.State == contracts.ReservationCommitted:
 			return cur.Reservation, nil // idempotent retry: nothing taken again
 		}
@@ -137,11 +137,11 @@ func (s *Service) commitOrder(ctx context.Context, order string) (contracts.Rese
 	res, err := s.res.transition(ctx, order, contracts.ReservationCommitted, func(r reservation, found bool) (bool, error) {
 		switch {
 		case !found:
-			return false, rpc.Errorf(contracts.CodeNotFound, "no reservation for order %s", order)
+			return false, rpc.Errorf(contracts.CodeNotFound, "no reservation for order %s", rpc.MaskDigits(order))
 		case r.State == contracts.ReservationHeld:
 			return true, nil
 		case r.State == stateReserving:
-			return false, rpc.Errorf(contracts.CodeConflict, "reservation for order %s is not held yet", order)
+			return false, rpc.Errorf(contracts.CodeConflict, "reservation for order %s is not held yet", rpc.MaskDigits(order))
 		case r.State == contracts.ReservationReleased:
 			return false, errReleased(order)
 		}
@@ -164,7 +164,7 @@ func (s *Service) stockOf(ctx context.Context, req *contracts.StockRequest) (con
 		return contracts.Stock{}, rpc.BadRequest("sku is required")
 	}
 	if _, ok := contracts.FindProduct(req.SKU); !ok {
-		return contracts.Stock{}, rpc.Errorf(contracts.CodeNotFound, "unknown sku %q", rpc.Clip(req.SKU))
+		return contracts.Stock{}, rpc.Errorf(contracts.CodeNotFound, "unknown sku %s", rpc.Echo(req.SKU))
 	}
 	r, _, err := s.stock.get(ctx, req.SKU)
 	if jsutil.IsNotFound(err) {

@@ -124,9 +124,9 @@ func sameLines(a, b []contracts.Line) bool {
 
 // Errors replied by the state machine.
 func errReleased(order string) *rpc.Error {
-	return rpc.Errorf(contracts.CodeConflict, "reservation for order %s was released", order)
+	return rpc.Errorf(contracts.CodeConflict, "reservation for order %s was released", rpc.MaskDigits(order))
 }
 
 func errCommitted(order string) *rpc.Error {
-	return rpc.Errorf(contracts.CodeConflict, "reservation for order %s is committed; its stock cannot be returned", order)
+	return rpc.Errorf(contracts.CodeConflict, "reservation for order %s is committed; its stock cannot be returned", rpc.MaskDigits(order))
 }

@@ -72,6 +72,7 @@ func (c *Config) defaults() {
 type Service struct {
 	cfg   Config
 	log   *slog.Logger
+	conn  *natsotel.Conn
 	srv   *rpc.Server
 	svc   *natsotel.Service
 	stock *stock
@@ -106,6 +107,7 @@ func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Confi
 	s := &Service{
 		cfg:       cfg,
 		log:       log,
+		conn:      conn,
 		srv:       &rpc.Server{Log: log, Faults: fault.New(cfg.FaultSeed, fault.Delay, fault.Nak)},
 		stock:     &stock{kv: stockKV, maxAttempts: cfg.MaxAttempts, rnd: jsutil.NewRand()},
 		res:       &reservations{kv: resKV, now: cfg.Now},
@@ -208,16 +210,15 @@ func (s *Service) addEndpoints() error {
 // directly; over NATS use the control endpoint).
 func (s *Service) Faults() *fault.Injector { return s.srv.Faults }
 
-// Stop stops taking requests and events, waits for the running handlers (and the
-// sweeper) to finish, and returns. It does not close the connection. Calling it again
+// Stop stops taking events and requests, waits for the running ones (and the sweeper)
+// to finish, and returns: no stock or reservation changes after it returned. Events
+// already fetched are handled first; requests still queued when the endpoints stop are
+// answered 503 "service is stopping". It does not close the connection. Calling it again
 // returns the first result.
 func (s *Service) Stop(ctx context.Context) error {
 	s.stopOnce.Do(func() {
 		close(s.quit)
 		var errs []error
-		if err := s.svc.Stop(); err != nil {
-			errs = append(errs, fmt.Errorf("stopping micro service: %w", err))
-		}
 		s.cc.Drain()
 		select {
 		case <-s.cc.Closed():
@@ -228,8 +229,8 @@ func (s *Service) Stop(ctx context.Context) error {
 		case <-s.sweepDone:
 		case <-ctx.Done():
 		}
-		if err := s.srv.Inflight.Wait(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("waiting for handlers: %w", err))
+		if err := s.srv.Shutdown(ctx, s.conn.NATS(), s.svc); err != nil {
+			errs = append(errs, err)
 		}
 		s.stopErr = errors.Join(errs...)
 	})

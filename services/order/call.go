@@ -56,11 +56,15 @@ func classify(service string, err error, timeout string) *callError {
 	var se *natsotel.ServiceError
 	switch {
 	case errors.As(err, &se):
-		code := strconv.Itoa(se.Code)
-		if se.Code >= 500 {
-			return &callError{outcome: unknown, code: contracts.CodeUnavailable, desc: fmt.Sprintf("%s failed: %s", service, se.Description), err: err}
+		if se.Code >= 400 && se.Code < 500 {
+			return &callError{outcome: refused, code: strconv.Itoa(se.Code), desc: se.Description, err: err}
 		}
-		return &callError{outcome: refused, code: code, desc: se.Description, err: err}
+		if se.Code < 500 || se.Code > 599 {
+			// Not an HTTP-like code (not a number, or outside 400-599): nothing says the
+			// change did not happen. Report 503, never the code itself.
+			return &callError{outcome: unknown, code: contracts.CodeUnavailable, desc: fmt.Sprintf("%s failed with an unexpected error code: %s", service, se.Description), err: err}
+		}
+		return &callError{outcome: unknown, code: contracts.CodeUnavailable, desc: fmt.Sprintf("%s failed: %s", service, se.Description), err: err}
 	case errors.Is(err, nats.ErrNoResponders):
 		return &callError{outcome: refused, code: contracts.CodeUnavailable, desc: service + " unavailable: no responders", err: err}
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):

@@ -80,18 +80,22 @@ func (s *Service) create(ctx context.Context, req *contracts.CreateOrderRequest)
 	w.release = true // from here on, failing returns the stock
 
 	// Charge. A charge whose outcome is unknown is retried once: it is idempotent per
-	// order, so the retry returns the payment if the first one was captured.
+	// order, so the retry returns the payment if the first one was captured. Once any
+	// attempt's outcome was unknown, the order may be charged whatever the retry says (the
+	// first capture's reply was lost and the retry was declined, or found no responders):
+	// failing then refunds, which voids the order's payment if none was captured, so a
+	// late charge cannot capture either.
 	var pay contracts.Payment
 	chargeReq := contracts.ChargeRequest{OrderID: o.ID, AmountCents: o.AmountCents, Card: req.Card}
 	cerr := s.call(ctx, "billing", contracts.SubjectBillingCharge, chargeReq, &pay)
+	maybeCharged := false
 	if cerr != nil && cerr.outcome == unknown {
+		maybeCharged = true
 		s.log.WarnContext(ctx, "charge outcome unknown, retrying once", "order_id", o.ID, "error", cerr.desc)
 		cerr = s.call(ctx, "billing", contracts.SubjectBillingCharge, chargeReq, &pay)
 	}
 	if cerr != nil {
-		// Refused (402, ...): nothing charged. Unknown: refund, which voids the order's
-		// payment if none was captured, so a late charge cannot capture either.
-		w.refund = cerr.outcome == unknown
+		w.refund = maybeCharged || cerr.outcome == unknown
 		return s.conclude(ctx, w, cerr)
 	}
 	w.refund = true // from here on, failing refunds
@@ -113,7 +117,7 @@ func (s *Service) conclude(ctx context.Context, w *work, cerr *callError) (contr
 	o, decided := w.order, w.decided // w belongs to the background loop after retryLater
 	if ferr != nil {
 		s.log.WarnContext(ctx, "order not finished, retrying in the background", "order_id", o.ID, "error", ferr)
-		s.retryLater(w)
+		s.retryLater(ctx, w)
 	}
 	body, _ := json.Marshal(o)
 	switch {
@@ -143,7 +147,7 @@ func (s *Service) get(ctx context.Context, req *contracts.GetOrderRequest) (cont
 	}
 	e, err := s.orders.Get(ctx, req.ID)
 	if jsutil.IsNotFound(err) {
-		return contracts.Order{}, rpc.Errorf(contracts.CodeNotFound, "order %s not found", req.ID)
+		return contracts.Order{}, rpc.Errorf(contracts.CodeNotFound, "order %s not found", rpc.MaskDigits(req.ID))
 	}
 	if err != nil {
 		return contracts.Order{}, rpc.Unavailable(err, "order store unavailable")

@@ -31,24 +31,49 @@
 //     -> release, which also blocks a late reserve;
 //  3. charge (billing.charge). Declined or refused -> release. Outcome unknown -> retry the
 //     charge once (it is idempotent per order, so a captured first attempt is simply
-//     returned); still unknown -> refund, which voids the order's payment so that a late
-//     charge cannot capture, and release;
+//     returned). If any attempt's outcome was unknown and the order fails (the retry
+//     timed out too, or was declined or found no responders: the first capture's reply
+//     may just have been lost) -> refund, which voids the order's payment if none was
+//     captured so that a late charge cannot capture, and release;
 //  4. decide: a compare-and-set on the pending record's revision stores confirmed or
 //     failed. The decision is made once; if the write's acknowledgement is lost, the
 //     record is read back and whatever it says is adopted. Compensation only runs after a
-//     stored failure, never for a confirmed order;
-//  5. publish the outcome event (Nats-Msg-Id = order id + ":" + status, so retries are
+//     stored failure, never for a confirmed order. A failure is stored together with the
+//     compensation it owes (refund, release), cleared once done, so a crash in between
+//     loses nothing;
+//  5. compensate (failed): refund and release, each attempted whatever happened to the
+//     other (billing down must not keep the stock held);
+//  6. publish the outcome event (Nats-Msg-Id = order id + ":" + status, so retries are
 //     stored once). Inventory commits confirmed reservations and releases failed ones
 //     from it, which also guarantees the release when the synchronous one did not get
 //     through.
 //
 // A step that cannot complete during the request (billing silent during the refund, the
 // stream unavailable) is retried in the background every Config.RetryInterval until it
-// succeeds; the reply is then 503 with the order (failed, or pending if even the decision
-// could not be stored). Stop makes a last attempt and logs what remains. If the process
-// dies mid-create, the order stays pending with its reservation held and maybe its
-// payment captured: ReconcileAll (an operator action, it reads the whole bucket) fails
-// such orders after a grace period, refunding and releasing them.
+// succeeds, for up to Config.MaxUnresolved orders at a time; the reply is then 503 with
+// the order (failed, or pending if even the decision could not be stored).
+//
+// # Reconciliation
+//
+// What memory cannot hold is in the orders bucket: an order still pending long after its
+// creation (the process died mid-create, with its reservation held and maybe its payment
+// captured), or a failed order whose compensation is still recorded as outstanding.
+// ReconcileAll fails the first (refunding and releasing) and finishes the second, once
+// they are older than Config.AbandonAfter. The service runs it every
+// Config.ReconcileInterval (30s), so a restarted instance, or another replica, repairs
+// what a crash left. After its first pass, which reads every order once, a pass only
+// reads the bucket's revisions written since the previous one. Not covered: a confirmed
+// order whose event was never published (the process died right after storing the
+// decision, or gave up retrying): its reservation stays held, not committed. Stock is
+// taken, not lost or oversold; republishing the event (any order event with that id and
+// status) commits it.
+//
+// # Stopping
+//
+// Stop refuses new work at once (requests still queued are answered 503 "service is
+// stopping"), waits until every request received has been handled, makes a last attempt
+// at the orders it was retrying, and logs how many remain: reconciliation repairs them
+// (see above for the one case it does not).
 //
 // Requests to inventory and billing go through natsotel (CLIENT spans, trace context
 // propagated), each bounded by Config.RequestTimeout (default 2s).

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -16,17 +19,20 @@ import (
 // work is an order on its way to a final state.
 type work struct {
 	order     contracts.Order // Status is the intended (or, once decided, the stored) outcome
-	rev       uint64          // revision of the pending record; 0 if unknown
+	rev       uint64          // revision of the stored record (pending, then decided); 0 if unknown
 	decided   bool            // the outcome is stored in the orders bucket
 	refund    bool            // failing must refund (or void) the payment
 	release   bool            // failing must release the reservation
 	published bool            // the outcome event is in the stream
+	marked    bool            // the stored record lists compensation steps, to clear once done
 	attempts  int             // background attempts so far
 }
 
-// finish drives w to its end: store the decision, then (failed) refund and release, and
-// publish the outcome event. Every step is idempotent and remembered in w, so finish can
-// be called again after an error until it returns nil.
+// finish drives w to its end: store the decision, then (failed) refund and release,
+// publish the outcome event, and record the compensation complete. Every step is
+// idempotent and remembered in w, so finish can be called again after an error until it
+// returns nil. A failing step does not stop the others: with billing down, the refund
+// waits but the stock is returned and the event published all the same.
 func (s *Service) finish(ctx context.Context, w *work) error {
 	if !w.decided {
 		if err := s.decide(ctx, w); err != nil {
@@ -34,13 +40,15 @@ func (s *Service) finish(ctx context.Context, w *work) error {
 		}
 	}
 	o := &w.order
+	var errs []error
 	if o.Status == contracts.OrderFailed {
 		if w.refund {
 			var p contracts.Payment
 			if cerr := s.call(ctx, "billing", contracts.SubjectBillingRefund, contracts.OrderRef{OrderID: o.ID}, &p); cerr != nil {
-				return fmt.Errorf("refunding: %w", cerr)
+				errs = append(errs, fmt.Errorf("refunding: %w", cerr))
+			} else {
+				w.refund = false
 			}
-			w.refund = false
 		}
 		if w.release {
 			var r contracts.Reservation
@@ -55,35 +63,48 @@ func (s *Service) finish(ctx context.Context, w *work) error {
 	}
 	if !w.published {
 		if err := s.publish(ctx, o); err != nil {
-			if o.Status == contracts.OrderFailed && w.release {
-				return fmt.Errorf("publishing the failed event (stock still held): %w", err)
-			}
-			if o.Status == contracts.OrderConfirmed {
+			switch {
+			case o.Status == contracts.OrderFailed && w.release:
+				errs = append(errs, fmt.Errorf("publishing the failed event (stock still held): %w", err))
+			case o.Status == contracts.OrderConfirmed:
 				// Without the event the reservation stays held rather than committed:
 				// the stock is still taken, so the invariant holds; retry for tidiness.
-				return fmt.Errorf("publishing the confirmed event: %w", err)
+				errs = append(errs, fmt.Errorf("publishing the confirmed event: %w", err))
+			default:
+				s.log.WarnContext(ctx, "publishing the failed event failed; nothing depends on it", "order_id", o.ID, "error", err)
+				w.published = true
 			}
-			s.log.WarnContext(ctx, "publishing the failed event failed; nothing depends on it", "order_id", o.ID, "error", err)
+		} else {
+			w.published = true
 		}
-		w.published = true
 	}
-	return nil
+	if len(errs) == 0 && w.marked {
+		if err := s.markCompensated(ctx, w); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // decide stores w.order's outcome with a compare-and-set on the pending record's
-// revision. Only a pending record is overwritten: if the record is already final (an
-// earlier attempt whose acknowledgement was lost, or ReconcileAll), that outcome is
-// adopted and the compensations that do not fit it are dropped.
+// revision; a failure is stored with the compensation it needs (see record). Only a
+// pending record is overwritten: if the record is already final (an earlier attempt
+// whose acknowledgement was lost, or reconciliation), that outcome is adopted, with the
+// compensation it lists, and the compensations that do not fit it are dropped.
 func (s *Service) decide(ctx context.Context, w *work) error {
 	for attempt := 1; attempt <= 3; attempt++ {
 		if w.rev != 0 {
 			w.order.UpdatedAt = s.cfg.Now().UTC()
-			data, err := json.Marshal(w.order)
+			rec := record{Order: w.order}
+			if w.order.Status == contracts.OrderFailed && (w.refund || w.release) {
+				rec.Compensate = &compensation{Refund: w.refund, Release: w.release}
+			}
+			data, err := json.Marshal(rec)
 			if err != nil {
 				return err
 			}
-			if _, err := s.orders.Update(ctx, w.order.ID, data, w.rev); err == nil {
-				w.decided = true
+			if rev, err := s.orders.Update(ctx, w.order.ID, data, w.rev); err == nil {
+				w.rev, w.decided, w.marked = rev, true, rec.Compensate != nil
 				return nil
 			} else if !jsutil.IsConflict(err) {
 				// The write may or may not have landed: read it back below.
@@ -94,9 +115,9 @@ func (s *Service) decide(ctx context.Context, w *work) error {
 		if err != nil {
 			return fmt.Errorf("reading order %s: %w", w.order.ID, err)
 		}
-		var stored contracts.Order
-		if err := json.Unmarshal(e.Value(), &stored); err != nil {
-			return fmt.Errorf("order %s: %w", w.order.ID, err)
+		stored, err := decodeRecord(w.order.ID, e.Value())
+		if err != nil {
+			return err
 		}
 		if stored.Status == contracts.OrderPending {
 			w.rev = e.Revision()
@@ -105,16 +126,60 @@ func (s *Service) decide(ctx context.Context, w *work) error {
 		if stored.Status != w.order.Status {
 			s.log.InfoContext(ctx, "adopting the stored outcome", "order_id", w.order.ID, "stored", string(stored.Status), "intended", string(w.order.Status))
 		}
-		if stored.Status == contracts.OrderConfirmed {
-			// Confirmed by the request path (possibly racing ReconcileAll): keep it, and
-			// compensate nothing. Compensation only ever runs after a stored failure.
+		switch stored.Status {
+		case contracts.OrderConfirmed:
+			// Confirmed by the request path (possibly racing reconciliation): keep it,
+			// and compensate nothing. Compensation only ever runs after a stored failure.
 			w.refund, w.release = false, false
+		case contracts.OrderFailed:
+			if c := stored.Compensate; c != nil {
+				w.refund = w.refund || c.Refund
+				w.release = w.release || c.Release
+			}
 		}
-		w.order = stored
+		w.order = stored.Order
+		w.rev = e.Revision()
+		w.marked = stored.Compensate != nil
 		w.decided = true
 		return nil
 	}
 	return fmt.Errorf("order %s: %w", w.order.ID, jsutil.ErrContention)
+}
+
+// markCompensated clears the compensation steps of w's stored record once they are all
+// done. If the record changed meanwhile (another replica's reconciliation got there
+// first), it is read back: already clear is success.
+func (s *Service) markCompensated(ctx context.Context, w *work) error {
+	id := w.order.ID
+	data, err := json.Marshal(record{Order: w.order})
+	if err != nil {
+		return err
+	}
+	for attempt := 1; attempt <= 3; attempt++ {
+		rev, err := s.orders.Update(ctx, id, data, w.rev)
+		if err == nil {
+			w.rev, w.marked = rev, false
+			return nil
+		}
+		if !jsutil.IsConflict(err) {
+			// It may have landed: the next attempt gets a conflict and reads it back.
+			return fmt.Errorf("recording order %s compensated: %w", id, err)
+		}
+		e, err := s.orders.Get(ctx, id)
+		if err != nil {
+			return fmt.Errorf("reading order %s: %w", id, err)
+		}
+		stored, err := decodeRecord(id, e.Value())
+		if err != nil {
+			return err
+		}
+		if stored.Status != contracts.OrderFailed || stored.Compensate == nil {
+			w.marked = false
+			return nil
+		}
+		w.rev = e.Revision()
+	}
+	return fmt.Errorf("order %s: %w", id, jsutil.ErrContention)
 }
 
 // publish sends the outcome event. Nats-Msg-Id = order id + status, so a retry within
@@ -134,11 +199,30 @@ func (s *Service) publish(ctx context.Context, o *contracts.Order) error {
 	return err
 }
 
-// retryLater queues w for the background loop.
-func (s *Service) retryLater(w *work) {
+// retryLater queues w for the background loop, unless Config.MaxUnresolved orders are
+// queued already: beyond that, w is left to reconciliation, which finds what it needs in
+// the orders bucket (a pending order, or a failed one whose compensation is recorded as
+// outstanding).
+func (s *Service) retryLater(ctx context.Context, w *work) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.unresolved[w.order.ID] = w
+	_, known := s.unresolved[w.order.ID]
+	full := !known && len(s.unresolved) >= s.cfg.MaxUnresolved
+	if !full {
+		s.unresolved[w.order.ID] = w
+	}
+	n := len(s.unresolved)
+	s.mu.Unlock()
+	if !full {
+		return
+	}
+	s.overflow.Add(1)
+	if w.decided && w.order.Status == contracts.OrderConfirmed {
+		// Nothing in the bucket says the event is missing: the reservation stays held
+		// (stock taken, not lost) until an operator republishes the event.
+		s.log.ErrorContext(ctx, "too many unresolved orders: the confirmed event of this order will not be retried", "order_id", w.order.ID, "unresolved", n)
+		return
+	}
+	s.log.WarnContext(ctx, "too many unresolved orders: leaving this one to reconciliation", "order_id", w.order.ID, "unresolved", n)
 }
 
 // Unresolved returns the ids of orders whose end (decision, compensation or event) is
@@ -150,10 +234,30 @@ func (s *Service) Unresolved() []string {
 	for id := range s.unresolved {
 		ids = append(ids, id)
 	}
+	slices.Sort(ids)
 	return ids
 }
 
-// retryAll calls finish on every unresolved order once.
+// UnresolvedCount returns how many orders are being retried in the background, and how
+// many were not queued because Config.MaxUnresolved was reached (left to
+// reconciliation) since Start.
+func (s *Service) UnresolvedCount() (queued int, overflowed int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.unresolved), s.overflow.Load()
+}
+
+func (s *Service) isUnresolved(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.unresolved[id]
+	return ok
+}
+
+// retryWorkers bounds the orders finished concurrently by a retry or reconciliation pass.
+const retryWorkers = 8
+
+// retryAll calls finish on every unresolved order once, a few at a time.
 func (s *Service) retryAll(ctx context.Context) {
 	s.mu.Lock()
 	ws := make([]*work, 0, len(s.unresolved))
@@ -161,20 +265,52 @@ func (s *Service) retryAll(ctx context.Context) {
 		ws = append(ws, w)
 	}
 	s.mu.Unlock()
-	for _, w := range ws {
+	if len(ws) == 0 {
+		return
+	}
+	var resolved atomic.Int64
+	forEach(ctx, ws, retryWorkers, func(w *work) {
 		w.attempts++
 		if err := s.finish(ctx, w); err != nil {
-			s.log.WarnContext(ctx, "order still unresolved", "order_id", w.order.ID, "attempts", w.attempts, "error", err)
-			continue
+			s.log.DebugContext(ctx, "order still unresolved", "order_id", w.order.ID, "attempts", w.attempts, "error", err)
+			return
 		}
 		s.log.InfoContext(ctx, "order resolved in the background", "order_id", w.order.ID, "status", string(w.order.Status), "attempts", w.attempts)
+		resolved.Add(1)
 		s.mu.Lock()
-		delete(s.unresolved, w.order.ID)
+		if s.unresolved[w.order.ID] == w {
+			delete(s.unresolved, w.order.ID)
+		}
 		s.mu.Unlock()
+	})
+	if left, overflowed := s.UnresolvedCount(); left > 0 {
+		s.log.WarnContext(ctx, "orders still unresolved after a retry pass", "unresolved", left, "resolved", resolved.Load(), "left_to_reconciliation", overflowed)
 	}
 }
 
-// retryLoop runs retryAll every Config.RetryInterval until quit is closed.
+// forEach calls fn for every item, at most workers at a time, until ctx ends.
+func forEach[T any](ctx context.Context, items []T, workers int, fn func(T)) {
+	ch := make(chan T)
+	var wg sync.WaitGroup
+	for range min(workers, len(items)) {
+		wg.Go(func() {
+			for it := range ch {
+				fn(it)
+			}
+		})
+	}
+	for _, it := range items {
+		if ctx.Err() != nil {
+			break
+		}
+		ch <- it
+	}
+	close(ch)
+	wg.Wait()
+}
+
+// retryLoop runs retryAll every Config.RetryInterval until quit is closed (which also
+// cuts a running pass short: Stop makes the last one).
 func (s *Service) retryLoop() {
 	defer close(s.retryDone)
 	t := time.NewTicker(s.cfg.RetryInterval)
@@ -184,53 +320,9 @@ func (s *Service) retryLoop() {
 		case <-s.quit:
 			return
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), 10*s.cfg.RequestTimeout)
+			ctx, cancel := s.passContext(10 * s.cfg.RequestTimeout)
 			s.retryAll(ctx)
 			cancel()
 		}
 	}
-}
-
-// ReconcileAll scans the orders bucket and fails every order still pending after
-// olderThan: it refunds (or voids) its payment, releases its reservation, stores it as
-// failed and publishes the event. It covers what the in-memory retries cannot: an order
-// process that died in the middle of a create. The scan reads every order, so run it
-// from an operator tool or after a crash, not on every request. olderThan must exceed
-// the longest create (a few times Config.RequestTimeout), or it fails orders that are
-// still being processed (which is safe, but needless).
-func (s *Service) ReconcileAll(ctx context.Context, olderThan time.Duration) (failed int, err error) {
-	lister, err := s.orders.Raw().ListKeys(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("listing orders: %w", err)
-	}
-	var keys []string
-	for k := range lister.Keys() {
-		keys = append(keys, k)
-	}
-	var errs []error
-	for _, k := range keys {
-		e, err := s.orders.Get(ctx, k)
-		if err != nil {
-			if !jsutil.IsNotFound(err) {
-				errs = append(errs, err)
-			}
-			continue
-		}
-		var o contracts.Order
-		if json.Unmarshal(e.Value(), &o) != nil || o.Status != contracts.OrderPending || s.cfg.Now().Sub(o.UpdatedAt) < olderThan {
-			continue
-		}
-		o.Status = contracts.OrderFailed
-		o.Reason = contracts.CodeUnavailable + " abandoned: not finished within " + olderThan.String()
-		w := &work{order: o, rev: e.Revision(), refund: true, release: true}
-		if err := s.finish(ctx, w); err != nil {
-			errs = append(errs, fmt.Errorf("order %s: %w", k, err))
-			s.retryLater(w)
-			continue
-		}
-		if w.order.Status == contracts.OrderFailed {
-			failed++
-		}
-	}
-	return failed, errors.Join(errs...)
 }

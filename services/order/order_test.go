@@ -39,6 +39,12 @@ func stopper(t *testing.T, stop func(context.Context) error) {
 // start runs order, and inventory and billing unless told otherwise.
 func start(t *testing.T, withInventory, withBilling bool) *env {
 	t.Helper()
+	return startWith(t, withInventory, withBilling, testConfig)
+}
+
+// startWith is start with the order service's configuration.
+func startWith(t *testing.T, withInventory, withBilling bool, cfg Config) *env {
+	t.Helper()
 	srv := testenv.Server(t)
 	e := &env{srv: srv, node: testenv.NewNode(t, srv, contracts.OrderService), client: testenv.NewNode(t, srv, "client")}
 	ctx := context.Background()
@@ -60,7 +66,7 @@ func start(t *testing.T, withInventory, withBilling bool) *env {
 		stopper(t, s.Stop)
 		e.billing = s
 	}
-	svc, err := Start(ctx, e.node.Conn, e.node.Log, testConfig)
+	svc, err := Start(ctx, e.node.Conn, e.node.Log, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

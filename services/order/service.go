@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/micro"
@@ -28,6 +29,17 @@ type Config struct {
 	// RetryInterval is how often orders whose end could not be finished during the
 	// request (decision not stored, refund or event not sent) are retried. Default 2s.
 	RetryInterval time.Duration
+	// MaxUnresolved bounds the orders retried in memory. Beyond it, an order is left to
+	// reconciliation, which finds it in the orders bucket. Default 10000.
+	MaxUnresolved int
+	// ReconcileInterval is how often ReconcileAll runs, the first time one interval after
+	// Start: it repairs what a crashed process (this one before a restart, or another
+	// replica) left unfinished. Default 30s; negative disables it.
+	ReconcileInterval time.Duration
+	// AbandonAfter is how long an order may stay pending, or failed with its
+	// compensation outstanding, before reconciliation takes it over. It must exceed the
+	// longest create. Default max(1m, 10*RequestTimeout).
+	AbandonAfter time.Duration
 	// FaultSeed seeds the fault injector (0: random).
 	FaultSeed uint64
 	// DisableControl leaves out the control endpoint (no runtime fault injection).
@@ -42,6 +54,15 @@ func (c *Config) defaults() {
 	}
 	if c.RetryInterval <= 0 {
 		c.RetryInterval = 2 * time.Second
+	}
+	if c.MaxUnresolved <= 0 {
+		c.MaxUnresolved = 10000
+	}
+	if c.ReconcileInterval == 0 {
+		c.ReconcileInterval = 30 * time.Second
+	}
+	if c.AbandonAfter <= 0 {
+		c.AbandonAfter = max(time.Minute, 10*c.RequestTimeout)
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -60,11 +81,14 @@ type Service struct {
 
 	mu         sync.Mutex
 	unresolved map[string]*work
+	overflow   atomic.Int64 // orders not queued because MaxUnresolved was reached
+	rec        reconciler
 
-	quit      chan struct{}
-	retryDone chan struct{}
-	stopOnce  sync.Once
-	stopErr   error
+	quit          chan struct{}
+	retryDone     chan struct{}
+	reconcileDone chan struct{}
+	stopOnce      sync.Once
+	stopErr       error
 }
 
 // Start creates the orders bucket and the order events stream if missing and registers
@@ -86,15 +110,17 @@ func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Confi
 		return nil, fmt.Errorf("order: %w", err)
 	}
 	s := &Service{
-		cfg:        cfg,
-		log:        log,
-		conn:       conn,
-		js:         js,
-		orders:     orders,
-		srv:        &rpc.Server{Log: log, Faults: fault.New(cfg.FaultSeed)},
-		unresolved: map[string]*work{},
-		quit:       make(chan struct{}),
-		retryDone:  make(chan struct{}),
+		cfg:           cfg,
+		log:           log,
+		conn:          conn,
+		js:            js,
+		orders:        orders,
+		srv:           &rpc.Server{Log: log, Faults: fault.New(cfg.FaultSeed)},
+		unresolved:    map[string]*work{},
+		rec:           reconciler{open: map[string]time.Time{}},
+		quit:          make(chan struct{}),
+		retryDone:     make(chan struct{}),
+		reconcileDone: make(chan struct{}),
 	}
 	s.svc, err = conn.AddService(micro.Config{
 		Name:        contracts.OrderService,
@@ -119,6 +145,11 @@ func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Confi
 		return nil, fmt.Errorf("order: flushing subscriptions: %w", err)
 	}
 	go s.retryLoop()
+	if cfg.ReconcileInterval > 0 {
+		go s.reconcileLoop()
+	} else {
+		close(s.reconcileDone)
+	}
 	log.InfoContext(ctx, "order started", "micro_id", s.svc.Info().ID, "version", Version)
 	return s, nil
 }
@@ -159,27 +190,36 @@ func (s *Service) addEndpoints() error {
 // Faults returns the fault injector.
 func (s *Service) Faults() *fault.Injector { return s.srv.Faults }
 
-// Stop stops taking requests, waits for the running ones, makes a last attempt at the
-// orders still being retried (logging those that remain), and returns. It does not close
-// the connection.
+// Stop stops taking requests (any still queued is answered 503 "service is stopping"),
+// waits until every request received has been handled, makes a last attempt at the
+// orders still being retried, logs how many remain, and returns. It does not close the
+// connection. What remains is in the orders bucket (pending, or failed with its
+// compensation outstanding): the reconciliation of a restarted instance, or of another
+// replica, repairs it.
 func (s *Service) Stop(ctx context.Context) error {
 	s.stopOnce.Do(func() {
 		var errs []error
-		if err := s.svc.Stop(); err != nil {
-			errs = append(errs, fmt.Errorf("stopping micro service: %w", err))
-		}
-		if err := s.srv.Inflight.Wait(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("waiting for handlers: %w", err))
+		if err := s.srv.Shutdown(ctx, s.conn.NATS(), s.svc); err != nil {
+			errs = append(errs, err)
 		}
 		close(s.quit)
-		select {
-		case <-s.retryDone: // the loop is idle: one last attempt here
+		for _, done := range []chan struct{}{s.retryDone, s.reconcileDone} {
+			select {
+			case <-done:
+			case <-ctx.Done():
+			}
+		}
+		if ctx.Err() == nil { // the loops are idle: one last attempt here
 			s.retryAll(ctx)
-		case <-ctx.Done():
 		}
 		if ids := s.Unresolved(); len(ids) > 0 {
-			s.log.ErrorContext(ctx, "stopping with unresolved orders; run ReconcileAll later", "order_ids", ids)
+			const shown = 20
+			s.log.ErrorContext(ctx, "stopping with unresolved orders; reconciliation (a restarted or another instance) repairs them from the orders bucket",
+				"unresolved", len(ids), "order_ids", ids[:min(len(ids), shown)])
 			errs = append(errs, fmt.Errorf("%d orders unresolved", len(ids)))
+		}
+		if _, overflowed := s.UnresolvedCount(); overflowed > 0 {
+			s.log.WarnContext(ctx, "orders were left to reconciliation because too many were unresolved", "count", overflowed)
 		}
 		s.stopErr = errors.Join(errs...)
 	})

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -23,12 +24,13 @@ import (
 //	syntax error                            400 "invalid JSON: <what> at byte N"
 //	wrong type                              400 "invalid JSON: field "x": want string, got number"
 //	number out of range or fractional       400 "invalid JSON: field "x": want an integer in range, got number"
-//	unknown field                           400 "invalid JSON: unknown field "x""
+//	unknown field                           400 "invalid JSON: unknown field "x"" (see Echo)
 //	anything after the object               400 "invalid JSON: unexpected data after the JSON object"
 //
 // Field names match case-insensitively and a repeated key keeps its last value
-// (encoding/json rules). Descriptions never contain payload values other than a field
-// name.
+// (encoding/json rules). Descriptions never contain payload values; a field name is
+// quoted only when Echo deems it harmless (an identifier without a card-length digit
+// run), else it reads "(value not shown)".
 func Decode[T any](data []byte) (T, *Error) {
 	var v T
 	if len(data) > contracts.MaxRequestBytes {
@@ -68,10 +70,6 @@ func describeJSONError(err error) string {
 	case errors.As(err, &syn):
 		return fmt.Sprintf("%s at byte %d", strings.TrimPrefix(syn.Error(), "json: "), syn.Offset)
 	case errors.As(err, &typ):
-		field := typ.Field
-		if field == "" {
-			field = "(top level)"
-		}
 		// Value is "string", "number 1e30", "bool", ...: keep the kind, never the literal
 		// (a card number sent as a JSON number would otherwise be echoed).
 		got, _, _ := strings.Cut(typ.Value, " ")
@@ -79,11 +77,25 @@ func describeJSONError(err error) string {
 		if strings.HasPrefix(got, "number") && strings.Contains(want, "int") {
 			want = "an integer in range"
 		}
-		return fmt.Sprintf("field %q: want %s, got %s", field, want, got)
+		if typ.Field == "" {
+			return fmt.Sprintf("want %s, got %s", want, got)
+		}
+		// Field is the path of the Go type's JSON names, not the input's keys; Echo all
+		// the same.
+		return fmt.Sprintf("field %s: want %s, got %s", Echo(typ.Field), want, got)
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return "unexpected end of input"
 	default:
-		// "json: unknown field \"x\"" and other decoder errors.
-		return strings.TrimPrefix(err.Error(), "json: ")
+		msg := err.Error()
+		if q, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+			name, uerr := strconv.Unquote(q)
+			if uerr != nil {
+				return "unknown field " + notShown
+			}
+			return "unknown field " + Echo(name)
+		}
+		// Other decoder errors may quote input (",string" fields, TextUnmarshaler errors):
+		// say what failed, not the text.
+		return "the request does not fit its type"
 	}
 }

@@ -19,7 +19,8 @@ import (
 )
 
 // Server is what every handler of one service shares: its logger, its fault injector
-// and its in-flight counter.
+// and its in-flight counter (which also refuses requests once the service is stopping:
+// see Shutdown).
 type Server struct {
 	Log      *slog.Logger
 	Faults   *fault.Injector
@@ -39,14 +40,18 @@ func NoFaults() Option { return func(o *options) { o.noFaults = true } }
 // Typed adapts fn to a natsotel.Handler: the body is decoded with Decode into a Req, fn's
 // result is replied as JSON, an *Error becomes that micro error, any other error becomes
 // 500 "internal error" (logged, never sent), and a panic becomes 500 "internal error"
-// recorded on the span with its stack in the log.
+// recorded on the span with its stack in the log. Once s.Inflight is closed (Shutdown), a
+// request is answered 503 "service is stopping" before anything else.
 func Typed[Req, Resp any](s *Server, fn func(ctx context.Context, req *Req) (Resp, error), opts ...Option) natsotel.Handler {
 	var o options
 	for _, opt := range opts {
 		opt(&o)
 	}
 	return func(ctx context.Context, req micro.Request) {
-		s.Inflight.Begin()
+		if !s.Inflight.Begin() {
+			s.fail(ctx, req, Errorf(contracts.CodeUnavailable, "service is stopping"))
+			return
+		}
 		defer s.Inflight.End()
 		defer s.recoverPanic(ctx, req)
 		if s.Faults != nil && !o.noFaults {

@@ -83,6 +83,21 @@ func TestInflight(t *testing.T) {
 	if err := in.Wait(ctx); err == nil {
 		t.Fatal("Wait ignored its context")
 	}
+	// Close refuses new handlers; the running one is still waited for.
+	in.Close()
+	if in.Begin() {
+		t.Fatal("Begin accepted after Close")
+	}
+	go func() { done <- in.Wait(context.Background()) }()
+	select {
+	case <-done:
+		t.Fatal("Wait returned with one handler running")
+	default:
+	}
+	in.End()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestCheckID(t *testing.T) {

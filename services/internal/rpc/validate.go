@@ -1,6 +1,8 @@
 package rpc
 
 import (
+	"strings"
+
 	"github.com/natsotel/reference/services/contracts"
 )
 
@@ -41,7 +43,7 @@ func CheckLines(lines []contracts.Line) *Error {
 			return BadRequest("lines[%d].sku is required", i)
 		}
 		if _, ok := contracts.FindProduct(l.SKU); !ok {
-			return BadRequest("lines[%d].sku: unknown sku %q", i, Clip(l.SKU))
+			return BadRequest("lines[%d].sku: unknown sku %s", i, Echo(l.SKU))
 		}
 		if seen[l.SKU] {
 			return BadRequest("lines[%d].sku: %s appears twice; use one line per sku", i, l.SKU)
@@ -57,15 +59,62 @@ func CheckLines(lines []contracts.Line) *Error {
 	return nil
 }
 
-// Clip shortens a client-supplied string quoted in a description.
-func Clip(s string) string {
-	const n = 32
-	if len(s) <= n {
-		return s
+// Echo returns s quoted, for a description, when it looks like an identifier: at most
+// 32 characters of A-Z, a-z, 0-9, '.', '_' and '-', holding fewer than 12 digits. Anything
+// else is replaced by "(value not shown)". A description travels in the reply, the log
+// and the span status, so a secret sent in the wrong place (a card number as a SKU or as
+// a field name, with or without separators: cards have 12 to 19 digits) must not be
+// quoted back.
+func Echo(s string) string {
+	const maxLen, maxDigits = 32, 11
+	if s == "" || len(s) > maxLen {
+		return notShown
 	}
-	cut := n
-	for cut > 0 && !isRuneStart(s[cut]) {
-		cut--
+	digits := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			digits++
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '.', c == '_', c == '-':
+		default:
+			return notShown
+		}
 	}
-	return s[:cut] + "..."
+	if digits > maxDigits {
+		return notShown
+	}
+	return `"` + s + `"`
+}
+
+const notShown = "(value not shown)"
+
+// MaskDigits returns id (an identifier a caller chose, quoted in a description) with
+// every stretch of digits, spaces and '-' holding 12 digits or more replaced by
+// "[masked]": an identifier that passed CheckID may still be a card number with dashes.
+// Generated order ids ("ord-" and 20 hex digits) rarely hold such a stretch; when they
+// do, the description shows less of the id, nothing else.
+func MaskDigits(id string) string {
+	var b strings.Builder
+	for i := 0; i < len(id); {
+		j, digits := i, 0
+		for j < len(id) && (id[j] >= '0' && id[j] <= '9' || id[j] == '-' || id[j] == ' ') {
+			if id[j] >= '0' && id[j] <= '9' {
+				digits++
+			}
+			j++
+		}
+		switch {
+		case j == i:
+			b.WriteByte(id[i])
+			i++
+			continue
+		case digits >= 12:
+			b.WriteString("[masked]")
+		default:
+			b.WriteString(id[i:j])
+		}
+		i = j
+	}
+	return b.String()
 }

@@ -1,0 +1,236 @@
+package order
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/natsotel/reference/services/contracts"
+	"github.com/natsotel/reference/services/internal/jsutil"
+)
+
+// reconciler is what reconciliation remembers between passes: where it stopped reading
+// the orders bucket's history, and the orders it saw unfinished. A pass reads only what
+// was written since the last one, so running it every Config.ReconcileInterval costs
+// little however many orders the bucket holds; the first pass of a process reads every
+// order's current record once.
+type reconciler struct {
+	mu   sync.Mutex           // one pass at a time
+	next uint64               // first revision the next pass reads; 0: every key's last value
+	open map[string]time.Time // unfinished orders -> UpdatedAt of their last record
+}
+
+// ReconcileAll repairs, from the orders bucket, what a process that died (or ran out of
+// retry room, see Config.MaxUnresolved) left unfinished:
+//
+//   - an order still pending olderThan after its last update is failed: its payment
+//     refunded (or voided), its reservation released, the failure stored and published;
+//   - a failed order whose compensation is still recorded as outstanding olderThan after
+//     its failure was stored gets it finished: refund, release, event, all idempotent.
+//
+// Orders this process is retrying in the background are left to that retry. It returns
+// how many orders it repaired; those it could not are retried in the background and
+// looked at again by the next pass.
+//
+// The service runs it every Config.ReconcileInterval, the first time one interval after
+// Start, so a restarted order service repairs what a crash left. olderThan must exceed
+// the longest create (a few times Config.RequestTimeout), or it fails orders that are
+// still being processed (which is safe, but needless).
+func (s *Service) ReconcileAll(ctx context.Context, olderThan time.Duration) (repaired int, err error) {
+	r := &s.rec
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := s.scan(ctx); err != nil {
+		return 0, err
+	}
+	now := s.cfg.Now()
+	var due []string
+	for id, updated := range r.open {
+		if now.Sub(updated) >= olderThan && !s.isUnresolved(id) {
+			due = append(due, id)
+		}
+	}
+	slices.Sort(due)
+	var (
+		mu       sync.Mutex
+		finished []string
+		errs     []error
+		n        int
+	)
+	forEach(ctx, due, retryWorkers, func(id string) {
+		done, repaired, err := s.repair(ctx, id, olderThan)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("order %s: %w", id, err))
+		}
+		if done {
+			finished = append(finished, id)
+		}
+		if repaired {
+			n++
+		}
+	})
+	for _, id := range finished {
+		delete(r.open, id)
+	}
+	if ctx.Err() != nil {
+		errs = append(errs, ctx.Err())
+	}
+	level := slog.LevelDebug
+	if n > 0 || len(errs) > 0 {
+		level = slog.LevelInfo
+	}
+	s.log.Log(ctx, level, "reconciliation pass", "repaired", n, "unfinished", len(r.open), "errors", len(errs))
+	return n, errors.Join(errs...)
+}
+
+// scan reads the orders bucket from where the last pass stopped up to its current end,
+// and updates r.open. Called with r.mu held.
+func (s *Service) scan(ctx context.Context) error {
+	r := &s.rec
+	opts := []jetstream.WatchOpt{jetstream.IgnoreDeletes()}
+	if r.next > 0 {
+		opts = append(opts, jetstream.ResumeFromRevision(r.next))
+	}
+	// Watching needs $JS.API.CONSUMER.CREATE and .DELETE on the bucket's stream
+	// (KV_orders): without them the request is never answered and this waits for ctx.
+	w, err := s.orders.Raw().WatchAll(ctx, opts...)
+	if err != nil {
+		return fmt.Errorf("reading orders (watching the bucket): %w", err)
+	}
+	defer stopWatch(w)
+	for {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("reading orders: %w", ctx.Err())
+		case e, ok := <-w.Updates():
+			if !ok {
+				return errors.New("reading orders: watcher stopped")
+			}
+			if e == nil { // caught up
+				return nil
+			}
+			r.next = max(r.next, e.Revision()+1)
+			rec, err := decodeRecord(e.Key(), e.Value())
+			switch {
+			case err != nil:
+				s.log.WarnContext(ctx, "skipping an unreadable order record", "key", e.Key(), "error", err)
+				delete(r.open, e.Key())
+			case rec.unfinished():
+				r.open[e.Key()] = rec.UpdatedAt
+			default:
+				delete(r.open, e.Key())
+			}
+		}
+	}
+}
+
+// stopWatch stops a watcher and drains its channel: its delivery callback blocks on a
+// full channel, so stopping alone could leave it (and nats.Conn.Barrier) stuck.
+func stopWatch(w jetstream.KeyWatcher) {
+	_ = w.Stop()
+	t := time.NewTimer(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case _, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+		case <-t.C:
+			return
+		}
+	}
+}
+
+// repair finishes one order found unfinished by scan, from its current record. done
+// reports that the order needs nothing more (finished by this call or by anyone else);
+// repaired, that this call finished it.
+func (s *Service) repair(ctx context.Context, id string, olderThan time.Duration) (done, repaired bool, err error) {
+	e, err := s.orders.Get(ctx, id)
+	if jsutil.IsNotFound(err) {
+		return true, false, nil
+	}
+	if err != nil {
+		return false, false, fmt.Errorf("reading: %w", err)
+	}
+	rec, err := decodeRecord(id, e.Value())
+	if err != nil {
+		return true, false, err // nothing to be done with it
+	}
+	if !rec.unfinished() {
+		return true, false, nil // finished since the scan
+	}
+	if s.cfg.Now().Sub(rec.UpdatedAt) < olderThan {
+		return false, false, nil // updated since the scan: look again next pass
+	}
+	w := &work{order: rec.Order, rev: e.Revision()}
+	if rec.Status == contracts.OrderPending {
+		w.order.Status = contracts.OrderFailed
+		w.order.Reason = contracts.CodeUnavailable + " abandoned: not finished within " + olderThan.String()
+		w.refund, w.release = true, true
+		s.log.WarnContext(ctx, "failing an abandoned order", "order_id", id, "updated_at", rec.UpdatedAt)
+	} else {
+		w.decided, w.marked = true, true
+		w.refund, w.release = rec.Compensate.Refund, rec.Compensate.Release
+		s.log.WarnContext(ctx, "finishing the compensation of a failed order", "order_id", id,
+			"refund", rec.Compensate.Refund, "release", rec.Compensate.Release)
+	}
+	if err := s.finish(ctx, w); err != nil {
+		s.retryLater(ctx, w)
+		return false, false, err
+	}
+	s.log.InfoContext(ctx, "order repaired", "order_id", id, "status", string(w.order.Status))
+	return true, w.order.Status == contracts.OrderFailed, nil
+}
+
+// reconcileLoop runs ReconcileAll every Config.ReconcileInterval until quit is closed
+// (which also cuts a running pass short).
+func (s *Service) reconcileLoop() {
+	defer close(s.reconcileDone)
+	t := time.NewTicker(s.cfg.ReconcileInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.quit:
+			return
+		case <-t.C:
+			ctx, cancel := s.passContext(max(s.cfg.ReconcileInterval, 10*s.cfg.RequestTimeout))
+			if _, err := s.ReconcileAll(ctx, s.cfg.AbandonAfter); err != nil && !s.stopping() {
+				s.log.WarnContext(ctx, "reconciliation incomplete; retried next pass", "error", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// passContext returns the context of one background pass: it ends after d, or when Stop
+// closes quit.
+func (s *Service) passContext(d time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	go func() {
+		select {
+		case <-s.quit:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+// stopping reports whether Stop closed quit.
+func (s *Service) stopping() bool {
+	select {
+	case <-s.quit:
+		return true
+	default:
+		return false
+	}
+}
