@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,17 +73,20 @@ func TestRequestsWithDeadBackend(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer svc.Stop()
+			// A subject of its own per subtest: the previous subtest's service may still be
+			// draining on the shared server, and must not receive this one's requests.
+			subject := "echo." + strings.ReplaceAll(name, " ", "_")
 			if err := svc.AddEndpoint("echo", func(ctx context.Context, req micro.Request) {
 				tel.Logger.InfoContext(ctx, "echo")
 				_ = req.Respond(req.Data())
-			}); err != nil {
+			}, micro.WithEndpointSubject(subject)); err != nil {
 				t.Fatal(err)
 			}
 			const n = 300
 			start := time.Now()
 			for range n {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-				if _, err := conn.Request(ctx, "echo", []byte("hi")); err != nil {
+				if _, err := conn.Request(ctx, subject, []byte("hi")); err != nil {
 					t.Fatalf("request with a dead backend: %v", err)
 				}
 				cancel()
