@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"syscall"
 	"testing"
 	"time"
 
@@ -11,17 +12,31 @@ import (
 	"github.com/natsotel/reference/services/contracts"
 )
 
-// natsOutage is how long the NATS server stays down: longer than the clients' reconnect
-// wait (500 ms + jitter), shorter than the load generator's and the services' request
-// timeouts would make every request of the outage fail on its own.
+// natsOutage is how long the NATS server stays down: several of the clients' reconnect
+// attempts (500 ms + jitter apart), and less than the load generator's request timeout
+// (5 s), so a request buffered by its client during the outage can still be answered.
 const natsOutage = 3 * time.Second
 
 // TestFaultNATSRestart stops the NATS server in the middle of a steady load and starts it
-// again on the same port with the same JetStream store. Afterwards every order the load
-// generator saw confirmed is confirmed in the orders bucket, every failed order returned
-// its stock, stock plus confirmed units equal the seed per SKU, nobody was charged twice
-// or for a failed order, and the services carried on without restarting.
+// again on the same port with the same JetStream store: once gracefully (SIGTERM) and once
+// as a crash (SIGKILL). Afterwards every order the load generator saw confirmed is
+// confirmed in the orders bucket, every failed order returned its stock, stock plus
+// confirmed units equal the seed per SKU, nobody was charged twice or for a failed order,
+// and the services carried on without restarting.
 func TestFaultNATSRestart(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		t.Run(signalName(sig), func(t *testing.T) { natsRestart(t, sig) })
+	}
+}
+
+func signalName(sig syscall.Signal) string {
+	if sig == syscall.SIGKILL {
+		return "SIGKILL"
+	}
+	return "SIGTERM"
+}
+
+func natsRestart(t *testing.T, sig syscall.Signal) {
 	tools := harness.RequireTools(t)
 	st := harness.StartStack(t, tools, harness.StackConfig{})
 	shop := harness.StartShop(t, st, builder, harness.ShopConfig{})
@@ -39,15 +54,18 @@ func TestFaultNATSRestart(t *testing.T) {
 	}
 
 	down := time.Now()
-	if err := st.NATS.Proc.Stop(); err != nil {
-		t.Logf("nats-server stop: %v", err)
+	if err := st.NATS.Proc.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.NATS.Proc.Wait(30 * time.Second); err != nil {
+		t.Logf("nats-server after %s: %v", signalName(sig), err)
 	}
 	stopped := time.Now()
 	<-time.After(natsOutage) // the fault itself: NATS is away this long
 	st.NATS.Start(t)
 	up := time.Now()
 	stopFirst(t, services...)
-	t.Logf("nats-server stopped at +%v (exit took %v), healthy again at +%v",
+	t.Logf("nats-server sent %s at +%v (exit took %v), healthy again at +%v", signalName(sig),
 		down.Sub(origin).Round(time.Millisecond), stopped.Sub(down).Round(time.Millisecond), up.Sub(origin).Round(time.Millisecond))
 
 	// The services reconnect on their own and answer discovery again.
@@ -95,8 +113,8 @@ func TestFaultNATSRestart(t *testing.T) {
 	checkAlive(t, before, services...)
 
 	rep, lrep := verifyShop(t, st, mergeSummaries(sum, sum2), append(calls, l2.Recorder.Calls()...))
-	t.Logf("FIGURES nats-restart: outage %v; sent %d (dropped at the concurrency cap %d), confirmed %d, failed %d, lost %d, outage errors %s; orders in KV %d (pending %d); after the restart %d/40 new orders ok",
-		up.Sub(down).Round(time.Millisecond), sum.Sent, sum.Dropped, len(sum.Confirmed), len(sum.Failed), len(lrep.Lost),
+	t.Logf("FIGURES nats-restart %s: outage %v; sent %d (dropped at the concurrency cap %d), confirmed %d, failed %d, lost %d, outage errors %s; orders in KV %d (pending %d); after the restart %d/40 new orders ok",
+		signalName(sig), up.Sub(down).Round(time.Millisecond), sum.Sent, sum.Dropped, len(sum.Confirmed), len(sum.Failed), len(lrep.Lost),
 		faultkit.FormatCounts(nonBusinessCounts(inside)), rep.Orders, rep.Pending, sum2.Outcomes[load.OutcomeOK])
 }
 

@@ -5,7 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -24,33 +25,45 @@ type backend struct {
 	nats     *harness.NATSServer
 	services []*harness.Process
 	rec      *faultkit.Recorder
-	measured []faultkit.Call    // calls of the measured rounds
-	p99      []time.Duration    // the load generator's own p99 of each measured round
-	rss      map[string][]int64 // per service: before the first round, after each round
+	measured []faultkit.Call    // the orders of the measured rounds, as the load generator saw them
+	p99      []time.Duration    // p99 of the orders' round trips, per measured round
+	rss      map[string][]int64 // per service: at start, after the warm-up, after each round
 }
 
 // TestFaultTelemetryDead runs the same load against three copies of the shop that differ
 // only in where their services export telemetry (OTEL_EXPORTER_OTLP_ENDPOINT): a healthy
 // collector, a closed port (connection refused) and a server that accepts connections and
-// never answers. The copies run side by side, each on its own nats-server; the load
-// generator visits them in turn for short slices, round after round, so that whatever
-// else the (shared, 2-core) machine does falls on all three alike. Per copy, the p99 of
-// every order round trip of the measured rounds, pooled, with a dead backend stays within
-// 1.2x of the healthy one; the services' memory stays bounded; and SIGTERM still stops
+// never answers. The copies run side by side, each on its own nats-server, and one load
+// generator drives all three, request by request in turn, so that whatever else the
+// (shared, 2-core) machine does falls on all three alike. With a dead backend the p99
+// of the orders' round trips (as the load generator's requester times them) stays within
+// 1.2x of the healthy copy's, the services' memory stays bounded, and SIGTERM still stops
 // them within their shutdown timeout.
 func TestFaultTelemetryDead(t *testing.T) {
 	const (
-		rate            = 40 // orders per second
+		rate            = 60 // orders per second, per copy
 		warmup          = 3 * time.Second
-		slice           = 2 * time.Second
-		rounds          = 8
+		slice           = 3 * time.Second // one round
 		maxRatio        = 1.2
-		maxExtraRSS     = 64 << 20         // per process, whole run, beyond the healthy copy's growth
-		maxLateExtraRSS = 24 << 20         // per process, from round 2 on
+		maxExtraRSS     = 32 << 20         // per process, whole run, beyond the healthy copy's growth
+		maxLateExtraRSS = 8 << 20          // per process, second half of the rounds
 		shutdownTimeout = 25 * time.Second // app.Options StopTimeout (20 s) + FlushTimeout (5 s)
 	)
+	// FAULT_ROUNDS=n runs n rounds instead of 10: a longer soak shows whether memory
+	// really levels off.
+	rounds := 10
+	if v, err := strconv.Atoi(os.Getenv("FAULT_ROUNDS")); err == nil && v >= 3 {
+		rounds = v
+	}
+	maxRounds := 3 * rounds
 	tools := harness.RequireTools(t)
-	bins := builder.Get(t)
+	// Latency and memory are measured on binaries built without the race detector, which
+	// slows every request several times over and keeps growing its own shadow memory
+	// (the other fault tests use the race-enabled binaries).
+	t.Setenv("E2E_RACE", "0")
+	plain := &harness.Builder{Dir: t.TempDir()}
+	bins := plain.Get(t)
+	t.Logf("built the binaries without -race in %v", plain.Spent().Round(100*time.Millisecond))
 	st := harness.StartStack(t, tools, harness.StackConfig{})
 	hang := faultkit.StartBlackhole(t)
 	backends := []*backend{
@@ -81,12 +94,19 @@ func TestFaultTelemetryDead(t *testing.T) {
 		b.sampleRSS(t)
 	}
 
-	// A warm-up slice each (export queues fill, connections are made), then the rounds,
-	// rotating which copy goes first.
-	run := func(b *backend, d time.Duration, seed uint64) (load.Summary, []faultkit.Call) {
-		before := len(b.rec.Calls())
-		r, err := load.New(b.rec, nil, load.Config{
-			Rate: rate, Duration: d, Mix: load.Mix{load.ScenarioValidOrder: 1}, Timeout: 5 * time.Second, Seed: seed, Progress: -1,
+	// One load generator drives the three copies at once, request by request in turn
+	// (faultkit.Spread): each copy gets the same rate, and whatever else the machine does
+	// at a given moment falls on all three alike. A warm-up first (export queues fill,
+	// connections are made and fail), then the measured rounds.
+	recs := make([]load.Requester, len(backends))
+	for i, b := range backends {
+		recs[i] = b.rec
+	}
+	spread := faultkit.NewSpread(recs...)
+	run := func(d time.Duration, seed uint64) {
+		r, err := load.New(spread, nil, load.Config{
+			Rate: rate * float64(len(backends)), Duration: d, Mix: load.Mix{load.ScenarioValidOrder: 1},
+			Timeout: 5 * time.Second, Seed: seed, Progress: -1,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -96,37 +116,78 @@ func TestFaultTelemetryDead(t *testing.T) {
 			t.Fatal(err)
 		}
 		if sum.Unexpected > 0 || sum.Dropped > 0 {
-			t.Errorf("%s copy: %s", b.name, sum)
+			t.Errorf("load: %s", sum)
 		}
-		return sum, b.rec.Calls()[before:]
 	}
+	run(warmup, 1)
 	for _, b := range backends {
-		run(b, warmup, 1)
 		b.sampleRSS(t)
 	}
-	for round := range rounds {
-		for i := range backends {
-			b := backends[(i+round)%len(backends)]
-			sum, calls := run(b, slice, uint64(100+round))
-			b.measured = append(b.measured, calls...)
-			b.p99 = append(b.p99, sum.Latency.P99)
-		}
-		for _, b := range backends {
-			b.sampleRSS(t)
+	measure := func(n int) {
+		for range n {
+			round := len(backends[0].p99)
+			before := make([]int, len(backends))
+			for i, b := range backends {
+				before[i] = len(b.rec.Calls())
+			}
+			run(slice, uint64(100+round))
+			for i, b := range backends {
+				calls := b.rec.Calls()[before[i]:]
+				b.measured = append(b.measured, calls...)
+				b.p99 = append(b.p99, faultkit.Quantile(faultkit.Latencies(calls), 0.99))
+				b.sampleRSS(t)
+			}
 		}
 	}
+	// Two estimates of how a dead copy's p99 compares with the healthy copy's: per round,
+	// the ratio of the two p99s (the same seconds of the same machine), median over the
+	// rounds; and the ratio of the p99s of all the orders of the copies, pooled. A burst of
+	// load from elsewhere on the machine lifts the tail of whichever copies it catches and
+	// moves one estimate or the other; an effect of the backend moves both. A copy fails
+	// when both exceed the limit; while one copy would, more rounds are measured (up to
+	// maxRounds in all), since noise shrinks with more rounds and an effect does not.
+	ratios := func(b *backend) []float64 {
+		out := make([]float64, len(b.p99))
+		for i := range b.p99 {
+			out[i] = float64(b.p99[i]) / float64(backends[0].p99[i])
+		}
+		return out
+	}
+	pooled := func(b *backend) float64 {
+		return float64(faultkit.Quantile(faultkit.Latencies(b.measured), 0.99)) /
+			float64(faultkit.Quantile(faultkit.Latencies(backends[0].measured), 0.99))
+	}
+	estimate := func(b *backend) float64 { return min(medianOf(ratios(b)), pooled(b)) }
+	measure(rounds)
+	for len(backends[0].p99) < maxRounds {
+		worst := 0.0
+		for _, b := range backends[1:] {
+			worst = max(worst, estimate(b))
+		}
+		if worst <= maxRatio {
+			break
+		}
+		t.Logf("after %d rounds a dead copy's p99 is %.2fx the healthy one's; measuring %d more rounds", len(backends[0].p99), worst, rounds)
+		measure(rounds)
+	}
 
-	healthy := faultkit.Quantile(faultkit.Latencies(backends[0].measured), 0.99)
 	var figures []string
 	for _, b := range backends {
 		lat := faultkit.Latencies(b.measured)
 		p50, p90, p99 := faultkit.Quantile(lat, 0.5), faultkit.Quantile(lat, 0.9), faultkit.Quantile(lat, 0.99)
-		ratio := float64(p99) / float64(healthy)
-		t.Logf("%-8s %d orders: p50 %v p90 %v p99 %v (%.2fx healthy); the load generator's p99 per round %v (median %v)",
-			b.name, len(lat), p50, p90, p99, ratio, b.p99, median(b.p99))
-		figures = append(figures, fmt.Sprintf("%s n=%d p50 %v p99 %v (%.2fx), per-round loadgen p99 median %v", b.name, len(lat), p50, p99, ratio, median(b.p99)))
-		if ratio > maxRatio {
-			t.Errorf("%s backend: p99 %v is %.2fx the healthy %v (limit %.1fx)", b.name, p99, ratio, healthy, maxRatio)
+		ratio := medianOf(ratios(b))
+		pooledRatio := pooled(b)
+		var perRound []string
+		for i, d := range b.p99 {
+			perRound = append(perRound, fmt.Sprintf("%v(%.2f)", d.Round(10*time.Microsecond), ratios(b)[i]))
+		}
+		t.Logf("%-8s p99 (ratio to healthy) per round: %s; median ratio %.2f. All %d orders: p50 %v, p90 %v, p99 %v (%.2fx healthy)",
+			b.name, strings.Join(perRound, " "), ratio, len(lat), p50.Round(time.Microsecond), p90.Round(time.Microsecond), p99.Round(time.Microsecond), pooledRatio)
+		figures = append(figures, fmt.Sprintf("%s p99 ratio median-of-rounds %.2f pooled %.2f (n=%d p50 %v p99 %v)",
+			b.name, ratio, pooledRatio, len(lat), p50.Round(time.Microsecond), p99.Round(time.Microsecond)))
+		if ratio > maxRatio && pooledRatio > maxRatio {
+			t.Errorf("%s backend: over %d rounds its p99 is %.2fx (median of rounds) and %.2fx (pooled) the healthy copy's (limit %.1fx)",
+				b.name, len(b.p99), ratio, pooledRatio, maxRatio)
 		}
 	}
 	if hang.Accepted() == 0 {
@@ -136,7 +197,8 @@ func TestFaultTelemetryDead(t *testing.T) {
 	// Memory: a dead backend may cost a fixed amount (full export queues, an export
 	// waiting for its timeout), never an amount that grows with the telemetry produced.
 	// Compared with the same service of the healthy copy: the extra growth over the run
-	// is bounded, and from the second round on (queues full by then) it stays small.
+	// is bounded, and over the second half of the rounds (queues long full) it is close to
+	// nothing. A longer soak (FAULT_ROUNDS=30) makes a leak stand out more.
 	for _, b := range backends {
 		var parts []string
 		for i, p := range b.services {
@@ -144,7 +206,8 @@ func TestFaultTelemetryDead(t *testing.T) {
 			r := b.rss[p.Name]
 			last := len(r) - 1
 			total := (r[last] - r[0]) - (h[last] - h[0])
-			late := (r[last] - r[2]) - (h[last] - h[2])
+			mid := 2 + len(b.p99)/2 // samples: start, after warm-up, after each round
+			late := (r[last] - r[mid]) - (h[last] - h[mid])
 			var series []string
 			for _, v := range r {
 				series = append(series, fmt.Sprintf("%.0f", float64(v)/(1<<20)))
@@ -154,7 +217,7 @@ func TestFaultTelemetryDead(t *testing.T) {
 				t.Errorf("%s: RSS grew %s more than with a healthy backend (limit %s)", p.Name, faultkit.MiB(total), faultkit.MiB(maxExtraRSS))
 			}
 			if late > maxLateExtraRSS {
-				t.Errorf("%s: from round 2 on, RSS grew %s more than with a healthy backend (limit %s)", p.Name, faultkit.MiB(late), faultkit.MiB(maxLateExtraRSS))
+				t.Errorf("%s: over the second half of the rounds, RSS grew %s more than with a healthy backend (limit %s)", p.Name, faultkit.MiB(late), faultkit.MiB(maxLateExtraRSS))
 			}
 		}
 		t.Logf("%-8s RSS at start, after warm-up, after each round: %s", b.name, strings.Join(parts, ", "))
@@ -186,23 +249,14 @@ func TestFaultTelemetryDead(t *testing.T) {
 		t.Logf("%-8s SIGTERM to exit: %s", b.name, strings.Join(parts, ", "))
 		figures = append(figures, b.name+" shutdown "+strings.Join(parts, ", "))
 	}
-	t.Logf("FIGURES telemetry-dead: %d/s, %d rounds of %v per copy after a %v warm-up; %s; hanging backend accepted %d connections",
-		rate, rounds, slice, warmup, strings.Join(figures, "; "), hang.Accepted())
+	t.Logf("FIGURES telemetry-dead: %d/s per copy, %d rounds of %v after a %v warm-up; %s; hanging backend accepted %d connections",
+		rate, len(backends[0].p99), slice, warmup, strings.Join(figures, "; "), hang.Accepted())
 }
 
 func (b *backend) sampleRSS(t *testing.T) {
 	for _, p := range b.services {
 		b.rss[p.Name] = append(b.rss[p.Name], rss(t, p))
 	}
-}
-
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	return s[len(s)/2]
 }
 
 func rss(t *testing.T, p *harness.Process) int64 {
@@ -212,4 +266,16 @@ func rss(t *testing.T, p *harness.Process) int64 {
 		t.Fatalf("%s: %v", p.Name, err)
 	}
 	return n
+}
+
+func medianOf(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
