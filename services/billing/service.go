@@ -2,7 +2,6 @@ package billing
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -91,41 +90,25 @@ func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Confi
 	return s, nil
 }
 
-func endpointMeta(desc, request, response, errs string) micro.EndpointOpt {
-	return micro.WithEndpointMetadata(map[string]string{
-		"description": desc, "request": request, "response": response, "errors": errs,
-	})
-}
-
 func (s *Service) addEndpoints() error {
-	g := s.svc.AddGroup(contracts.BillingService)
-	add := func(name string, h natsotel.Handler, opts ...micro.EndpointOpt) error {
-		if err := g.AddEndpoint(name, h, opts...); err != nil {
-			return fmt.Errorf("adding endpoint %s: %w", name, err)
-		}
-		return nil
+	eps := []rpc.Endpoint{
+		{Name: "charge", Handler: rpc.Typed(s.srv, s.charge),
+			Description: "Capture a payment for an order; idempotent per order id",
+			Request:     "contracts.ChargeRequest", Response: "contracts.Payment",
+			Errors: "400 invalid request or card, 402 declined, 409 charged another amount / refunded / voided, 413 too large, 503 store unavailable"},
+		{Name: "refund", Handler: rpc.Typed(s.srv, s.refund),
+			Description: "Refund an order's payment (void it if none yet); idempotent",
+			Request:     "contracts.OrderRef", Response: "contracts.Payment",
+			Errors: "400 invalid request, 413 too large, 503 store unavailable"},
+		{Name: "payment", Handler: rpc.Typed(s.srv, s.payment),
+			Description: "An order's payment record",
+			Request:     "contracts.OrderRef", Response: "contracts.Payment",
+			Errors: "400 invalid request, 404 no payment, 413 too large, 503 store unavailable"},
 	}
-	err := errors.Join(
-		add("charge", rpc.Typed(s.srv, s.charge), endpointMeta(
-			"Capture a payment for an order; idempotent per order id",
-			"contracts.ChargeRequest", "contracts.Payment",
-			"400 invalid request or card, 402 declined, 409 charged another amount / refunded / voided, 413 too large, 503 store unavailable")),
-		add("refund", rpc.Typed(s.srv, s.refund), endpointMeta(
-			"Refund an order's payment (void it if none yet); idempotent",
-			"contracts.OrderRef", "contracts.Payment",
-			"400 invalid request, 413 too large, 503 store unavailable")),
-		add("payment", rpc.Typed(s.srv, s.payment), endpointMeta(
-			"An order's payment record",
-			"contracts.OrderRef", "contracts.Payment",
-			"400 invalid request, 404 no payment, 413 too large, 503 store unavailable")),
-	)
-	if err == nil && !s.cfg.DisableControl {
-		err = add("control", rpc.Control(s.srv),
-			micro.WithEndpointQueueGroupDisabled(), // every replica applies the change
-			endpointMeta("Read (empty body) or set failure scenarios: decline_share, drop_share",
-				"contracts.FaultConfig", "contracts.FaultConfig", "400 invalid configuration, 413 too large"))
+	if !s.cfg.DisableControl {
+		eps = append(eps, rpc.ControlEndpoint(s.srv, "decline_share, drop_share"))
 	}
-	return err
+	return rpc.AddEndpoints(s.svc.AddGroup(contracts.BillingService), eps...)
 }
 
 // Faults returns the fault injector.

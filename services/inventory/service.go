@@ -157,53 +157,29 @@ func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Confi
 }
 
 // Endpoint metadata, shown by `nats micro info inventory`.
-func endpointMeta(desc, request, response, errs string) micro.EndpointOpt {
-	return micro.WithEndpointMetadata(map[string]string{
-		"description": desc, "request": request, "response": response, "errors": errs,
-	})
-}
-
 func (s *Service) addEndpoints() error {
-	g := s.svc.AddGroup(contracts.InventoryService)
-	eps := []struct {
-		name string
-		h    natsotel.Handler
-		opts []micro.EndpointOpt
-	}{
-		{"reserve", rpc.Typed(s.srv, s.reserve), []micro.EndpointOpt{endpointMeta(
-			"Reserve every line of an order or none; idempotent per order id",
-			"contracts.ReserveRequest", "contracts.Reservation",
-			"400 invalid request or unknown sku, 409 out of stock / reserved with other lines / released, 413 too large, 503 store unavailable")}},
-		{"release", rpc.Typed(s.srv, s.release), []micro.EndpointOpt{endpointMeta(
-			"Return the units an order holds; idempotent; blocks a later reserve of the same order",
-			"contracts.OrderRef", "contracts.Reservation",
-			"400 invalid request, 409 committed, 413 too large, 503 store unavailable")}},
-		{"commit", rpc.Typed(s.srv, s.commit), []micro.EndpointOpt{endpointMeta(
-			"Mark a held reservation committed (its units are sold); idempotent",
-			"contracts.OrderRef", "contracts.Reservation",
-			"400 invalid request, 404 no reservation, 409 not held or released, 413 too large, 503 store unavailable")}},
-		{"stock", rpc.Typed(s.srv, s.stockOf), []micro.EndpointOpt{endpointMeta(
-			"Units of a SKU available for reservation",
-			"contracts.StockRequest", "contracts.Stock",
-			"400 invalid request, 404 unknown sku, 413 too large, 503 store unavailable")}},
+	eps := []rpc.Endpoint{
+		{Name: "reserve", Handler: rpc.Typed(s.srv, s.reserve),
+			Description: "Reserve every line of an order or none; idempotent per order id",
+			Request:     "contracts.ReserveRequest", Response: "contracts.Reservation",
+			Errors: "400 invalid request or unknown sku, 409 out of stock / reserved with other lines / released, 413 too large, 503 store unavailable"},
+		{Name: "release", Handler: rpc.Typed(s.srv, s.release),
+			Description: "Return the units an order holds; idempotent; blocks a later reserve of the same order",
+			Request:     "contracts.OrderRef", Response: "contracts.Reservation",
+			Errors: "400 invalid request, 409 committed, 413 too large, 503 store unavailable"},
+		{Name: "commit", Handler: rpc.Typed(s.srv, s.commit),
+			Description: "Mark a held reservation committed (its units are sold); idempotent",
+			Request:     "contracts.OrderRef", Response: "contracts.Reservation",
+			Errors: "400 invalid request, 404 no reservation, 409 not held or released, 413 too large, 503 store unavailable"},
+		{Name: "stock", Handler: rpc.Typed(s.srv, s.stockOf),
+			Description: "Units of a SKU available for reservation",
+			Request:     "contracts.StockRequest", Response: "contracts.Stock",
+			Errors: "400 invalid request, 404 unknown sku, 413 too large, 503 store unavailable"},
 	}
 	if !s.cfg.DisableControl {
-		eps = append(eps, struct {
-			name string
-			h    natsotel.Handler
-			opts []micro.EndpointOpt
-		}{"control", rpc.Control(s.srv), []micro.EndpointOpt{
-			micro.WithEndpointQueueGroupDisabled(), // every replica applies the change
-			endpointMeta("Read (empty body) or set failure scenarios: delay_share, delay, delay_jitter, nak_share, drop_share",
-				"contracts.FaultConfig", "contracts.FaultConfig", "400 invalid configuration, 413 too large"),
-		}})
+		eps = append(eps, rpc.ControlEndpoint(s.srv, "delay_share, delay, delay_jitter, nak_share, drop_share"))
 	}
-	for _, ep := range eps {
-		if err := g.AddEndpoint(ep.name, ep.h, ep.opts...); err != nil {
-			return fmt.Errorf("adding endpoint %s: %w", ep.name, err)
-		}
-	}
-	return nil
+	return rpc.AddEndpoints(s.svc.AddGroup(contracts.InventoryService), eps...)
 }
 
 // Faults returns the fault injector (tests and the demo switch scenarios with it

@@ -154,37 +154,21 @@ func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Confi
 	return s, nil
 }
 
-func endpointMeta(desc, request, response, errs string) micro.EndpointOpt {
-	return micro.WithEndpointMetadata(map[string]string{
-		"description": desc, "request": request, "response": response, "errors": errs,
-	})
-}
-
 func (s *Service) addEndpoints() error {
-	g := s.svc.AddGroup(contracts.OrderService)
-	add := func(name string, h natsotel.Handler, opts ...micro.EndpointOpt) error {
-		if err := g.AddEndpoint(name, h, opts...); err != nil {
-			return fmt.Errorf("adding endpoint %s: %w", name, err)
-		}
-		return nil
+	eps := []rpc.Endpoint{
+		{Name: "create", Handler: rpc.Typed(s.srv, s.create),
+			Description: "Create an order: reserve, charge, confirm; compensate and fail otherwise. Error replies carry the order as body",
+			Request:     "contracts.CreateOrderRequest", Response: "contracts.Order",
+			Errors: "400 invalid request, 402 payment declined, 409 out of stock, 413 too large, 503 a dependency did not answer"},
+		{Name: "get", Handler: rpc.Typed(s.srv, s.get),
+			Description: "An order by id",
+			Request:     "contracts.GetOrderRequest", Response: "contracts.Order",
+			Errors: "400 invalid request, 404 not found, 413 too large, 503 store unavailable"},
 	}
-	err := errors.Join(
-		add("create", rpc.Typed(s.srv, s.create), endpointMeta(
-			"Create an order: reserve, charge, confirm; compensate and fail otherwise. Error replies carry the order as body",
-			"contracts.CreateOrderRequest", "contracts.Order",
-			"400 invalid request, 402 payment declined, 409 out of stock, 413 too large, 503 a dependency did not answer")),
-		add("get", rpc.Typed(s.srv, s.get), endpointMeta(
-			"An order by id",
-			"contracts.GetOrderRequest", "contracts.Order",
-			"400 invalid request, 404 not found, 413 too large, 503 store unavailable")),
-	)
-	if err == nil && !s.cfg.DisableControl {
-		err = add("control", rpc.Control(s.srv),
-			micro.WithEndpointQueueGroupDisabled(), // every replica applies the change
-			endpointMeta("Read (empty body) or set failure scenarios: drop_share",
-				"contracts.FaultConfig", "contracts.FaultConfig", "400 invalid configuration, 413 too large"))
+	if !s.cfg.DisableControl {
+		eps = append(eps, rpc.ControlEndpoint(s.srv, "drop_share"))
 	}
-	return err
+	return rpc.AddEndpoints(s.svc.AddGroup(contracts.OrderService), eps...)
 }
 
 // Faults returns the fault injector.
