@@ -85,18 +85,6 @@ func verifyShop(t *testing.T, st *harness.Stack, sum load.Summary, calls []fault
 	return rep, lrep
 }
 
-// stopFirst registers a cleanup that stops procs (SIGTERM, in the order given) before
-// anything registered earlier. A test that restarts nats-server calls it after the
-// restart: the harness registers the new server's cleanup then, so without this the
-// server would stop before the services, which then cannot drain and exit with status 1.
-func stopFirst(t *testing.T, procs ...*harness.Process) {
-	t.Cleanup(func() {
-		for _, p := range procs {
-			_ = p.Stop() // the harness' own cleanup reports an unclean exit
-		}
-	})
-}
-
 // mergeSummaries returns a with the order ids of the others appended, for checking the
 // orders of several runs against the state at once.
 func mergeSummaries(a load.Summary, others ...load.Summary) load.Summary {

@@ -60,8 +60,7 @@ func TestFaultTelemetryDead(t *testing.T) {
 	// Latency and memory are measured on binaries built without the race detector, which
 	// slows every request several times over and keeps growing its own shadow memory
 	// (the other fault tests use the race-enabled binaries).
-	t.Setenv("E2E_RACE", "0")
-	plain := &harness.Builder{Dir: t.TempDir()}
+	plain := &harness.Builder{Dir: t.TempDir(), NoRace: true}
 	bins := plain.Get(t)
 	t.Logf("built the binaries without -race in %v", plain.Spent().Round(100*time.Millisecond))
 	st := harness.StartStack(t, tools, harness.StackConfig{})

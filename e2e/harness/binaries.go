@@ -34,11 +34,15 @@ var repoBinaries = []binary{
 // Builder builds the repository's binaries once per test binary run, on first use, into
 // Dir. Create one in TestMain and remove Dir after m.Run.
 //
-// Binaries are built with -race (E2E_RACE=0 turns it off): the tests run with -race after
-// `make test`, so the race-instrumented packages are already in the build cache and only
-// linking is left, and a data race in a real process fails the test.
+// Binaries are built with -race unless NoRace is set or E2E_RACE=0: the tests run with
+// -race after `make test`, so the race-instrumented packages are already in the build cache
+// and only linking is left, and a data race in a real process fails the test.
 type Builder struct {
 	Dir string
+	// NoRace builds without -race whatever E2E_RACE says, for a test that measures latency
+	// or memory (the race detector slows every request several times over and grows its
+	// own shadow memory). Use a Builder of its own for it, with its own Dir.
+	NoRace bool
 
 	once  sync.Once
 	bins  map[string]string
@@ -80,7 +84,7 @@ func (b *Builder) build() {
 		return
 	}
 	args := []string{"build", "-trimpath"}
-	if os.Getenv("E2E_RACE") != "0" {
+	if !b.NoRace && os.Getenv("E2E_RACE") != "0" {
 		args = append(args, "-race")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)

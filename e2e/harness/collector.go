@@ -26,16 +26,13 @@ type CollectorConfig struct {
 }
 
 // StartCollector starts the collector with config/otelcol.yaml.tmpl, exporting metrics to
-// prom, and waits until its OTLP/HTTP port accepts connections.
+// prom, and waits until its OTLP ports accept connections.
 func StartCollector(t testing.TB, tools Tools, dir string, prom *Prometheus, cfg CollectorConfig) *Collector {
 	t.Helper()
-	httpPort, grpcPort := FreePort(t), FreePort(t)
 	c := &Collector{
-		OTLPHTTPEndpoint: fmt.Sprintf("http://127.0.0.1:%d", httpPort),
-		OTLPGRPCAddr:     fmt.Sprintf("127.0.0.1:%d", grpcPort),
-		TracesFile:       filepath.Join(dir, "otel-traces.jsonl"),
-		LogsFile:         filepath.Join(dir, "otel-logs.jsonl"),
-		MetricsFile:      filepath.Join(dir, "otel-metrics.jsonl"),
+		TracesFile:  filepath.Join(dir, "otel-traces.jsonl"),
+		LogsFile:    filepath.Join(dir, "otel-logs.jsonl"),
+		MetricsFile: filepath.Join(dir, "otel-metrics.jsonl"),
 	}
 	promPort := prom.URL[len("http://127.0.0.1:"):]
 	level := "info"
@@ -43,30 +40,42 @@ func StartCollector(t testing.TB, tools Tools, dir string, prom *Prometheus, cfg
 		level = "debug"
 	}
 	cfgPath := filepath.Join(dir, "otelcol.yaml")
-	renderTemplate(t, "otelcol.yaml.tmpl", cfgPath, map[string]any{
-		"OTLPHTTPPort":   httpPort,
-		"OTLPGRPCPort":   grpcPort,
-		"PrometheusPort": promPort,
-		"TracesFile":     c.TracesFile,
-		"LogsFile":       c.LogsFile,
-		"MetricsFile":    c.MetricsFile,
-		"LogLevel":       level,
-		"Debug":          cfg.Debug,
+	c.Proc = startTool(t, toolStart{
+		attempt: func(int) ProcessConfig {
+			ports := FreePorts(t, 2)
+			c.OTLPHTTPEndpoint = fmt.Sprintf("http://127.0.0.1:%d", ports[0])
+			c.OTLPGRPCAddr = fmt.Sprintf("127.0.0.1:%d", ports[1])
+			renderTemplate(t, "otelcol.yaml.tmpl", cfgPath, map[string]any{
+				"OTLPHTTPPort":   ports[0],
+				"OTLPGRPCPort":   ports[1],
+				"PrometheusPort": promPort,
+				"TracesFile":     c.TracesFile,
+				"LogsFile":       c.LogsFile,
+				"MetricsFile":    c.MetricsFile,
+				"LogLevel":       level,
+				"Debug":          cfg.Debug,
+			})
+			return ProcessConfig{
+				Name:   "otelcol",
+				Path:   tools.Otelcol,
+				Args:   []string{"--config=" + cfgPath},
+				Env:    BaseEnv(dir),
+				LogDir: dir,
+			}
+		},
+		// The collector logs "Everything is ready" only once every receiver has bound its
+		// port (it shuts down when one cannot), so a port answering for another process is
+		// not taken for this one.
+		ready: func(ctx context.Context, p *Process) error {
+			for _, addr := range []string{c.OTLPHTTPEndpoint[len("http://"):], c.OTLPGRPCAddr} {
+				if err := WaitTCP(ctx, addr, p); err != nil {
+					return err
+				}
+			}
+			return waitLog(ctx, p, "Everything is ready")
+		},
 	})
-	c.Proc = StartProcess(t, ProcessConfig{
-		Name:   "otelcol",
-		Path:   tools.Otelcol,
-		Args:   []string{"--config=" + cfgPath},
-		Env:    BaseEnv(dir),
-		LogDir: dir,
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for _, addr := range []string{c.OTLPHTTPEndpoint[len("http://"):], c.OTLPGRPCAddr} {
-		if err := WaitTCP(ctx, addr, c.Proc); err != nil {
-			t.Fatalf("collector not ready: %v\n%s", err, c.Proc.Tail(60))
-		}
-	}
+	t.Cleanup(func() { c.Proc.stop(t) })
 	return c
 }
 

@@ -15,7 +15,8 @@ type NATSServer struct {
 	URL string
 	// MonitorURL is the HTTP monitoring base URL.
 	MonitorURL string
-	Proc       *Process
+	// Proc is the current server process (a new one after Start).
+	Proc *Process
 
 	tools Tools
 	dir   string
@@ -23,41 +24,63 @@ type NATSServer struct {
 }
 
 // StartNATSServer starts nats-server from config/nats-server.conf.tmpl with JetStream stored
-// under dir, and waits for /healthz.
+// under dir, and waits until it is ready. Its cleanup stops whichever server process is
+// current then, so restarts (Start) keep the place of the first start in the order of
+// cleanups: every process started after StartNATSServer stops before the server does.
 func StartNATSServer(t testing.TB, tools Tools, dir string) *NATSServer {
 	t.Helper()
-	port, monitor := FreePort(t), FreePort(t)
 	storeDir := filepath.Join(dir, "jetstream")
 	if err := os.MkdirAll(storeDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	conf := filepath.Join(dir, "nats-server.conf")
-	renderTemplate(t, "nats-server.conf.tmpl", conf, map[string]any{
-		"Port": port, "MonitorPort": monitor, "StoreDir": storeDir,
+	n := &NATSServer{tools: tools, dir: dir, conf: filepath.Join(dir, "nats-server.conf")}
+	n.Proc = startTool(t, toolStart{
+		attempt: func(int) ProcessConfig {
+			ports := FreePorts(t, 2)
+			renderTemplate(t, "nats-server.conf.tmpl", n.conf, map[string]any{
+				"Port": ports[0], "MonitorPort": ports[1], "StoreDir": storeDir,
+			})
+			n.URL = fmt.Sprintf("nats://127.0.0.1:%d", ports[0])
+			n.MonitorURL = fmt.Sprintf("http://127.0.0.1:%d", ports[1])
+			return n.processConfig()
+		},
+		ready: n.ready,
 	})
-	n := &NATSServer{
-		URL:        fmt.Sprintf("nats://127.0.0.1:%d", port),
-		MonitorURL: fmt.Sprintf("http://127.0.0.1:%d", monitor),
-		tools:      tools, dir: dir, conf: conf,
-	}
-	n.Start(t)
+	t.Cleanup(func() { n.Proc.stop(t) })
 	return n
 }
 
-// Start (re)starts the server process on the same ports and storage, and waits until it is
-// healthy. Fault tests use it after Stop to bring NATS back.
+// Start starts the server again on the same ports and storage, and waits until it is ready.
+// Fault tests use it after stopping or killing Proc to bring NATS back; a Proc still running
+// is stopped first. No new cleanup is registered (see StartNATSServer).
 func (n *NATSServer) Start(t testing.TB) {
 	t.Helper()
-	n.Proc = StartProcess(t, ProcessConfig{
+	n.Proc.stop(t)
+	n.Proc = startTool(t, toolStart{
+		attempt: func(int) ProcessConfig { return n.processConfig() },
+		ready:   n.ready,
+		// The ports are the clients' to reconnect to: on a port taken meanwhile, wait for
+		// it to be free again rather than move.
+		retryDelay: time.Second,
+	})
+}
+
+func (n *NATSServer) processConfig() ProcessConfig {
+	return ProcessConfig{
 		Name:   "nats-server",
 		Path:   n.tools.NATSServer,
 		Args:   []string{"-c", n.conf},
 		Env:    BaseEnv(n.dir),
 		LogDir: n.dir,
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := WaitHTTP(ctx, n.MonitorURL+"/healthz", n.Proc); err != nil {
-		t.Fatalf("nats-server not healthy: %v\n%s", err, n.Proc.Tail(40))
 	}
+}
+
+// ready waits for /healthz and for "Server is ready", which nats-server logs only once it
+// has bound its monitoring and client ports (it exits when it cannot), so another process
+// answering on one of those ports is not taken for this one.
+func (n *NATSServer) ready(ctx context.Context, p *Process) error {
+	if err := WaitHTTP(ctx, n.MonitorURL+"/healthz", p); err != nil {
+		return err
+	}
+	return waitLog(ctx, p, "Server is ready")
 }

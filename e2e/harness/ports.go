@@ -10,17 +10,28 @@ import (
 	"time"
 )
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago. The kernel does not
-// hand out a port it just released to the next ephemeral bind, so the short window between
-// this call and the child process binding it is harmless on a test machine.
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago. Someone else can
+// take it before a child process binds it (rarely); the harness starts its tools through
+// startTool, which starts a tool again on new ports when that happens.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	return FreePorts(t, 1)[0]
+}
+
+// FreePorts returns n distinct TCP ports on 127.0.0.1 that were free a moment ago (all of
+// them are held at once, so no two are the same).
+func FreePorts(t testing.TB, n int) []int {
+	t.Helper()
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("free port: %v", err)
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 // pollInterval is how often readiness checks poll external state.

@@ -46,6 +46,8 @@ type Process struct {
 	done chan struct{}
 	err  error // set before done is closed
 
+	logStart int64 // size of the log file before this process wrote to it
+
 	stopOnce sync.Once
 }
 
@@ -78,6 +80,11 @@ func startProcess(cfg ProcessConfig) (*Process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", cfg.Name, err)
 	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("start %s: %w", cfg.Name, err)
+	}
 	cmd := exec.Command(cfg.Path, cfg.Args...)
 	cmd.Env = cfg.Env
 	if cmd.Env == nil {
@@ -94,7 +101,7 @@ func startProcess(cfg ProcessConfig) (*Process, error) {
 		f.Close()
 		return nil, fmt.Errorf("start %s: %w", cfg.Name, err)
 	}
-	p := &Process{Name: cfg.Name, LogPath: logPath, cfg: cfg, cmd: cmd, log: f, done: make(chan struct{})}
+	p := &Process{Name: cfg.Name, LogPath: logPath, cfg: cfg, cmd: cmd, log: f, done: make(chan struct{}), logStart: fi.Size()}
 	go func() {
 		err := cmd.Wait()
 		p.err = err
@@ -141,6 +148,22 @@ func (p *Process) Logs() string {
 	return string(b)
 }
 
+// logSinceStart returns what this process has written to its log, without what earlier
+// processes of the same name (a restart, a retried start) wrote before it.
+func (p *Process) logSinceStart() string {
+	b, err := os.ReadFile(p.LogPath)
+	if err != nil {
+		return fmt.Sprintf("(reading %s: %v)", p.LogPath, err)
+	}
+	if int64(len(b)) < p.logStart {
+		return ""
+	}
+	return string(b[p.logStart:])
+}
+
+// closeLog closes the harness' handle of the log file (the file stays).
+func (p *Process) closeLog() { _ = p.log.Close() }
+
 // Tail returns the last n lines the process has written.
 func (p *Process) Tail(n int) string { return tailFile(p.LogPath, n) }
 
@@ -149,9 +172,14 @@ func tailFile(path string, n int) string {
 	if err != nil {
 		return fmt.Sprintf("(reading %s: %v)", path, err)
 	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return lastLines(string(b), n, " in "+path)
+}
+
+// lastLines returns the last n lines of s, noting how many came before (and where, if not "").
+func lastLines(s string, n int, where string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
-		lines = append([]string{fmt.Sprintf("... (%d earlier lines in %s)", len(lines)-n, path)}, lines[len(lines)-n:]...)
+		lines = append([]string{fmt.Sprintf("... (%d earlier lines%s)", len(lines)-n, where)}, lines[len(lines)-n:]...)
 	}
 	return strings.Join(lines, "\n")
 }
@@ -189,7 +217,7 @@ func (p *Process) terminate() error {
 // exit, a data race or a panic as a test error.
 func (p *Process) stop(t testing.TB) {
 	err := p.Stop()
-	p.log.Close()
+	p.closeLog()
 	if !p.cfg.CheckExit {
 		return
 	}

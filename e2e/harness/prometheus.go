@@ -34,36 +34,66 @@ type Prometheus struct {
 // waits for /-/ready.
 func StartPrometheus(t testing.TB, tools Tools, dir string) *Prometheus {
 	t.Helper()
-	port := FreePort(t)
 	cfgPath := filepath.Join(dir, "prometheus.yaml")
 	renderTemplate(t, "prometheus.yaml.tmpl", cfgPath, nil)
-	p := &Prometheus{
-		URL:    fmt.Sprintf("http://127.0.0.1:%d", port),
-		client: &http.Client{Timeout: 10 * time.Second},
-	}
-	p.OTLPEndpoint = p.URL + "/api/v1/otlp"
-	p.Proc = StartProcess(t, ProcessConfig{
-		Name: "prometheus",
-		Path: tools.Prometheus,
-		Args: []string{
-			"--config.file=" + cfgPath,
-			"--web.listen-address=" + fmt.Sprintf("127.0.0.1:%d", port),
-			"--storage.tsdb.path=" + filepath.Join(dir, "prometheus-data"),
-			// As otel-lgtm's run-prometheus.sh:
-			"--web.enable-otlp-receiver",
-			"--web.enable-remote-write-receiver",
-			"--enable-feature=exemplar-storage",
-			"--log.level=warn",
+	tsdb := filepath.Join(dir, "prometheus-data")
+	p := &Prometheus{client: &http.Client{Timeout: 10 * time.Second}}
+	p.Proc = startTool(t, toolStart{
+		attempt: func(int) ProcessConfig {
+			port := FreePort(t)
+			p.URL = fmt.Sprintf("http://127.0.0.1:%d", port)
+			p.OTLPEndpoint = p.URL + "/api/v1/otlp"
+			return ProcessConfig{
+				Name: "prometheus",
+				Path: tools.Prometheus,
+				Args: []string{
+					"--config.file=" + cfgPath,
+					"--web.listen-address=" + fmt.Sprintf("127.0.0.1:%d", port),
+					"--storage.tsdb.path=" + tsdb,
+					// As otel-lgtm's run-prometheus.sh:
+					"--web.enable-otlp-receiver",
+					"--web.enable-remote-write-receiver",
+					"--enable-feature=exemplar-storage",
+					"--log.level=warn",
+				},
+				Env:    BaseEnv(dir),
+				LogDir: dir,
+			}
 		},
-		Env:    BaseEnv(dir),
-		LogDir: dir,
+		ready: func(ctx context.Context, proc *Process) error {
+			if err := WaitHTTP(ctx, p.URL+"/-/ready", proc); err != nil {
+				return err
+			}
+			return p.checkTSDBPath(ctx, tsdb)
+		},
+		timeout: 60 * time.Second,
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := WaitHTTP(ctx, p.URL+"/-/ready", p.Proc); err != nil {
-		t.Fatalf("prometheus not ready: %v\n%s", err, p.Proc.Tail(40))
-	}
+	t.Cleanup(func() { p.Proc.stop(t) })
 	return p
+}
+
+// checkTSDBPath makes sure the Prometheus answering on p.URL is the one started with tsdb
+// as its storage, not another process that holds the same port.
+func (p *Prometheus) checkTSDBPath(ctx context.Context, tsdb string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.URL+"/api/v1/status/flags", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("prometheus flags: %w", err)
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Data map[string]string `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return fmt.Errorf("prometheus flags: %s: %w", resp.Status, err)
+	}
+	if got := r.Data["storage.tsdb.path"]; got != tsdb {
+		return fmt.Errorf("%s is another Prometheus (storage.tsdb.path %q, want %q)", p.URL, got, tsdb)
+	}
+	return nil
 }
 
 // Sample is one series of an instant-query result.
