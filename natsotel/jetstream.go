@@ -70,9 +70,8 @@ func (j *JetStream) publish(ctx context.Context, m *nats.Msg, opts []jetstream.P
 		return ack, c.publishErr(m, err)
 	}
 	dest, temp := c.sendDestination(m.Subject)
-	ctx, cl := c.begin(ctx, c.op(specSend, dest, "", temp), m.Subject)
+	ctx, cl := c.begin(ctx, c.op(specSend, dest, "", temp), m.Subject, len(m.Data))
 	if cl.span.IsRecording() {
-		cl.span.SetAttributes(semconv.MessagingMessageBodySize(len(m.Data)))
 		if id := m.Header.Get(jetstream.MsgIDHeader); id != "" {
 			cl.span.SetAttributes(semconv.MessagingMessageID(id))
 		}
@@ -152,9 +151,8 @@ func (j *JetStream) process(ctx context.Context, msg jetstream.Msg, h JSHandler,
 	if dest == "" {
 		dest, temp = c.sendDestination(subject)
 	}
-	ctx, cl := c.beginConsumer(ctx, c.op(specConsume, dest, group, temp), subject)
+	ctx, cl := c.beginConsumer(ctx, c.op(specConsume, dest, group, temp), subject, len(msg.Data()))
 	if cl.span.IsRecording() {
-		cl.span.SetAttributes(semconv.MessagingMessageBodySize(len(msg.Data())))
 		if id := msg.Headers().Get(jetstream.MsgIDHeader); id != "" {
 			cl.span.SetAttributes(semconv.MessagingMessageID(id))
 		}
@@ -229,7 +227,7 @@ func (j *JetStream) Fetch(ctx context.Context, cons jetstream.Consumer, batch in
 	}
 	stream, consumer, durable := c.consumerOf(cons)
 	info := c.op(specReceive, stream, durable, false)
-	ctx, cl := c.begin(ctx, info, "")
+	ctx, cl := c.begin(ctx, info, "", -1)
 	msgs, err := j.fetch(ctx, cons, batch, opts)
 	if cl.span.IsRecording() {
 		cl.span.SetAttributes(semconv.MessagingBatchMessageCount(len(msgs)))

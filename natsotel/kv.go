@@ -115,7 +115,7 @@ func (k *KeyValue) do(ctx context.Context, spec *opSpec, key string, fn func(con
 		_, err := fn(ctx)
 		return err
 	}
-	ctx, cl := c.begin(ctx, c.op(spec, bucket, "", false), "")
+	ctx, cl := c.begin(ctx, c.op(spec, bucket, "", false), "", -1)
 	rev, err := fn(ctx)
 	errType := kvErrorType(spec, err)
 	if cl.span.IsRecording() {

@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 
 	"github.com/nats-io/nats.go/micro"
-	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 )
 
 // Handler handles a micro request; ctx carries the SERVER span (child of the caller's
@@ -182,10 +181,7 @@ func (ep *endpoint) handle(req micro.Request) {
 		return
 	}
 
-	ctx, cl := c.begin(ctx, info, subject)
-	if cl.span.IsRecording() {
-		cl.span.SetAttributes(semconv.MessagingMessageBodySize(len(req.Data())))
-	}
+	ctx, cl := c.begin(ctx, info, subject, len(req.Data()))
 	// Ends the span however the handler ends: return, panic or runtime.Goexit.
 	defer func() {
 		if p := recover(); p != nil {

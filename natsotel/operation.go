@@ -211,8 +211,10 @@ type call struct {
 // ("" if there is none, as for Fetch and KeyValue). When it differs from the operation's
 // low-cardinality destination, the span gets it as messaging.destination.name and the
 // destination as messaging.destination.template; temporary subjects never reach the span.
-// extra start options (links, new root) are appended.
-func (c *Conn) begin(ctx context.Context, info *opInfo, subject string, extra ...trace.SpanStartOption) (context.Context, call) {
+// bodySize >= 0 is set as messaging.message.body.size (< 0: none). extra start options
+// (links, new root) are appended. A recording span gets all its attributes in one
+// SetAttributes call, so the SDK sizes its attribute slice once.
+func (c *Conn) begin(ctx context.Context, info *opInfo, subject string, bodySize int, extra ...trace.SpanStartOption) (context.Context, call) {
 	opts := info.startOpts
 	if len(extra) > 0 {
 		opts = append(append(make([]trace.SpanStartOption, 0, len(opts)+len(extra)), opts...), extra...)
@@ -225,13 +227,25 @@ func (c *Conn) begin(ctx context.Context, info *opInfo, subject string, extra ..
 	}
 	if span.IsRecording() {
 		attrs := info.spanAttrs(cl.srv)
-		if k := info.key; subject != "" && subject != k.dest && !k.temporary && !k.spec.db && !c.temporary(subject) {
-			// The last attribute is messaging.destination.name=dest (see newOpInfo).
-			span.SetAttributes(attrs[:len(attrs)-1]...)
-			span.SetAttributes(semconv.MessagingDestinationName(subject), semconv.MessagingDestinationTemplate(k.dest))
-		} else {
+		k := info.key
+		concrete := subject != "" && subject != k.dest && !k.temporary && !k.spec.db && !c.temporary(subject)
+		if !concrete && bodySize < 0 {
 			span.SetAttributes(attrs...)
+			return ctx, cl
 		}
+		n := len(attrs)
+		if concrete {
+			n-- // the last attribute is messaging.destination.name=dest (see newOpInfo)
+		}
+		all := make([]attribute.KeyValue, n, n+3)
+		copy(all, attrs)
+		if concrete {
+			all = append(all, semconv.MessagingDestinationName(subject), semconv.MessagingDestinationTemplate(k.dest))
+		}
+		if bodySize >= 0 {
+			all = append(all, semconv.MessagingMessageBodySize(bodySize))
+		}
+		span.SetAttributes(all...)
 	}
 	return ctx, cl
 }

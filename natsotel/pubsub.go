@@ -6,7 +6,6 @@ import (
 	"maps"
 
 	"github.com/nats-io/nats.go"
-	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -43,10 +42,7 @@ func (c *Conn) publish(ctx context.Context, m *nats.Msg) error {
 		return c.publishErr(m, c.nc.PublishMsg(m))
 	}
 	dest, temp := c.sendDestination(m.Subject)
-	ctx, cl := c.begin(ctx, c.op(specSend, dest, "", temp), m.Subject)
-	if cl.span.IsRecording() {
-		cl.span.SetAttributes(semconv.MessagingMessageBodySize(len(m.Data)))
-	}
+	ctx, cl := c.begin(ctx, c.op(specSend, dest, "", temp), m.Subject, len(m.Data))
 	c.cfg.prop.Inject(ctx, HeaderCarrier(m.Header))
 	if err := c.publishErr(m, c.nc.PublishMsg(m)); err != nil {
 		cl.end(ctx, errorType(err), err.Error(), 1)
@@ -100,23 +96,20 @@ func (c *Conn) msgHandler(subject, queue string, h MsgHandler) nats.MsgHandler {
 			c.runUntraced(ctx, m.Subject, func() { h(ctx, m) })
 			return
 		}
-		ctx, cl := c.beginConsumer(ctx, info, m.Subject)
-		if cl.span.IsRecording() {
-			cl.span.SetAttributes(semconv.MessagingMessageBodySize(len(m.Data)))
-		}
+		ctx, cl := c.beginConsumer(ctx, info, m.Subject, len(m.Data))
 		c.runHandler(ctx, &cl, m.Subject, func() { h(ctx, m) })
 	}
 }
 
 // beginConsumer starts a CONSUMER/SERVER span for a message whose producer context was
 // extracted into ctx: as a child (default) or as a new root with a link (WithConsumerLinks).
-func (c *Conn) beginConsumer(ctx context.Context, info *opInfo, subject string) (context.Context, call) {
+func (c *Conn) beginConsumer(ctx context.Context, info *opInfo, subject string, bodySize int) (context.Context, call) {
 	if c.cfg.linkOnly {
 		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
-			return c.begin(ctx, info, subject, trace.WithNewRoot(), trace.WithLinks(trace.Link{SpanContext: sc}))
+			return c.begin(ctx, info, subject, bodySize, trace.WithNewRoot(), trace.WithLinks(trace.Link{SpanContext: sc}))
 		}
 	}
-	return c.begin(ctx, info, subject)
+	return c.begin(ctx, info, subject, bodySize)
 }
 
 // runHandler runs fn and ends cl however fn ends: normally; by a panic, which is recovered,

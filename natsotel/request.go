@@ -6,7 +6,6 @@ import (
 	"maps"
 
 	"github.com/nats-io/nats.go"
-	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 )
 
 // Request sends data to subject and waits for the reply, honouring ctx's deadline and
@@ -63,10 +62,7 @@ func (c *Conn) request(ctx context.Context, m *nats.Msg) (*nats.Msg, error) {
 	}
 
 	dest, temp := c.sendDestination(m.Subject)
-	ctx, cl := c.begin(ctx, c.op(specRequest, dest, "", temp), m.Subject)
-	if cl.span.IsRecording() {
-		cl.span.SetAttributes(semconv.MessagingMessageBodySize(len(m.Data)))
-	}
+	ctx, cl := c.begin(ctx, c.op(specRequest, dest, "", temp), m.Subject, len(m.Data))
 	c.cfg.prop.Inject(ctx, HeaderCarrier(m.Header))
 	reply, err := c.nc.RequestMsgWithContext(ctx, m)
 	reply, err = c.finishReply(m, reply, err)
