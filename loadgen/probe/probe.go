@@ -207,19 +207,19 @@ func (p *Probe) Once(ctx context.Context) (Round, error) {
 			in.Up = false
 			in.Missed++
 			if in.Missed == 1 {
-				p.cfg.Logger.Info("micro instance missed a probe", "service", in.Service, "id", in.ID, "error", a.err)
+				p.cfg.Logger.Info("micro instance missed a probe", "micro_service", in.Service, "id", in.ID, "error", a.err)
 			}
 			if in.Missed >= p.cfg.MissedLimit {
 				delete(p.instances, a.key)
 				round.Gone = append(round.Gone, in.Service+"/"+in.ID)
-				p.cfg.Logger.Info("micro instance gone", "service", in.Service, "id", in.ID, "missed", in.Missed)
+				p.cfg.Logger.Info("micro instance gone", "micro_service", in.Service, "id", in.ID, "missed", in.Missed)
 			}
 			continue
 		}
 		if in == nil {
 			in = &Instance{Service: a.key.service, ID: a.key.id}
 			p.instances[a.key] = in
-			p.cfg.Logger.Info("micro instance discovered", "service", in.Service, "id", in.ID, "version", a.ping.Version)
+			p.cfg.Logger.Info("micro instance discovered", "micro_service", in.Service, "id", in.ID, "version", a.ping.Version)
 		}
 		if a.ping.Version != "" {
 			in.Version = a.ping.Version
