@@ -1,8 +1,6 @@
 package natsotel
 
 import (
-	"strings"
-
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/propagation"
 )
@@ -12,7 +10,8 @@ import (
 // Set writes lowercase keys ("traceparent", "tracestate", "baggage"), the form W3C Trace
 // Context recommends and most NATS clients use, and removes any other-case spelling of the
 // same key so a reader never sees two different values. Get matches the exact key first and
-// then case-insensitively, so "Traceparent" written by http.Header-style code, or by
+// then case-insensitively (ASCII letters only: header names are ASCII tokens, and Unicode
+// case folding would make a key unreadable after Set, e.g. "İ" lowercases to two runes), so "Traceparent" written by http.Header-style code, or by
 // nats-server versions that change header case in transit, is found. Keys returns the keys
 // present. A nil HeaderCarrier is valid: Get returns "", Keys returns nil and Set does
 // nothing (give Set a non-nil header to keep what it writes).
@@ -29,21 +28,22 @@ func (h HeaderCarrier) Get(key string) string {
 		return ""
 	}
 	for k, v := range h {
-		if len(v) > 0 && strings.EqualFold(k, key) {
+		if len(v) > 0 && asciiEqualFold(k, key) {
 			return v[0]
 		}
 	}
 	return ""
 }
 
-// Set stores value under the lowercase form of key, replacing any spelling of that key.
+// Set stores value under the lowercase form of key (ASCII letters lowered), replacing any
+// other spelling of that key.
 func (h HeaderCarrier) Set(key, value string) {
 	if h == nil {
 		return
 	}
-	lk := strings.ToLower(key)
+	lk := asciiLower(key)
 	for k := range h {
-		if k != lk && strings.EqualFold(k, lk) {
+		if k != lk && asciiEqualFold(k, lk) {
 			delete(h, k)
 		}
 	}
@@ -60,6 +60,46 @@ func (h HeaderCarrier) Keys() []string {
 		keys = append(keys, k)
 	}
 	return keys
+}
+
+// asciiLower lowers ASCII letters only, without allocating when there are none.
+func asciiLower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; 'A' <= c && c <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if c := b[j]; 'A' <= c && c <= 'Z' {
+					b[j] = c + 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
+}
+
+// asciiEqualFold reports whether a and b are equal when ASCII letters are folded; other
+// bytes must match exactly.
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		ca, cb := a[i], b[i]
+		if ca == cb {
+			continue
+		}
+		if 'A' <= ca && ca <= 'Z' {
+			ca += 'a' - 'A'
+		}
+		if 'A' <= cb && cb <= 'Z' {
+			cb += 'a' - 'A'
+		}
+		if ca != cb {
+			return false
+		}
+	}
+	return true
 }
 
 // headerGet is a case-insensitive nats.Header lookup (exact match first).
