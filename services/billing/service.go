@@ -65,7 +65,7 @@ func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Confi
 		srv:  &rpc.Server{Log: log, Faults: fault.New(cfg.FaultSeed, fault.Decline)},
 		kv:   kv,
 	}
-	s.svc, err = conn.AddService(micro.Config{
+	s.svc, err = rpc.Serve(conn, micro.Config{
 		Name:        contracts.BillingService,
 		Version:     Version,
 		Description: "Charges and refunds, idempotent per order id, with deterministic decline rules",
@@ -73,24 +73,15 @@ func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Confi
 			"buckets":       contracts.BucketPayments,
 			"decline_rules": fmt.Sprintf("the declined test card (contracts.CardDeclined); amounts over %d cents", contracts.ChargeLimitCents),
 		},
-	})
+	}, contracts.BillingService, s.endpoints()...)
 	if err != nil {
-		return nil, fmt.Errorf("billing: adding micro service: %w", err)
-	}
-	if err := s.addEndpoints(); err != nil {
-		_ = s.svc.Stop()
 		return nil, fmt.Errorf("billing: %w", err)
-	}
-	// The subscriptions are in place on the server once Start returns.
-	if err := conn.NATS().FlushTimeout(10 * time.Second); err != nil {
-		_ = s.svc.Stop()
-		return nil, fmt.Errorf("billing: flushing subscriptions: %w", err)
 	}
 	log.InfoContext(ctx, "billing started", "micro_id", s.svc.Info().ID, "version", Version)
 	return s, nil
 }
 
-func (s *Service) addEndpoints() error {
+func (s *Service) endpoints() []rpc.Endpoint {
 	eps := []rpc.Endpoint{
 		{Name: "charge", Handler: rpc.Typed(s.srv, s.charge),
 			Description: "Capture a payment for an order; idempotent per order id",
@@ -108,7 +99,7 @@ func (s *Service) addEndpoints() error {
 	if !s.cfg.DisableControl {
 		eps = append(eps, rpc.ControlEndpoint(s.srv, "decline_share, drop_share"))
 	}
-	return rpc.AddEndpoints(s.svc.AddGroup(contracts.BillingService), eps...)
+	return eps
 }
 
 // Faults returns the fault injector.

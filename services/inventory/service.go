@@ -122,7 +122,7 @@ func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Confi
 		log.InfoContext(ctx, "seeded stock", "skus", seeded)
 	}
 
-	s.svc, err = conn.AddService(micro.Config{
+	s.svc, err = rpc.Serve(conn, micro.Config{
 		Name:        contracts.InventoryService,
 		Version:     Version,
 		Description: "Stock per SKU: all-or-nothing reservations with optimistic concurrency on a KeyValue bucket",
@@ -130,18 +130,9 @@ func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Confi
 			"buckets":  contracts.BucketStock + "," + contracts.BucketReservations,
 			"consumes": contracts.OrderEventsStream + "/" + contracts.InventoryCommitConsumer,
 		},
-	})
+	}, contracts.InventoryService, s.endpoints()...)
 	if err != nil {
-		return nil, fmt.Errorf("inventory: adding micro service: %w", err)
-	}
-	if err := s.addEndpoints(); err != nil {
-		_ = s.svc.Stop()
 		return nil, fmt.Errorf("inventory: %w", err)
-	}
-	// The subscriptions are in place on the server once Start returns.
-	if err := conn.NATS().FlushTimeout(10 * time.Second); err != nil {
-		_ = s.svc.Stop()
-		return nil, fmt.Errorf("inventory: flushing subscriptions: %w", err)
 	}
 	if s.cc, err = s.startConsumer(ctx, js); err != nil {
 		_ = s.svc.Stop()
@@ -157,7 +148,7 @@ func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Confi
 }
 
 // Endpoint metadata, shown by `nats micro info inventory`.
-func (s *Service) addEndpoints() error {
+func (s *Service) endpoints() []rpc.Endpoint {
 	eps := []rpc.Endpoint{
 		{Name: "reserve", Handler: rpc.Typed(s.srv, s.reserve),
 			Description: "Reserve every line of an order or none; idempotent per order id",
@@ -179,7 +170,7 @@ func (s *Service) addEndpoints() error {
 	if !s.cfg.DisableControl {
 		eps = append(eps, rpc.ControlEndpoint(s.srv, "delay_share, delay, delay_jitter, nak_share, drop_share"))
 	}
-	return rpc.AddEndpoints(s.svc.AddGroup(contracts.InventoryService), eps...)
+	return eps
 }
 
 // Faults returns the fault injector (tests and the demo switch scenarios with it

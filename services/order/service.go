@@ -122,7 +122,7 @@ func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Confi
 		retryDone:     make(chan struct{}),
 		reconcileDone: make(chan struct{}),
 	}
-	s.svc, err = conn.AddService(micro.Config{
+	s.svc, err = rpc.Serve(conn, micro.Config{
 		Name:        contracts.OrderService,
 		Version:     Version,
 		Description: "Creates orders: validates, reserves stock, charges, compensates on failure, publishes the outcome",
@@ -131,18 +131,9 @@ func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Confi
 			"publishes": contracts.OrderEventsStream + " (" + contracts.OrderEventsSubjects + ")",
 			"calls":     contracts.SubjectInventoryReserve + "," + contracts.SubjectInventoryRelease + "," + contracts.SubjectBillingCharge + "," + contracts.SubjectBillingRefund,
 		},
-	})
+	}, contracts.OrderService, s.endpoints()...)
 	if err != nil {
-		return nil, fmt.Errorf("order: adding micro service: %w", err)
-	}
-	if err := s.addEndpoints(); err != nil {
-		_ = s.svc.Stop()
 		return nil, fmt.Errorf("order: %w", err)
-	}
-	// The subscriptions are in place on the server once Start returns.
-	if err := conn.NATS().FlushTimeout(10 * time.Second); err != nil {
-		_ = s.svc.Stop()
-		return nil, fmt.Errorf("order: flushing subscriptions: %w", err)
 	}
 	go s.retryLoop()
 	if cfg.ReconcileInterval > 0 {
@@ -154,7 +145,7 @@ func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Confi
 	return s, nil
 }
 
-func (s *Service) addEndpoints() error {
+func (s *Service) endpoints() []rpc.Endpoint {
 	eps := []rpc.Endpoint{
 		{Name: "create", Handler: rpc.Typed(s.srv, s.create),
 			Description: "Create an order: reserve, charge, confirm; compensate and fail otherwise. Error replies carry the order as body",
@@ -168,7 +159,7 @@ func (s *Service) addEndpoints() error {
 	if !s.cfg.DisableControl {
 		eps = append(eps, rpc.ControlEndpoint(s.srv, "drop_share"))
 	}
-	return rpc.AddEndpoints(s.svc.AddGroup(contracts.OrderService), eps...)
+	return eps
 }
 
 // Faults returns the fault injector.

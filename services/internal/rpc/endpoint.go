@@ -3,6 +3,7 @@ package rpc
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/micro"
 
@@ -48,4 +49,23 @@ func AddEndpoints(g *natsotel.Group, eps ...Endpoint) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Serve registers a micro service with eps in group and flushes, so the subscriptions are
+// in place on the server when it returns (requests from other connections would otherwise
+// meet "no responders"). On error nothing stays registered.
+func Serve(conn *natsotel.Conn, cfg micro.Config, group string, eps ...Endpoint) (*natsotel.Service, error) {
+	svc, err := conn.AddService(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("adding micro service: %w", err)
+	}
+	if err := AddEndpoints(svc.AddGroup(group), eps...); err != nil {
+		_ = svc.Stop()
+		return nil, err
+	}
+	if err := conn.NATS().FlushTimeout(10 * time.Second); err != nil {
+		_ = svc.Stop()
+		return nil, fmt.Errorf("flushing subscriptions: %w", err)
+	}
+	return svc, nil
 }
