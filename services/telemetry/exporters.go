@@ -50,7 +50,8 @@ func newExporters(ctx context.Context, e env) (traceExporter, metricExporter, lo
 	if err != nil {
 		return t, m, l, err
 	}
-	if s, ok := ts, tok; ok {
+	if tok {
+		s := ts
 		opts := []otlptracehttp.Option{
 			otlptracehttp.WithEndpointURL(s.url),
 			otlptracehttp.WithHeaders(s.headers),
@@ -69,7 +70,8 @@ func newExporters(ctx context.Context, e env) (traceExporter, metricExporter, lo
 		}
 		t = traceExporter{exp, s.timeout}
 	}
-	if s, ok := ms, mok; ok {
+	if mok {
+		s := ms
 		opts := []otlpmetrichttp.Option{
 			otlpmetrichttp.WithEndpointURL(s.url),
 			otlpmetrichttp.WithHeaders(s.headers),
@@ -88,7 +90,8 @@ func newExporters(ctx context.Context, e env) (traceExporter, metricExporter, lo
 		}
 		m = metricExporter{exp, s.timeout}
 	}
-	if s, ok := ls, lok; ok {
+	if lok {
+		s := ls
 		opts := []otlploghttp.Option{
 			otlploghttp.WithEndpointURL(s.url),
 			otlploghttp.WithHeaders(s.headers),
