@@ -17,7 +17,6 @@ import (
 	"go.opentelemetry.io/otel"
 
 	"github.com/natsotel/reference/natsotel"
-	"github.com/natsotel/reference/services/telemetry"
 )
 
 // Stopper is a started service: Stop stops taking requests, drains and finishes the
@@ -62,29 +61,12 @@ func Run(ctx context.Context, opts Options, start StartFunc) (err error) {
 	if opts.FlushTimeout <= 0 {
 		opts.FlushTimeout = 5 * time.Second
 	}
-	level, err := parseLevel(opts.Getenv("LOG_LEVEL"))
+	tel, flush, err := StartTelemetry(ctx, opts.Name, opts.Version, opts.Getenv, stderr(opts), opts.FlushTimeout)
 	if err != nil {
 		return err
 	}
-	tel, err := telemetry.New(ctx, telemetry.Config{
-		ServiceName:    opts.Name,
-		ServiceVersion: opts.Version,
-		Getenv:         opts.Getenv,
-		Stderr:         opts.Stderr,
-		LogLevel:       level,
-	})
-	if err != nil {
-		return err
-	}
+	defer flush()
 	log := tel.Logger
-	defer func() {
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opts.FlushTimeout)
-		defer cancel()
-		if ferr := tel.Shutdown(fctx); ferr != nil {
-			// The backend being away is not the service's failure: report, do not fail.
-			fmt.Fprintf(stderr(opts), "%s: flushing telemetry: %v\n", opts.Name, ferr)
-		}
-	}()
 
 	nc, err := Connect(ctx, opts.Name, opts.Getenv, log)
 	if err != nil {

@@ -24,7 +24,6 @@ import (
 	"github.com/natsotel/reference/loadgen/load"
 	"github.com/natsotel/reference/natsotel"
 	"github.com/natsotel/reference/services/app"
-	"github.com/natsotel/reference/services/telemetry"
 )
 
 // version is service.version and the control service's version.
@@ -83,19 +82,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 2
 	}
 
-	tel, err := telemetry.New(ctx, telemetry.Config{ServiceName: "loadgen", ServiceVersion: version, Getenv: getenv, Stderr: stderr})
+	tel, flush, err := app.StartTelemetry(ctx, "loadgen", version, getenv, stderr, 5*time.Second)
 	if err != nil {
 		fmt.Fprintln(stderr, "loadgen:", err)
 		return 1
 	}
+	defer flush()
 	log := tel.Logger
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := tel.Shutdown(sctx); err != nil {
-			log.Warn("telemetry shutdown", "error", err)
-		}
-	}()
 
 	nc, err := app.Connect(ctx, "loadgen", getenv, log)
 	if err != nil {

@@ -20,7 +20,6 @@ import (
 
 	"github.com/natsotel/reference/loadgen/probe"
 	"github.com/natsotel/reference/services/app"
-	"github.com/natsotel/reference/services/telemetry"
 )
 
 const version = "0.1.0"
@@ -102,19 +101,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return 2
 	}
 
-	tel, err := telemetry.New(ctx, telemetry.Config{ServiceName: "probe", ServiceVersion: version, Getenv: getenv, Stderr: stderr})
+	tel, flush, err := app.StartTelemetry(ctx, "probe", version, getenv, stderr, 5*time.Second)
 	if err != nil {
 		fmt.Fprintln(stderr, "probe:", err)
 		return 1
 	}
+	defer flush()
 	log := tel.Logger
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := tel.Shutdown(sctx); err != nil {
-			log.Warn("telemetry shutdown", "error", err)
-		}
-	}()
 
 	nc, err := app.Connect(ctx, "probe", getenv, log)
 	if err != nil {
