@@ -1,0 +1,43 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/natsotel/reference/services/telemetry"
+)
+
+// StartTelemetry sets up the telemetry of a binary from its environment (OTEL_* and
+// LOG_LEVEL) and returns it with a flush function to defer: flush shuts telemetry down
+// within timeout and reports a backend that is away on stderr without failing, because
+// that is not the binary's failure. Run uses it; so do the load generator and the probe.
+func StartTelemetry(ctx context.Context, name, version string, getenv func(string) string, stderr io.Writer, timeout time.Duration) (*telemetry.Telemetry, func(), error) {
+	if stderr == nil {
+		stderr = os.Stderr
+	}
+	level, err := parseLevel(getenv("LOG_LEVEL"))
+	if err != nil {
+		return nil, nil, err
+	}
+	tel, err := telemetry.New(ctx, telemetry.Config{
+		ServiceName:    name,
+		ServiceVersion: version,
+		Getenv:         getenv,
+		Stderr:         stderr,
+		LogLevel:       level,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	flush := func() {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+		defer cancel()
+		if err := tel.Shutdown(fctx); err != nil {
+			fmt.Fprintf(stderr, "%s: flushing telemetry: %v\n", name, err)
+		}
+	}
+	return tel, flush, nil
+}
