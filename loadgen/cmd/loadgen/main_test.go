@@ -65,6 +65,11 @@ func TestBoundedRun(t *testing.T) {
 	}), micro.WithEndpointSubject(contracts.SubjectOrderGet)); err != nil {
 		t.Fatal(err)
 	}
+	// The loadgen connects on a connection of its own: make sure the server has the
+	// endpoint's subscription before the first request goes out.
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
 
 	env := map[string]string{"NATS_URL": ns.ClientURL(), "LOADGEN_MIX": "lookup=1", "LOADGEN_RATE": "200"}
 	getenv := func(k string) string { return env[k] }
