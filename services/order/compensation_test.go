@@ -82,6 +82,12 @@ func (e *env) storedRecord(t *testing.T, id string) record {
 // failedEvent reports whether the failed event of order id is in the stream.
 func (e *env) failedEvent(t *testing.T, id string) bool {
 	t.Helper()
+	return e.events(t, contracts.SubjectOrderFailed, id) > 0
+}
+
+// events counts the events of order id on subject in the stream.
+func (e *env) events(t *testing.T, subject, id string) int {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	js, err := jetstream.New(e.client.NC)
@@ -96,17 +102,18 @@ func (e *env) failedEvent(t *testing.T, id string) bool {
 	if err != nil {
 		t.Fatal(err)
 	}
+	n := 0
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && seq > 0; seq++ {
 		m, err := st.GetMsg(ctx, seq)
 		if err != nil {
 			continue
 		}
 		var ev contracts.OrderEvent
-		if m.Subject == contracts.SubjectOrderFailed && json.Unmarshal(m.Data, &ev) == nil && ev.OrderID == id {
-			return true
+		if m.Subject == subject && json.Unmarshal(m.Data, &ev) == nil && ev.OrderID == id {
+			n++
 		}
 	}
-	return false
+	return n
 }
 
 // The first charge is captured but its reply is lost; the retry is declined (402). The

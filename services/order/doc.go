@@ -39,8 +39,9 @@
 //     failed. The decision is made once; if the write's acknowledgement is lost, the
 //     record is read back and whatever it says is adopted. Compensation only runs after a
 //     stored failure, never for a confirmed order. A failure is stored together with the
-//     compensation it owes (refund, release), cleared once done, so a crash in between
-//     loses nothing;
+//     compensation it owes (refund, release), a confirmation with its event owed; what is
+//     owed is cleared (one more compare-and-set) once done, so a crash in between loses
+//     nothing;
 //  5. compensate (failed): refund and release, each attempted whatever happened to the
 //     other (billing down must not keep the stock held);
 //  6. publish the outcome event (Nats-Msg-Id = order id + ":" + status, so retries are
@@ -57,16 +58,14 @@
 //
 // What memory cannot hold is in the orders bucket: an order still pending long after its
 // creation (the process died mid-create, with its reservation held and maybe its payment
-// captured), or a failed order whose compensation is still recorded as outstanding.
-// ReconcileAll fails the first (refunding and releasing) and finishes the second, once
-// they are older than Config.AbandonAfter. The service runs it every
+// captured), a failed order whose compensation is still recorded as outstanding, or a
+// confirmed order whose event is (without it inventory never commits the reservation:
+// the stock stays held, taken but not committed). ReconcileAll fails the first
+// (refunding and releasing) and finishes the others, once they are older than
+// Config.AbandonAfter. The service runs it every
 // Config.ReconcileInterval (30s), so a restarted instance, or another replica, repairs
 // what a crash left. After its first pass, which reads every order once, a pass only
-// reads the bucket's revisions written since the previous one. Not covered: a confirmed
-// order whose event was never published (the process died right after storing the
-// decision, or gave up retrying): its reservation stays held, not committed. Stock is
-// taken, not lost or oversold; republishing the event (any order event with that id and
-// status) commits it.
+// reads the bucket's revisions written since the previous one.
 //
 // # Stopping
 //

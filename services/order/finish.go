@@ -24,12 +24,12 @@ type work struct {
 	refund    bool            // failing must refund (or void) the payment
 	release   bool            // failing must release the reservation
 	published bool            // the outcome event is in the stream
-	marked    bool            // the stored record lists compensation steps, to clear once done
+	marked    bool            // the stored record lists work owed (record.owes), to clear once done
 	attempts  int             // background attempts so far
 }
 
 // finish drives w to its end: store the decision, then (failed) refund and release,
-// publish the outcome event, and record the compensation complete. Every step is
+// publish the outcome event, and record that nothing is owed any more. Every step is
 // idempotent and remembered in w, so finish can be called again after an error until it
 // returns nil. A failing step does not stop the others: with billing down, the refund
 // waits but the stock is returned and the event published all the same.
@@ -68,7 +68,8 @@ func (s *Service) finish(ctx context.Context, w *work) error {
 				errs = append(errs, fmt.Errorf("publishing the failed event (stock still held): %w", err))
 			case o.Status == contracts.OrderConfirmed:
 				// Without the event the reservation stays held rather than committed:
-				// the stock is still taken, so the invariant holds; retry for tidiness.
+				// the stock is still taken, so the invariant holds. The stored record
+				// says the event is owed, so it is retried here and by reconciliation.
 				errs = append(errs, fmt.Errorf("publishing the confirmed event: %w", err))
 			default:
 				s.log.WarnContext(ctx, "publishing the failed event failed; nothing depends on it", "order_id", o.ID, "error", err)
@@ -79,7 +80,7 @@ func (s *Service) finish(ctx context.Context, w *work) error {
 		}
 	}
 	if len(errs) == 0 && w.marked {
-		if err := s.markCompensated(ctx, w); err != nil {
+		if err := s.markDone(ctx, w); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -87,7 +88,8 @@ func (s *Service) finish(ctx context.Context, w *work) error {
 }
 
 // decide stores w.order's outcome with a compare-and-set on the pending record's
-// revision; a failure is stored with the compensation it needs (see record). Only a
+// revision; a failure is stored with the compensation it needs, a confirmation with its
+// event owed (see record). Only a
 // pending record is overwritten: if the record is already final (an earlier attempt
 // whose acknowledgement was lost, or reconciliation), that outcome is adopted, with the
 // compensation it lists, and the compensations that do not fit it are dropped.
@@ -99,12 +101,13 @@ func (s *Service) decide(ctx context.Context, w *work) error {
 			if w.order.Status == contracts.OrderFailed && (w.refund || w.release) {
 				rec.Compensate = &compensation{Refund: w.refund, Release: w.release}
 			}
+			rec.EventOwed = w.order.Status == contracts.OrderConfirmed && !w.published
 			data, err := json.Marshal(rec)
 			if err != nil {
 				return err
 			}
 			if rev, err := s.orders.Update(ctx, w.order.ID, data, w.rev); err == nil {
-				w.rev, w.decided, w.marked = rev, true, rec.Compensate != nil
+				w.rev, w.decided, w.marked = rev, true, rec.owes()
 				return nil
 			} else if !jsutil.IsConflict(err) {
 				// The write may or may not have landed: read it back below.
@@ -130,7 +133,9 @@ func (s *Service) decide(ctx context.Context, w *work) error {
 		case contracts.OrderConfirmed:
 			// Confirmed by the request path (possibly racing reconciliation): keep it,
 			// and compensate nothing. Compensation only ever runs after a stored failure.
+			// Its event is owed only if the record says so.
 			w.refund, w.release = false, false
+			w.published = !stored.EventOwed
 		case contracts.OrderFailed:
 			if c := stored.Compensate; c != nil {
 				w.refund = w.refund || c.Refund
@@ -139,17 +144,17 @@ func (s *Service) decide(ctx context.Context, w *work) error {
 		}
 		w.order = stored.Order
 		w.rev = e.Revision()
-		w.marked = stored.Compensate != nil
+		w.marked = stored.owes()
 		w.decided = true
 		return nil
 	}
 	return fmt.Errorf("order %s: %w", w.order.ID, jsutil.ErrContention)
 }
 
-// markCompensated clears the compensation steps of w's stored record once they are all
-// done. If the record changed meanwhile (another replica's reconciliation got there
-// first), it is read back: already clear is success.
-func (s *Service) markCompensated(ctx context.Context, w *work) error {
+// markDone clears what w's stored record owes (compensation steps, the event) once it
+// is all done. If the record changed meanwhile (another replica's reconciliation got
+// there first), it is read back: already clear is success.
+func (s *Service) markDone(ctx context.Context, w *work) error {
 	id := w.order.ID
 	data, err := json.Marshal(record{Order: w.order})
 	if err != nil {
@@ -163,7 +168,7 @@ func (s *Service) markCompensated(ctx context.Context, w *work) error {
 		}
 		if !jsutil.IsConflict(err) {
 			// It may have landed: the next attempt gets a conflict and reads it back.
-			return fmt.Errorf("recording order %s compensated: %w", id, err)
+			return fmt.Errorf("recording order %s finished: %w", id, err)
 		}
 		e, err := s.orders.Get(ctx, id)
 		if err != nil {
@@ -173,7 +178,7 @@ func (s *Service) markCompensated(ctx context.Context, w *work) error {
 		if err != nil {
 			return err
 		}
-		if stored.Status != contracts.OrderFailed || stored.Compensate == nil {
+		if !stored.owes() {
 			w.marked = false
 			return nil
 		}
@@ -201,8 +206,8 @@ func (s *Service) publish(ctx context.Context, o *contracts.Order) error {
 
 // retryLater queues w for the background loop, unless Config.MaxUnresolved orders are
 // queued already: beyond that, w is left to reconciliation, which finds what it needs in
-// the orders bucket (a pending order, or a failed one whose compensation is recorded as
-// outstanding).
+// the orders bucket (a pending order, a failed one whose compensation is recorded as
+// outstanding, or a confirmed one whose event is).
 func (s *Service) retryLater(ctx context.Context, w *work) {
 	s.mu.Lock()
 	_, known := s.unresolved[w.order.ID]
@@ -216,12 +221,6 @@ func (s *Service) retryLater(ctx context.Context, w *work) {
 		return
 	}
 	s.overflow.Add(1)
-	if w.decided && w.order.Status == contracts.OrderConfirmed {
-		// Nothing in the bucket says the event is missing: the reservation stays held
-		// (stock taken, not lost) until an operator republishes the event.
-		s.log.ErrorContext(ctx, "too many unresolved orders: the confirmed event of this order will not be retried", "order_id", w.order.ID, "unresolved", n)
-		return
-	}
 	s.log.WarnContext(ctx, "too many unresolved orders: leaving this one to reconciliation", "order_id", w.order.ID, "unresolved", n)
 }
 

@@ -133,6 +133,13 @@ func TestCreateConfirmed(t *testing.T) {
 	if s := e.stored(t, o.ID); s.Status != contracts.OrderConfirmed || s.PaymentID != o.PaymentID {
 		t.Fatalf("stored order = %+v", s)
 	}
+	// The event was published before the reply, and the record says nothing is owed.
+	if r := e.storedRecord(t, o.ID); r.EventOwed || r.Compensate != nil {
+		t.Fatalf("stored record owes: event %v, compensation %+v", r.EventOwed, r.Compensate)
+	}
+	if n := e.events(t, contracts.SubjectOrderConfirmed, o.ID); n != 1 {
+		t.Fatalf("%d confirmed events, want 1", n)
+	}
 	if p, ok := e.payment(t, o.ID); !ok || p.Status != contracts.PaymentCaptured || p.AmountCents != o.AmountCents {
 		t.Fatalf("payment = %+v", p)
 	}

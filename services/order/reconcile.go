@@ -33,6 +33,8 @@ type reconciler struct {
 //     refunded (or voided), its reservation released, the failure stored and published;
 //   - a failed order whose compensation is still recorded as outstanding olderThan after
 //     its failure was stored gets it finished: refund, release, event, all idempotent.
+//   - a confirmed order whose event is still recorded as owed olderThan after its
+//     confirmation was stored gets the event published (inventory commits on it).
 //
 // Orders this process is retrying in the background are left to that retry. It returns
 // how many orders it repaired; those it could not are retried in the background and
@@ -179,16 +181,20 @@ func (s *Service) repair(ctx context.Context, id string, olderThan time.Duration
 		s.log.WarnContext(ctx, "failing an abandoned order", "order_id", id, "updated_at", rec.UpdatedAt)
 	} else {
 		w.decided, w.marked = true, true
-		w.refund, w.release = rec.Compensate.Refund, rec.Compensate.Release
-		s.log.WarnContext(ctx, "finishing the compensation of a failed order", "order_id", id,
-			"refund", rec.Compensate.Refund, "release", rec.Compensate.Release)
+		w.published = !rec.EventOwed && rec.Status == contracts.OrderConfirmed
+		if c := rec.Compensate; c != nil {
+			w.refund, w.release = c.Refund, c.Release
+		}
+		s.log.WarnContext(ctx, "finishing a decided order", "order_id", id, "status", string(rec.Status),
+			"refund", w.refund, "release", w.release, "event_owed", rec.EventOwed)
 	}
 	if err := s.finish(ctx, w); err != nil {
 		s.retryLater(ctx, w)
 		return false, false, err
 	}
 	s.log.InfoContext(ctx, "order repaired", "order_id", id, "status", string(w.order.Status))
-	return true, w.order.Status == contracts.OrderFailed, nil
+	// A pending order found confirmed meanwhile was finished by the request path.
+	return true, rec.Status != contracts.OrderPending || w.order.Status == contracts.OrderFailed, nil
 }
 
 // reconcileLoop runs ReconcileAll every Config.ReconcileInterval until quit is closed

@@ -99,6 +99,36 @@ func TestRestartFinishesRecordedCompensation(t *testing.T) {
 	}
 }
 
+// The process died right after storing the confirmation, before publishing its event:
+// the reservation is held, not committed. A fresh order service publishes the event
+// the record says is owed, inventory commits, and nothing is refunded or returned.
+func TestRestartPublishesOwedEvent(t *testing.T) {
+	e := startWith(t, true, true, Config{ReconcileInterval: -1})
+	rec := crashedOrder("ord-crashed-confirmed", contracts.OrderConfirmed)
+	rec.PaymentID = "pay-ord-crashed-confirmed"
+	rec.EventOwed = true
+	e.crashState(t, rec)
+
+	e.restart(t, reconcileConfig)
+	testenv.Eventually(t, 10*time.Second, "event recorded published", func() bool { return !e.storedRecord(t, rec.ID).EventOwed })
+	testenv.Eventually(t, 10*time.Second, "reservation committed", func() bool {
+		var r contracts.Reservation
+		return testenv.Get(t, e.client.NC, contracts.BucketReservations, rec.ID, &r) && r.State == contracts.ReservationCommitted
+	})
+	if n := e.events(t, contracts.SubjectOrderConfirmed, rec.ID); n != 1 {
+		t.Errorf("%d confirmed events, want 1", n)
+	}
+	if r := e.storedRecord(t, rec.ID); r.Status != contracts.OrderConfirmed || r.Compensate != nil {
+		t.Errorf("stored = %+v %+v", r.Order, r.Compensate)
+	}
+	if p, ok := e.payment(t, rec.ID); !ok || p.Status != contracts.PaymentCaptured {
+		t.Errorf("payment = %+v, want captured", p)
+	}
+	if got := e.available(t, "sku-5"); got != 46 {
+		t.Errorf("sku-5 = %d, want 46 (taken once)", got)
+	}
+}
+
 // The process died between storing the order pending and deciding it, after reserving
 // and charging: a fresh order service fails it, refunds and releases.
 func TestRestartFailsAbandonedPending(t *testing.T) {

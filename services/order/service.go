@@ -168,8 +168,8 @@ func (s *Service) Faults() *fault.Injector { return s.srv.Faults }
 // Stop stops taking requests (any still queued is answered 503 "service is stopping"),
 // waits until every request received has been handled, makes a last attempt at the
 // orders still being retried, logs how many remain, and returns. It does not close the
-// connection. What remains is in the orders bucket (pending, or failed with its
-// compensation outstanding): the reconciliation of a restarted instance, or of another
+// connection. What remains is in the orders bucket (pending, failed with its
+// compensation outstanding, or confirmed with its event owed): the reconciliation of a restarted instance, or of another
 // replica, repairs it.
 func (s *Service) Stop(ctx context.Context) error {
 	s.stopOnce.Do(func() {
