@@ -68,7 +68,8 @@ func (r *Runner) Apply(req ControlRequest) (State, error) {
 
 // AddControlService registers the "loadgen" micro service with its "control" endpoint
 // (subject ControlSubject) on nc. It uses the plain connection on purpose: control traffic
-// is not part of the traced workload. Stop it with the returned service's Stop.
+// is not part of the traced workload. It returns once the server has the endpoint's
+// subscriptions. Stop it with the returned service's Stop.
 //
 // The endpoint is in a queue group, so with several load generators one of them answers
 // each control request.
@@ -91,6 +92,12 @@ func (r *Runner) AddControlService(nc *nats.Conn) (micro.Service, error) {
 	if err != nil {
 		_ = svc.Stop()
 		return nil, fmt.Errorf("load: add control endpoint: %w", err)
+	}
+	// Subscriptions reach the server asynchronously: once the flush returns, a request
+	// sent from any other connection finds the endpoint.
+	if err := nc.FlushTimeout(10 * time.Second); err != nil {
+		_ = svc.Stop()
+		return nil, fmt.Errorf("load: flush control subscriptions: %w", err)
 	}
 	return svc, nil
 }
