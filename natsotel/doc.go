@@ -105,8 +105,9 @@
 // new one on every reset), so a consumer is messaging.consumer.group.name, a metric label,
 // only when it is durable (ConsumerInfo.Config.Durable set); every consumer's name is on the
 // span as messaging.destination.subscription.name. natsotel reads durability from the cached
-// info of the jetstream.Consumer given to Consume or Fetch, never with a server round trip:
-// Process after Fetch knows it; messages read with cons.Messages() get no group.
+// info of the jetstream.Consumer given to Consume, Messages or Fetch, never with a server
+// round trip: Process after Messages or Fetch knows it; messages read with cons.Messages()
+// called directly get no group.
 //
 // Without WithDestinationTemplate, request and publish span names and metrics use the subject
 // the caller passed: keep ids out of subjects, or give WithDestinationTemplate a rule.

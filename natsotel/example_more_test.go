@@ -235,6 +235,58 @@ func ExampleJetStream_Fetch() {
 	// producer send events.order.paid
 }
 
+// Messages for a loop that pulls one message at a time: Process gives each its CONSUMER
+// span, the child of the span that published it.
+func ExampleJetStream_Messages() {
+	env := newExampleEnv()
+	defer env.close()
+	conn := env.connect("billing")
+	defer conn.NATS().Close()
+	ctx := context.Background()
+
+	js, err := conn.JetStream()
+	if err != nil {
+		panic(err)
+	}
+	stream, err := js.Raw().CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "ORDER_EVENTS", Subjects: []string{"events.order.>"}})
+	if err != nil {
+		panic(err)
+	}
+	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "billing", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		panic(err)
+	}
+	for _, event := range []string{"created", "paid"} {
+		if _, err := js.Publish(ctx, "events.order."+event, nil); err != nil {
+			panic(err)
+		}
+	}
+
+	it, err := js.Messages(cons)
+	if err != nil {
+		panic(err)
+	}
+	defer it.Stop()
+	for range 2 {
+		msg, err := it.Next()
+		if err != nil {
+			panic(err)
+		}
+		js.Process(ctx, msg, func(ctx context.Context, msg jetstream.Msg) {
+			fmt.Println("processing", msg.Subject())
+			_ = msg.Ack()
+		})
+	}
+	env.printSpans(4)
+	// Output:
+	// processing events.order.created
+	// processing events.order.paid
+	// consumer process ORDER_EVENTS
+	// consumer process ORDER_EVENTS
+	// producer send events.order.created
+	// producer send events.order.paid
+}
+
 // HeaderCarrier carries the trace context in nats.Header for code that sends or receives
 // with nats.go directly: it writes lowercase keys and reads any case.
 func ExampleHeaderCarrier() {

@@ -102,7 +102,17 @@ func (j *JetStream) Consume(cons jetstream.Consumer, h JSHandler, opts ...jetstr
 	}, opts...)
 }
 
-// Process runs h for one message (from Consume, Messages().Next() or Fetch) in a CONSUMER
+// Messages returns cons.Messages(opts...): an iterator whose Next returns one message at a
+// time. Run each message in Process to get its CONSUMER span; the iterator itself makes no
+// spans (the wait in Next is not part of any message's processing). Calling Messages rather
+// than cons.Messages lets natsotel know cons is durable, so its name becomes
+// messaging.consumer.group.name (see Process).
+func (j *JetStream) Messages(cons jetstream.Consumer, opts ...jetstream.PullMessagesOpt) (jetstream.MessagesContext, error) {
+	j.conn.consumerOf(cons)
+	return cons.Messages(opts...)
+}
+
+// Process runs h for one message (from Consume, Messages then Next or Fetch) in a CONSUMER
 // span "process <stream>". The span's parent is the producer context stored in the message
 // headers: the creation context of the message, so the JetStream hop is a producer -> consumer
 // edge in the service graph (with WithConsumerLinks: a new root linking to it). Without a
@@ -116,8 +126,8 @@ func (j *JetStream) Consume(cons jetstream.Consumer, h JSHandler, opts ...jetstr
 // messaging.consumer.group.name (span and metrics) only when it is durable: ephemeral and
 // ordered consumers have generated names, new ones after every reset of an ordered
 // consumer. natsotel knows a consumer is durable from the cached info of the
-// jetstream.Consumer passed to Consume or Fetch (no server round trip); messages of a
-// consumer never passed to either (read with Messages().Next()) carry no group.
+// jetstream.Consumer passed to Consume, Messages or Fetch (no server round trip); messages
+// of a consumer never passed to any of them (cons.Messages called directly) carry no group.
 //
 // A panic in h is recovered, also for subjects WithFilter excludes: it is recorded on the
 // span and passed to the WithPanicHandler function, and the message is left unacknowledged,

@@ -200,3 +200,92 @@ func TestJetStreamFetchLinksAndProcess(t *testing.T) {
 		t.Errorf("fetch with max wait: %d %v", len(msgs), err)
 	}
 }
+
+// Messages then Next then Process: each message in a CONSUMER span, child of its producer
+// span, with the durable consumer as group. Read with cons.Messages directly, on a
+// connection that never saw the consumer, a message carries no group.
+func TestJetStreamMessagesProcess(t *testing.T) {
+	s := startServer(t)
+	tel := newTelemetry(t)
+	js, err := tel.wrap(t, connect(t, s, "c")).JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons := setupStream(t, js, 30*time.Second)
+	for range 2 {
+		if _, err := js.Publish(ctxTimeout(t), "events.order.created", []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	it, err := js.Messages(cons)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		m, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		js.Process(context.Background(), m, func(ctx context.Context, m jetstream.Msg) {
+			if !trace.SpanContextFromContext(ctx).IsValid() {
+				t.Error("no span in ctx")
+			}
+			_ = m.Ack()
+		})
+	}
+	it.Stop()
+	spans := tel.waitSpans(t, 4)
+	producers := map[trace.SpanID]bool{}
+	for _, sp := range spans {
+		if sp.SpanKind() == trace.SpanKindProducer {
+			producers[sp.SpanContext().SpanID()] = true
+		}
+	}
+	consumers := 0
+	for _, sp := range spans {
+		if sp.SpanKind() != trace.SpanKindConsumer {
+			continue
+		}
+		consumers++
+		if sp.Name() != "process ORDER_EVENTS" || !producers[sp.Parent().SpanID()] {
+			t.Errorf("consumer span %q not the child of a producer span", sp.Name())
+		}
+		wantAttr(t, sp, semconv.MessagingConsumerGroupNameKey, "billing")
+		wantAttr(t, sp, semconv.MessagingDestinationSubscriptionNameKey, "billing")
+	}
+	if consumers != 2 || len(producers) != 2 {
+		t.Fatalf("%d consumer and %d producer spans, want 2 and 2", consumers, len(producers))
+	}
+
+	// Another durable consumer (the stopped iterator may still have a pull request
+	// pending on "billing"), read on another connection with the raw iterator: it is
+	// not known to be durable.
+	if _, err := js.Raw().CreateOrUpdateConsumer(ctxTimeout(t), "ORDER_EVENTS", jetstream.ConsumerConfig{Durable: "audit", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	tel2 := newTelemetry(t)
+	js2, err := tel2.wrap(t, connect(t, s, "c2")).JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons2, err := js2.Raw().Consumer(ctxTimeout(t), "ORDER_EVENTS", "audit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := cons2.Messages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Stop()
+	m, err := raw.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	js2.Process(context.Background(), m, func(ctx context.Context, m jetstream.Msg) { _ = m.Ack() })
+	sp := find(t, tel2.waitSpans(t, 1), "process ORDER_EVENTS", trace.SpanKindConsumer)
+	noAttr(t, sp, semconv.MessagingConsumerGroupNameKey)
+	wantAttr(t, sp, semconv.MessagingDestinationSubscriptionNameKey, "audit")
+	if !producers[sp.Parent().SpanID()] {
+		t.Error("consumer span not the child of its producer span")
+	}
+}
