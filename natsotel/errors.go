@@ -108,7 +108,9 @@ func (e *OpError) Is(target error) bool {
 	return false
 }
 
-func wrapOpError(nc *nats.Conn, op, subject string, hdrLen, dataLen int, err error) error {
+// wrapOpError wraps err, returned by nc when sending m, in an *OpError; a max_payload error
+// says how many of the bytes were headers (trace context included).
+func wrapOpError(nc *nats.Conn, op string, m *nats.Msg, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -116,8 +118,9 @@ func wrapOpError(nc *nats.Conn, op, subject string, hdrLen, dataLen int, err err
 	if errors.As(err, &se) {
 		return err
 	}
-	e := &OpError{Op: op, Subject: subject, Err: err}
+	e := &OpError{Op: op, Subject: m.Subject, Err: err}
 	if errors.Is(err, nats.ErrMaxPayload) {
+		hdrLen, dataLen := headerSize(m.Header), len(m.Data)
 		e.Detail = fmt.Sprintf("message of %d bytes (%d header, %d data) exceeds the server max_payload of %d bytes",
 			hdrLen+dataLen, hdrLen, dataLen, nc.MaxPayload())
 	}

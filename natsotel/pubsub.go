@@ -2,7 +2,6 @@ package natsotel
 
 import (
 	"context"
-	"errors"
 	"maps"
 
 	"github.com/nats-io/nats.go"
@@ -53,14 +52,7 @@ func (c *Conn) publish(ctx context.Context, m *nats.Msg) error {
 }
 
 func (c *Conn) publishErr(m *nats.Msg, err error) error {
-	if err == nil {
-		return nil
-	}
-	hdr := 0
-	if errors.Is(err, nats.ErrMaxPayload) {
-		hdr = headerSize(m.Header)
-	}
-	return wrapOpError(c.nc, "publish", m.Subject, hdr, len(m.Data), err)
+	return wrapOpError(c.nc, "publish", m, err)
 }
 
 // Subscribe subscribes to subject; h runs for every message in a CONSUMER span named

@@ -2,7 +2,6 @@ package natsotel
 
 import (
 	"context"
-	"errors"
 	"maps"
 
 	"github.com/nats-io/nats.go"
@@ -77,11 +76,7 @@ func (c *Conn) request(ctx context.Context, m *nats.Msg) (*nats.Msg, error) {
 // finishReply turns a micro error reply into *ServiceError and wraps transport errors.
 func (c *Conn) finishReply(m *nats.Msg, reply *nats.Msg, err error) (*nats.Msg, error) {
 	if err != nil {
-		hdr := 0
-		if errors.Is(err, nats.ErrMaxPayload) {
-			hdr = headerSize(m.Header)
-		}
-		return nil, wrapOpError(c.nc, OpRequest, m.Subject, hdr, len(m.Data), err)
+		return nil, wrapOpError(c.nc, OpRequest, m, err)
 	}
 	if se := serviceErrorFrom(m.Subject, reply); se != nil {
 		return reply, se
