@@ -172,12 +172,15 @@ func TestMaxPayloadWithHeaders(t *testing.T) {
 	if !errors.Is(err, nats.ErrMaxPayload) {
 		t.Fatalf("publish: want ErrMaxPayload, got %v", err)
 	}
-	if !strings.Contains(err.Error(), "max_payload of 1024") || !strings.Contains(err.Error(), "header") {
+	if !strings.Contains(err.Error(), "max_payload of 1024") || !strings.Contains(err.Error(), " header, 500 data)") {
 		t.Errorf("unclear error: %v", err)
 	}
 	_, err = c.Request(ctx, "big", data)
 	if !errors.Is(err, nats.ErrMaxPayload) {
 		t.Fatalf("request: want ErrMaxPayload, got %v", err)
+	}
+	if !strings.Contains(err.Error(), "max_payload of 1024") || !strings.Contains(err.Error(), " header, 500 data)") {
+		t.Errorf("unclear request error: %v", err)
 	}
 	sp := find(t, tel.spans(), "request big", trace.SpanKindClient)
 	wantAttr(t, sp, semconv.ErrorTypeKey, "max_payload")
