@@ -37,7 +37,9 @@ build: ## build every binary into ./bin
 	cd demo && CGO_ENABLED=0 $(GO) build -trimpath -o ../bin/ ./cmd/...
 
 .PHONY: lint
-lint: ## gofmt and go vet on every module
+lint: ## gofmt and go vet on every module; no file over 1 MB tracked by git
+	@big=$$(git ls-files -z 2>/dev/null | xargs -0 -r stat -c '%s %n' 2>/dev/null | awk '$$1 > 1048576 {print $$2}'); \
+	if [ -n "$$big" ]; then echo "files over 1 MB tracked by git (build output?):"; echo "$$big"; exit 1; fi
 	@out=$$(gofmt -l $(ALL_MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@set -e; for m in $(ALL_MODULES); do (cd $$m && $(GO) vet ./...); done
 

@@ -9,7 +9,12 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
@@ -25,7 +30,8 @@ func TestWrapNil(t *testing.T) {
 func TestRequestTimeoutAndCancel(t *testing.T) {
 	s := startServer(t)
 	tel := newTelemetry(t)
-	c := tel.wrap(t, connect(t, s, "c"), natsotel.WithDefaultRequestTimeout(100*time.Millisecond))
+	// A default far longer than the deadlines below: a call returning early honoured ctx.
+	c := tel.wrap(t, connect(t, s, "c"), natsotel.WithDefaultRequestTimeout(time.Minute))
 	// A responder that never answers.
 	if _, err := c.NATS().Subscribe("slow", func(*nats.Msg) {}); err != nil {
 		t.Fatal(err)
@@ -41,21 +47,25 @@ func TestRequestTimeoutAndCancel(t *testing.T) {
 	if !strings.Contains(err.Error(), "slow") {
 		t.Errorf("error lacks subject: %v", err)
 	}
-	// No deadline on ctx: the default request timeout applies.
-	if _, err := c.Request(context.Background(), "slow", nil); !errors.Is(err, nats.ErrTimeout) {
-		t.Fatalf("default timeout: %v", err)
-	}
 	ctx2, cancel2 := context.WithCancel(context.Background())
-	go func() { time.Sleep(20 * time.Millisecond); cancel2() }()
+	time.AfterFunc(20*time.Millisecond, cancel2)
 	if _, err := c.Request(ctx2, "slow", nil); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancel: %v", err)
+	}
+	// No deadline on ctx: the default request timeout applies.
+	short := tel.wrap(t, c.NATS(), natsotel.WithDefaultRequestTimeout(100*time.Millisecond))
+	if _, err := short.Request(context.Background(), "slow", nil); !errors.Is(err, nats.ErrTimeout) {
+		t.Fatalf("default timeout: %v", err)
 	}
 	var types []string
 	for _, sp := range tel.spans() {
 		v, _ := attr(sp, semconv.ErrorTypeKey)
 		types = append(types, v.AsString())
+		if sp.Status().Code != codes.Error {
+			t.Errorf("%s (%s): status %v, want Error", sp.Name(), v.AsString(), sp.Status())
+		}
 	}
-	if strings.Join(types, ",") != "timeout,timeout,canceled" {
+	if strings.Join(types, ",") != "timeout,canceled,timeout" {
 		t.Errorf("error types %v", types)
 	}
 }
@@ -95,11 +105,12 @@ func TestFilterSkipsSpansButPropagates(t *testing.T) {
 	}
 }
 
-// Two Conns with different providers in one process: each emits to its own pipeline, and
-// the edge still connects across them.
+// Two Conns with different providers in one process, one service.name each: each emits
+// spans and metrics to its own pipeline only, and the edge still connects across them.
 func TestSeveralProviders(t *testing.T) {
 	s := startServer(t)
-	telA, telB := newTelemetry(t), newTelemetry(t)
+	telA := newTelemetry(t, sdktrace.WithResource(resource.NewSchemaless(semconv.ServiceName("order"))))
+	telB := newTelemetry(t, sdktrace.WithResource(resource.NewSchemaless(semconv.ServiceName("inventory"))))
 	a := telA.wrap(t, connect(t, s, "a"))
 	b := telB.wrap(t, connect(t, s, "b"))
 	svc, err := b.AddService(micro.Config{Name: "b", Version: "1.0.0"})
@@ -119,8 +130,76 @@ func TestSeveralProviders(t *testing.T) {
 	if len(telA.spans()) != 1 || len(telB.spans()) != 1 {
 		t.Errorf("A %v B %v", names(telA.spans()), names(telB.spans()))
 	}
+	for sp, want := range map[sdktrace.ReadOnlySpan]string{client: "order", server: "inventory"} {
+		if v, _ := sp.Resource().Set().Value(semconv.ServiceNameKey); v.AsString() != want {
+			t.Errorf("%s: service.name %q, want %q", sp.Name(), v.AsString(), want)
+		}
+	}
 	if a.Tracer() == b.Tracer() {
 		t.Error("tracers shared")
+	}
+	// The requester's pipeline has the client metrics only, the server's the process ones.
+	rmA, rmB := telA.collect(t), telB.collect(t)
+	for _, c := range []struct {
+		rm   metricdata.ResourceMetrics
+		name string
+		want bool
+	}{
+		{rmA, "messaging.client.operation.duration", true},
+		{rmA, "messaging.process.duration", false},
+		{rmB, "messaging.process.duration", true},
+		{rmB, "messaging.client.operation.duration", false},
+	} {
+		if _, ok := findMetric(c.rm, c.name); ok != c.want {
+			t.Errorf("%s in the wrong pipeline (present %v, want %v)", c.name, ok, c.want)
+		}
+	}
+}
+
+// Without options, Wrap uses the global TracerProvider, MeterProvider and propagator, read
+// when Wrap is called (like otelhttp).
+func TestDefaultsFromGlobals(t *testing.T) {
+	tel := newTelemetry(t)
+	prevTP, prevMP, prevProp := otel.GetTracerProvider(), otel.GetMeterProvider(), otel.GetTextMapPropagator()
+	t.Cleanup(func() {
+		otel.SetTracerProvider(prevTP)
+		otel.SetMeterProvider(prevMP)
+		otel.SetTextMapPropagator(prevProp)
+	})
+	otel.SetTracerProvider(tel.tp)
+	otel.SetMeterProvider(tel.mp)
+	otel.SetTextMapPropagator(tel.prop)
+
+	s := startServer(t)
+	srv, err := natsotel.Wrap(connect(t, s, "server"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := natsotel.Wrap(connect(t, s, "client"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := srv.AddService(micro.Config{Name: "inventory", Version: "1.0.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.AddEndpoint("reserve", func(ctx context.Context, req micro.Request) { _ = req.Respond(nil) },
+		micro.WithEndpointSubject("inventory.reserve")); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, srv.NATS())
+	if _, err := cli.Request(ctxTimeout(t), "inventory.reserve", nil); err != nil {
+		t.Fatal(err)
+	}
+	spans := tel.waitSpans(t, 2)
+	// The parent-child link needs the global propagator: the default one propagates nothing.
+	wantChild(t, find(t, spans, "request inventory.reserve", trace.SpanKindClient),
+		find(t, spans, "process inventory.reserve", trace.SpanKindServer))
+	rm := tel.collect(t)
+	for _, name := range []string{"messaging.client.operation.duration", "messaging.process.duration"} {
+		if _, ok := findMetric(rm, name); !ok {
+			t.Errorf("no %s through the global MeterProvider", name)
+		}
 	}
 }
 

@@ -54,7 +54,7 @@ func TestKeyValueSpans(t *testing.T) {
 	}
 
 	spans := tel.spans()
-	var creates, updates, gets []trace.SpanKind
+	var creates, updates, gets, puts, deletes []trace.SpanKind
 	for _, sp := range spans {
 		if sp.SpanKind() != trace.SpanKindClient {
 			t.Errorf("kind %v for %q", sp.SpanKind(), sp.Name())
@@ -71,9 +71,13 @@ func TestKeyValueSpans(t *testing.T) {
 			updates = append(updates, sp.SpanKind())
 		case "get stock":
 			gets = append(gets, sp.SpanKind())
+		case "put stock":
+			puts = append(puts, sp.SpanKind())
+		case "delete stock":
+			deletes = append(deletes, sp.SpanKind())
 		}
 	}
-	if len(creates) != 2 || len(updates) != 2 || len(gets) != 2 {
+	if len(creates) != 2 || len(updates) != 2 || len(gets) != 2 || len(puts) != 1 || len(deletes) != 1 {
 		t.Fatalf("spans %v", names(spans))
 	}
 	for _, sp := range spans {

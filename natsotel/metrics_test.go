@@ -2,6 +2,7 @@ package natsotel_test
 
 import (
 	"context"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -122,7 +123,8 @@ func TestMetrics(t *testing.T) {
 
 	req := histPoint(t, rm, "messaging.client.operation.duration", sys,
 		semconv.MessagingOperationName("request"), semconv.MessagingOperationTypeSend,
-		semconv.MessagingDestinationName("inventory.reserve"), semconv.ServerAddress("127.0.0.1"))
+		semconv.MessagingDestinationName("inventory.reserve"), semconv.ServerAddress("127.0.0.1"),
+		semconv.ServerPort(s.Addr().(*net.TCPAddr).Port))
 	if _, bad := req.Attributes.Value(semconv.ErrorTypeKey); bad || req.Count != 2 {
 		t.Errorf("successful requests: count %d attrs %v", req.Count, req.Attributes)
 	}
@@ -171,6 +173,25 @@ func TestMetrics(t *testing.T) {
 	}
 	if _, ok := db.Attributes.Value(semconv.ServerAddressKey); ok {
 		t.Error("kv metric has server.address")
+	}
+
+	// Units as the semantic conventions define them.
+	units := map[string]string{
+		"messaging.client.operation.duration": "s",
+		"messaging.process.duration":          "s",
+		"messaging.client.sent.messages":      "{message}",
+		"messaging.client.consumed.messages":  "{message}",
+		"db.client.operation.duration":        "s",
+	}
+	for name, unit := range units {
+		m, ok := findMetric(rm, name)
+		if !ok {
+			t.Errorf("no metric %s", name)
+			continue
+		}
+		if m.Unit != unit {
+			t.Errorf("%s: unit %q, want %q", name, m.Unit, unit)
+		}
 	}
 
 	// Low cardinality: no inbox or ack subjects in any label.

@@ -3,6 +3,7 @@ package natsotel_test
 import (
 	"context"
 	"errors"
+	"net"
 	"testing"
 
 	"github.com/nats-io/nats.go"
@@ -58,6 +59,9 @@ func TestRequestToMicroEndpointParentChild(t *testing.T) {
 	wantAttr(t, client, semconv.MessagingMessageBodySizeKey, int64(1))
 	wantAttr(t, client, semconv.MessagingClientIDKey, "client")
 	wantAttr(t, client, semconv.ServerAddressKey, "127.0.0.1")
+	wantAttr(t, client, semconv.ServerPortKey, int64(s.Addr().(*net.TCPAddr).Port))
+	wantAttr(t, server, semconv.ServerAddressKey, "127.0.0.1")
+	wantAttr(t, server, semconv.ServerPortKey, int64(s.Addr().(*net.TCPAddr).Port))
 	wantAttr(t, server, semconv.MessagingOperationNameKey, "process")
 	wantAttr(t, server, semconv.MessagingOperationTypeKey, "process")
 	wantAttr(t, server, semconv.MessagingDestinationNameKey, "inventory.reserve")
