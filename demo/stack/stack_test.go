@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -205,6 +206,16 @@ func TestOneOrderIsOneTrace(t *testing.T) {
 		}
 		seen[kindOf{serviceOf(s), s.SpanKind()}]++
 		ids[s.SpanContext().SpanID()] = true
+		// The loadgen's baggage crossed every hop and is on every span of the trace
+		// (the event's consumer span included: the baggage travels in the stored message).
+		attrs := map[attribute.Key]string{}
+		for _, kv := range s.Attributes() {
+			attrs[kv.Key] = kv.Value.Emit()
+		}
+		if attrs[load.BaggageSynthetic] != "true" || attrs[load.BaggageScenario] != string(load.ScenarioValidOrder) {
+			t.Errorf("span %q of %s (%v): synthetic=%q loadgen.scenario=%q, want the loadgen's baggage",
+				s.Name(), serviceOf(s), s.SpanKind(), attrs[load.BaggageSynthetic], attrs[load.BaggageScenario])
+		}
 	}
 	for _, want := range []kindOf{
 		{stack.LoadgenService, trace.SpanKindClient},

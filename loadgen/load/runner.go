@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,10 +30,12 @@ type Requester interface {
 var _ Requester = (*natsotel.Conn)(nil)
 
 // Baggage members every request carries, so downstream spans and logs can tell synthetic
-// traffic apart.
+// traffic apart (services/telemetry copies them onto every span and log record), and the
+// one requests sent during a burst carry besides, so a trace says it was part of one.
 const (
 	BaggageSynthetic = "synthetic"
 	BaggageScenario  = "loadgen.scenario"
+	BaggageBurst     = "loadgen.burst" // the burst's rate multiplier, e.g. "3"
 )
 
 // Runner generates load. Create it with New, start it with Run (once); while it runs,
@@ -317,7 +320,13 @@ const maxDetail = 200
 // do sends req and records its outcome, with latency measured from intended.
 func (r *Runner) do(base context.Context, req request, intended time.Time) {
 	defer r.st.inFlight.Add(-1)
-	ctx, cancel := context.WithTimeout(baggage.ContextWithBaggage(base, r.baggage[req.scenario]), r.cfg.Timeout)
+	bag := r.baggage[req.scenario]
+	if mult := r.burstAt(intended); mult > 0 {
+		if m, err := baggage.NewMemberRaw(BaggageBurst, strconv.FormatFloat(mult, 'g', -1, 64)); err == nil {
+			bag, _ = bag.SetMember(m)
+		}
+	}
+	ctx, cancel := context.WithTimeout(baggage.ContextWithBaggage(base, bag), r.cfg.Timeout)
 	reply, err := r.conn.Request(ctx, req.subject, req.body)
 	latency := time.Since(intended)
 	cancel()
@@ -364,6 +373,16 @@ func orderOf(data []byte, isError bool) (string, orderStatus) {
 		// Pending (the outcome could not be stored yet: a 503 with the order) or odd.
 		return o.ID, statusUnknown
 	}
+}
+
+// burstAt returns the multiplier of the burst in progress at t, or 0.
+func (r *Runner) burstAt(t time.Time) float64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if t.Before(r.burstUntil) {
+		return r.burstMult
+	}
+	return 0
 }
 
 // effectiveRate is the open-loop rate in force at t: the base rate, multiplied during a

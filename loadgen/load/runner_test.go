@@ -274,6 +274,21 @@ func TestRateChangeAndBurstWakeScheduler(t *testing.T) {
 	if st := r.State(); st.EffectiveRate != 0.001 || st.BurstMultiplier != 0 {
 		t.Fatalf("after burst: %+v", st)
 	}
+	// The burst is on the requests sent during it (their baggage, hence their spans in
+	// every service), and only on those.
+	shop.mu.Lock()
+	defer shop.mu.Unlock()
+	var bursts []string
+	for _, h := range shop.baggages {
+		b, err := baggage.Parse(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bursts = append(bursts, b.Member(BaggageBurst).Value())
+	}
+	if strings.Join(bursts, ",") != ",1e+06,1e+06,1e+06" {
+		t.Fatalf("loadgen.burst of the 4 requests: %q", bursts)
+	}
 }
 
 func TestCancelStopsOpenLoop(t *testing.T) {

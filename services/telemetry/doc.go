@@ -14,7 +14,9 @@
 //     log/slog logger that writes readable text (with trace_id and span_id taken from the
 //     context) to Config.Stderr and, through the otelslog bridge, OTLP log records that
 //     carry the same trace and span ids. Log with the context: logger.InfoContext(ctx, ...).
-//   - A TraceContext + Baggage propagator.
+//   - A TraceContext + Baggage propagator, and processors that copy the load generator's
+//     baggage members (synthetic, loadgen.scenario, loadgen.burst: see CopiedBaggage) onto
+//     every span and log record, in every service the request reaches.
 //   - A resource with service.name, service.version, a unique service.instance.id per
 //     Telemetry, host.name, process.pid, telemetry.sdk.*, then OTEL_RESOURCE_ATTRIBUTES,
 //     then OTEL_SERVICE_NAME (later wins, as the specification asks).

@@ -7,9 +7,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/runtime"
+	"go.opentelemetry.io/contrib/processors/baggagecopy"
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/propagation"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -53,6 +56,15 @@ type Telemetry struct {
 	Logger *slog.Logger
 }
 
+// CopiedBaggage selects the baggage members New copies onto every span and log record
+// started or emitted with them in the context: "synthetic" and the "loadgen."-prefixed
+// members the load generator sets (scenario, burst). So a trace shows which scenario
+// made it in every service, and Traces Drilldown can split by it. Other members are not
+// copied: baggage comes from the caller, and attributes must never carry customer data.
+func CopiedBaggage(m baggage.Member) bool {
+	return m.Key() == "synthetic" || strings.HasPrefix(m.Key(), "loadgen.")
+}
+
 // Queue bounds: when the backend is slow or dead, telemetry beyond these is dropped
 // rather than held in memory or allowed to slow requests.
 const (
@@ -88,8 +100,9 @@ func New(ctx context.Context, cfg Config) (*Telemetry, error) {
 		return nil, fmt.Errorf("telemetry: %w", err)
 	}
 
-	// Traces.
-	topts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithSampler(sampler)}
+	// Traces. The baggage processor runs first, so every processor sees its attributes.
+	topts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithSampler(sampler),
+		sdktrace.WithSpanProcessor(baggagecopy.NewSpanProcessor(CopiedBaggage))}
 	if traceExp.exp != nil {
 		topts = append(topts, sdktrace.WithBatcher(traceExp.exp,
 			sdktrace.WithMaxQueueSize(spanQueueSize),
@@ -124,8 +137,10 @@ func New(ctx context.Context, cfg Config) (*Telemetry, error) {
 	}
 	mp := sdkmetric.NewMeterProvider(mopts...)
 
-	// Logs.
-	lopts := []sdklog.LoggerProviderOption{sdklog.WithResource(res)}
+	// Logs. The baggage processor must come before the exporting ones: log processors
+	// run in order on the same record.
+	lopts := []sdklog.LoggerProviderOption{sdklog.WithResource(res),
+		sdklog.WithProcessor(baggagecopy.NewLogProcessor(CopiedBaggage))}
 	if logExp.exp != nil {
 		lopts = append(lopts, sdklog.WithProcessor(sdklog.NewBatchProcessor(logExp.exp,
 			sdklog.WithMaxQueueSize(logQueueSize),

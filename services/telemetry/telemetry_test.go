@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/propagation"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -413,4 +415,72 @@ func TestRuntimeMetrics(t *testing.T) {
 	if v, ok := rm.Resource.Set().Value(semconv.ServiceNameKey); !ok || v.AsString() != "rt" {
 		t.Errorf("metric resource service.name = %v", v)
 	}
+}
+
+// Baggage crosses processes through the propagator, and the load generator's members
+// (only those) become attributes of every span and log record started or emitted with it.
+func TestBaggagePropagatedAndCopied(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	logs := &logRecorder{}
+	tel, err := New(context.Background(), Config{
+		ServiceName:    "order",
+		Getenv:         mapEnv(nil),
+		SpanProcessors: []sdktrace.SpanProcessor{rec},
+		LogProcessors:  []sdklog.Processor{logs},
+		Stderr:         io.Discard,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tel.Shutdown(context.Background()) }()
+
+	// What the load generator sends: its baggage, plus a member nobody should copy.
+	bag, err := baggage.Parse("synthetic=true,loadgen.scenario=valid_order,loadgen.burst=3,customer=alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	carrier := propagation.MapCarrier{}
+	tel.Propagator.Inject(baggage.ContextWithBaggage(context.Background(), bag), carrier)
+	if carrier.Get("baggage") == "" {
+		t.Fatalf("the propagator wrote no baggage header: %v", carrier)
+	}
+	// The receiving side: extract, start a span, log.
+	ctx := tel.Propagator.Extract(context.Background(), carrier)
+	ctx, span := tel.TracerProvider.Tracer("test").Start(ctx, "process order.create")
+	tel.Logger.InfoContext(ctx, "order confirmed")
+	span.End()
+
+	want := map[attribute.Key]string{"synthetic": "true", "loadgen.scenario": "valid_order", "loadgen.burst": "3"}
+	check := func(what string, attrs map[attribute.Key]string) {
+		t.Helper()
+		for k, v := range want {
+			if attrs[k] != v {
+				t.Errorf("%s: %s = %q, want %q", what, k, attrs[k], v)
+			}
+		}
+		if v, ok := attrs["customer"]; ok {
+			t.Errorf("%s: copied the customer member (%q)", what, v)
+		}
+	}
+	spans := rec.Ended()
+	if len(spans) != 1 {
+		t.Fatalf("%d spans", len(spans))
+	}
+	spanAttrs := map[attribute.Key]string{}
+	for _, kv := range spans[0].Attributes() {
+		spanAttrs[kv.Key] = kv.Value.Emit()
+	}
+	check("span", spanAttrs)
+
+	logs.mu.Lock()
+	defer logs.mu.Unlock()
+	if len(logs.records) != 1 {
+		t.Fatalf("%d log records", len(logs.records))
+	}
+	logAttrs := map[attribute.Key]string{}
+	logs.records[0].WalkAttributes(func(kv attribute.KeyValue) bool {
+		logAttrs[kv.Key] = kv.Value.Emit()
+		return true
+	})
+	check("log record", logAttrs)
 }
