@@ -2,6 +2,8 @@ package load
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -434,5 +436,57 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	}
 	if _, err := New(nil, nil, Config{}); err == nil {
 		t.Error("New(nil conn): want error")
+	}
+}
+
+// progressHandler is a slog.Handler that passes the attributes of every "loadgen
+// progress" record to a channel.
+type progressHandler struct{ lines chan map[string]string }
+
+func (h progressHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h progressHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h progressHandler) WithGroup(string) slog.Handler            { return h }
+func (h progressHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != "loadgen progress" {
+		return nil
+	}
+	attrs := map[string]string{}
+	r.Attrs(func(a slog.Attr) bool {
+		attrs[a.Key] = a.Value.String()
+		return true
+	})
+	select {
+	case h.lines <- attrs:
+	default:
+	}
+	return nil
+}
+
+// A progress line every Config.Progress while the run lasts, with the figures an operator
+// watches.
+func TestProgressLines(t *testing.T) {
+	nc := connect(t, startServer(t))
+	startFakeShop(t, nc, &fakeShop{})
+	conn, _ := tracedConn(t, nc)
+	h := progressHandler{lines: make(chan map[string]string, 16)}
+	r, err := New(conn, slog.New(h), Config{Rate: 200, Mix: Mix{ScenarioValidOrder: 1}, Progress: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := runAsync(t, ctx, r)
+	var last map[string]string
+	for i := range 3 {
+		last = wait(t, h.lines, fmt.Sprintf("progress line %d", i+1))
+	}
+	cancel()
+	wait(t, done, "run")
+	for _, key := range []string{"elapsed", "target_rate", "rate", "sent", "in_flight", "late", "dropped", "unexpected", "outcomes", "p50", "p99"} {
+		if _, ok := last[key]; !ok {
+			t.Errorf("progress line lacks %s: %v", key, last)
+		}
+	}
+	if last["target_rate"] != "200" || last["sent"] == "0" {
+		t.Errorf("progress line %v: want target_rate 200 and requests sent", last)
 	}
 }
