@@ -156,6 +156,16 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	r.log.Info("loadgen starting", "mode", r.cfg.Mode, "rate", r.cfg.Rate, "workers", r.cfg.Workers,
 		"concurrency", r.cfg.Concurrency, "duration", r.cfg.Duration, "count", r.cfg.Count, "mix", r.cfg.Mix.String())
 
+	if r.cfg.Mode == ModeOpen {
+		// Late and dropped start at 0 for every scenario of the mix, so their series exist
+		// (and dashboards show 0, not "No data") before anything goes wrong.
+		for s, w := range r.cfg.Mix {
+			if w > 0 {
+				r.ins.late.Add(context.Background(), 0, scenarioSet(s))
+				r.ins.dropped.Add(context.Background(), 0, scenarioSet(s))
+			}
+		}
+	}
 	stopProgress := r.startProgress(start)
 	if r.cfg.Mode == ModeClosed {
 		r.runClosed(ctx, reqCtx, start)

@@ -139,6 +139,25 @@ func TestRateGauge(t *testing.T) {
 	if g := gauge(); len(g) != 0 {
 		t.Fatalf("gauge after the run: %+v", g)
 	}
+	// Late and dropped exist from the start for every scenario of the mix, at 0 but for
+	// the one request sent (late if the scheduler ran more than 1 ms behind).
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(t.Context(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{MetricRequestsLate, MetricRequestsDropped} {
+		points := findMetric(t, rm, name).Data.(metricdata.Sum[int64]).DataPoints
+		if len(points) != len(DefaultMix()) {
+			t.Errorf("%s: %d series, want one per scenario of the mix (%d)", name, len(points), len(DefaultMix()))
+		}
+		var total int64
+		for _, p := range points {
+			total += p.Value
+		}
+		if total > 1 {
+			t.Errorf("%s: %d in all for one request", name, total)
+		}
+	}
 }
 
 func durationBounds() []float64 { return durationBuckets }
