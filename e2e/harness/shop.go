@@ -31,8 +31,11 @@ type ShopConfig struct {
 	Env []string
 }
 
-// StartShop starts inventory, billing and order, waits until micro discovery lists every
-// instance, and registers cleanups that stop them with SIGTERM and check they exit cleanly.
+// ReadyLog is what a service logs (services/app.Run) once it serves requests.
+const ReadyLog = "running; stop with SIGINT or SIGTERM"
+
+// StartShop starts inventory, billing and order, waits until each has logged ReadyLog and
+// micro discovery lists every instance, and registers cleanups that stop them with SIGTERM and check they exit cleanly.
 func StartShop(t testing.TB, st *Stack, b *Builder, cfg ShopConfig) *Shop {
 	t.Helper()
 	if cfg.InventoryReplicas == 0 {
@@ -50,6 +53,16 @@ func StartShop(t testing.TB, st *Stack, b *Builder, cfg ShopConfig) *Shop {
 	}
 	shop.Billing = st.StartService(t, contracts.BillingService, bins.Billing, contracts.BillingService, nil, cfg.Env...)
 	shop.Order = st.StartService(t, contracts.OrderService, bins.Order, contracts.OrderService, nil, cfg.Env...)
+	// Ready: each process logged that it runs, which it does once its endpoints'
+	// subscriptions reached the server (rpc.Serve flushes); a $SRV.PING answer alone only
+	// proves the discovery subscriptions. Then discovery must list every instance.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for _, p := range append([]*Process{shop.Order, shop.Billing}, shop.Inventory...) {
+		if err := waitLog(ctx, p, ReadyLog); err != nil {
+			t.Fatalf("waiting for %s: %v", p.Name, err)
+		}
+	}
 	WaitMicro(t, st.NATS.URL, map[string]int{
 		contracts.OrderService:     1,
 		contracts.InventoryService: cfg.InventoryReplicas,
