@@ -53,7 +53,7 @@ func ExampleWrap() {
 	fmt.Println(sp.SpanKind(), sp.Name())
 	for _, kv := range sp.Attributes() {
 		if kv.Key == semconv.MessagingClientIDKey || kv.Key == semconv.MessagingSystemKey {
-			fmt.Println(kv.Key, "=", kv.Value.Emit())
+			fmt.Println(kv.Key, "=", kv.Value.String())
 		}
 	}
 	// Output:
@@ -341,7 +341,7 @@ func printAttrs(sp sdktrace.ReadOnlySpan, keys ...attribute.Key) {
 	for _, k := range keys {
 		for _, kv := range sp.Attributes() {
 			if kv.Key == k {
-				fmt.Println(k, "=", kv.Value.Emit())
+				fmt.Println(k, "=", kv.Value.String())
 			}
 		}
 	}

@@ -160,7 +160,7 @@ func wantAttr(t testing.TB, s sdktrace.ReadOnlySpan, key attribute.Key, want any
 func noAttr(t testing.TB, s sdktrace.ReadOnlySpan, key attribute.Key) {
 	t.Helper()
 	if v, ok := attr(s, key); ok {
-		t.Errorf("span %q: unexpected %s = %v", s.Name(), key, v.Emit())
+		t.Errorf("span %q: unexpected %s = %v", s.Name(), key, v.String())
 	}
 }
 

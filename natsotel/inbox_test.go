@@ -96,8 +96,8 @@ func TestReplyToPerUserInbox(t *testing.T) {
 	wantChild(t, find(t, spans, "process svc.echo", trace.SpanKindConsumer), send)
 	for _, sp := range spans {
 		for _, kv := range sp.Attributes() {
-			if strings.Contains(kv.Value.Emit(), "_INBOX") {
-				t.Errorf("span %q: inbox leaked into %s=%s", sp.Name(), kv.Key, kv.Value.Emit())
+			if strings.Contains(kv.Value.String(), "_INBOX") {
+				t.Errorf("span %q: inbox leaked into %s=%s", sp.Name(), kv.Key, kv.Value.String())
 			}
 		}
 	}
@@ -108,8 +108,8 @@ func TestReplyToPerUserInbox(t *testing.T) {
 			forEachAttrs(m.Data, func(set attribute.Set) {
 				labels++
 				for _, kv := range set.ToSlice() {
-					if strings.Contains(kv.Value.Emit(), "_INBOX") {
-						t.Errorf("%s: inbox leaked into %s=%s", m.Name, kv.Key, kv.Value.Emit())
+					if strings.Contains(kv.Value.String(), "_INBOX") {
+						t.Errorf("%s: inbox leaked into %s=%s", m.Name, kv.Key, kv.Value.String())
 					}
 				}
 			})

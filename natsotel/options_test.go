@@ -106,7 +106,7 @@ func TestDestinationTemplate(t *testing.T) {
 		}
 		wantAttr(t, sp, semconv.MessagingDestinationTemporaryKey, true)
 		for _, kv := range sp.Attributes() {
-			if strings.Contains(kv.Value.Emit(), "_INBOX") {
+			if strings.Contains(kv.Value.String(), "_INBOX") {
 				t.Errorf("inbox leaked into %s", kv.Key)
 			}
 		}

@@ -151,5 +151,5 @@ func str(attrs map[attribute.Key]attribute.Value, k attribute.Key) string {
 	if !ok {
 		return ""
 	}
-	return v.Emit()
+	return v.String()
 }

@@ -210,7 +210,7 @@ func TestOneOrderIsOneTrace(t *testing.T) {
 		// (the event's consumer span included: the baggage travels in the stored message).
 		attrs := map[attribute.Key]string{}
 		for _, kv := range s.Attributes() {
-			attrs[kv.Key] = kv.Value.Emit()
+			attrs[kv.Key] = kv.Value.String()
 		}
 		if attrs[load.BaggageSynthetic] != "true" || attrs[load.BaggageScenario] != string(load.ScenarioValidOrder) {
 			t.Errorf("span %q of %s (%v): synthetic=%q loadgen.scenario=%q, want the loadgen's baggage",

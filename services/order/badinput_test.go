@@ -174,12 +174,12 @@ func TestMisplacedCardNeverEchoed(t *testing.T) {
 		for _, s := range node.Spans.Ended() {
 			texts := []string{s.Name(), s.Status().Description}
 			for _, kv := range s.Attributes() {
-				texts = append(texts, kv.Value.Emit())
+				texts = append(texts, kv.Value.String())
 			}
 			for _, ev := range s.Events() {
 				texts = append(texts, ev.Name)
 				for _, kv := range ev.Attributes {
-					texts = append(texts, kv.Value.Emit())
+					texts = append(texts, kv.Value.String())
 				}
 			}
 			for _, txt := range texts {

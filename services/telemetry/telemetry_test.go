@@ -224,7 +224,7 @@ func TestResource(t *testing.T) {
 		}
 		m := map[attribute.Key]string{}
 		for _, kv := range res.Attributes() {
-			m[kv.Key] = kv.Value.Emit()
+			m[kv.Key] = kv.Value.String()
 		}
 		return m
 	}
@@ -468,7 +468,7 @@ func TestBaggagePropagatedAndCopied(t *testing.T) {
 	}
 	spanAttrs := map[attribute.Key]string{}
 	for _, kv := range spans[0].Attributes() {
-		spanAttrs[kv.Key] = kv.Value.Emit()
+		spanAttrs[kv.Key] = kv.Value.String()
 	}
 	check("span", spanAttrs)
 
@@ -479,7 +479,7 @@ func TestBaggagePropagatedAndCopied(t *testing.T) {
 	}
 	logAttrs := map[attribute.Key]string{}
 	logs.records[0].WalkAttributes(func(kv attribute.KeyValue) bool {
-		logAttrs[kv.Key] = kv.Value.Emit()
+		logAttrs[kv.Key] = kv.Value.String()
 		return true
 	})
 	check("log record", logAttrs)

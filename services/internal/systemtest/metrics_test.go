@@ -12,7 +12,7 @@ func metricLabels(rm metricdata.ResourceMetrics) []string {
 	var out []string
 	add := func(set attribute.Set) {
 		for _, kv := range set.ToSlice() {
-			out = append(out, string(kv.Key)+"="+kv.Value.Emit())
+			out = append(out, string(kv.Key)+"="+kv.Value.String())
 		}
 	}
 	for _, sm := range rm.ScopeMetrics {

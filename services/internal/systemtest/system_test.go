@@ -25,13 +25,12 @@ import (
 // system is the whole shop on one in-process JetStream server, each instance with its
 // own connection and telemetry.
 type system struct {
-	srv     *server.Server
-	nodes   []*testenv.Node
-	orders  []*order.Service
-	client  *testenv.Node
-	invCfg  inventory.Config
-	ordCfg  order.Config
-	stopped bool
+	srv    *server.Server
+	nodes  []*testenv.Node
+	orders []*order.Service
+	client *testenv.Node
+	invCfg inventory.Config
+	ordCfg order.Config
 }
 
 type sizes struct{ inventory, billing, order int }
@@ -409,11 +408,11 @@ func TestNoSecretsInTelemetry(t *testing.T) {
 			check(n.Name+" span name", sp.Name())
 			check(n.Name+" span status", sp.Status().Description)
 			for _, kv := range sp.Attributes() {
-				check(n.Name+" span "+sp.Name()+" attribute "+string(kv.Key), kv.Value.Emit())
+				check(n.Name+" span "+sp.Name()+" attribute "+string(kv.Key), kv.Value.String())
 			}
 			for _, ev := range sp.Events() {
 				for _, kv := range ev.Attributes {
-					check(n.Name+" event "+ev.Name+" attribute "+string(kv.Key), kv.Value.Emit())
+					check(n.Name+" event "+ev.Name+" attribute "+string(kv.Key), kv.Value.String())
 				}
 			}
 		}

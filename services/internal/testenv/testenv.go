@@ -249,7 +249,7 @@ func (n *Node) SpansNamed(name string) []sdktrace.ReadOnlySpan {
 func Attr(s sdktrace.ReadOnlySpan, key string) string {
 	for _, kv := range s.Attributes() {
 		if string(kv.Key) == key {
-			return kv.Value.Emit()
+			return kv.Value.String()
 		}
 	}
 	return ""
