@@ -1,6 +1,8 @@
 package natsotel
 
 import (
+	"context"
+
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/propagation"
 )
@@ -20,19 +22,20 @@ type HeaderCarrier nats.Header
 var _ propagation.TextMapCarrier = HeaderCarrier(nil)
 
 // Get returns the first value of key, matched exactly first and then case-insensitively.
+// Keys without a value are skipped. When several other spellings carry a value (a header
+// both "Traceparent" and "TRACEPARENT"), the one that sorts first wins, so repeated reads
+// (traceparent, then tracestate) are consistent rather than subject to map order.
 func (h HeaderCarrier) Get(key string) string {
-	if v, ok := h[key]; ok {
-		if len(v) > 0 {
-			return v[0]
-		}
-		return ""
+	if v := h[key]; len(v) > 0 {
+		return v[0]
 	}
+	found, value := "", ""
 	for k, v := range h {
-		if len(v) > 0 && asciiEqualFold(k, key) {
-			return v[0]
+		if len(v) > 0 && k != key && asciiEqualFold(k, key) && (found == "" || k < found) {
+			found, value = k, v[0]
 		}
 	}
-	return ""
+	return value
 }
 
 // Set stores value under the lowercase form of key (ASCII letters lowered), replacing any
@@ -104,3 +107,21 @@ func asciiEqualFold(a, b string) bool {
 
 // headerGet is a case-insensitive nats.Header lookup (exact match first).
 func headerGet(h nats.Header, key string) string { return HeaderCarrier(h).Get(key) }
+
+// inject writes ctx's trace context into h with the propagator, after removing every key
+// the propagator writes (in any spelling) that h already carries. A header copied from the
+// caller's message may hold another trace's context: the propagator writes tracestate and
+// baggage only when they are set, so without the removal a new traceparent would travel
+// next to the old trace's tracestate or baggage.
+func (c *Conn) inject(ctx context.Context, h nats.Header) {
+	if len(h) > 0 {
+		for _, f := range c.cfg.prop.Fields() {
+			for k := range h {
+				if asciiEqualFold(k, f) {
+					delete(h, k)
+				}
+			}
+		}
+	}
+	c.cfg.prop.Inject(ctx, HeaderCarrier(h))
+}

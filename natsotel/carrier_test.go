@@ -70,3 +70,17 @@ func TestHeaderCarrierInteropWithHTTPStyleWriter(t *testing.T) {
 		t.Errorf("extracted %v", got)
 	}
 }
+
+// Several spellings of one key: Get is deterministic (the spelling that sorts first), and
+// an exact key without a value does not hide another spelling that has one.
+func TestHeaderCarrierGetDeterministic(t *testing.T) {
+	h := natsotel.HeaderCarrier{"Traceparent": {"A"}, "TRACEPARENT": {"B"}}
+	for range 200 {
+		if got := h.Get("traceparent"); got != "B" { // "TRACEPARENT" < "Traceparent"
+			t.Fatalf("Get = %q, want B every time", got)
+		}
+	}
+	if got := (natsotel.HeaderCarrier{"traceparent": {}, "Traceparent": {"A"}}).Get("traceparent"); got != "A" {
+		t.Errorf("Get = %q: an empty exact key hid the value of another spelling", got)
+	}
+}

@@ -131,12 +131,14 @@
 //	---------------------------------------------  -----------  ------------------  ----------------------------------------------
 //	reply with Nats-Service-Error-Code: 409        Error        409                 *ServiceError{Code: 409, ...} (+ the reply)
 //	no responders                                  Error        no_responders       errors.Is(err, nats.ErrNoResponders)
+//	JetStream publish that no stream stores        Error        no_responders       errors.Is(err, jetstream.ErrNoStreamResponse)
 //	deadline / nats timeout                        Error        timeout             errors.Is(err, context.DeadlineExceeded) and nats.ErrTimeout
 //	context canceled                               Error        canceled            errors.Is(err, context.Canceled)
 //	message too big (max_payload)                  Error        max_payload         errors.Is(err, nats.ErrMaxPayload)
 //	anything else                                  Error        _OTHER              *OpError wrapping the nats.go error
 //	micro handler req.Error("409", ...)            Error        409                 (server side)
 //	micro handler returns without answering        Error        no_reply            (server side; the caller times out)
+//	  ... a message without a reply subject        Unset        -                   (nobody waits: not answering is right)
 //	micro handler panic                            Error        500                 answered "500 internal error"; exception event
 //	subscribe / JetStream handler panic            Error        panic               recovered; exception event; JetStream message unacked
 //	subscribe / JetStream handler runtime.Goexit   Error        _OTHER              span ended; the goroutine exits

@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 )
 
@@ -64,7 +65,9 @@ func errorType(err error) string {
 		return ""
 	case errors.As(err, &se):
 		return errorTypeOfCode(se.CodeText)
-	case errors.Is(err, nats.ErrNoResponders):
+	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, jetstream.ErrNoStreamResponse):
+		// jetstream reports a publish no stream listens to as ErrNoStreamResponse, which
+		// does not wrap nats.ErrNoResponders.
 		return ErrTypeNoResponders
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
 		return ErrTypeTimeout

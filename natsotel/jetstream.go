@@ -49,7 +49,8 @@ func (j *JetStream) Publish(ctx context.Context, subject string, data []byte, op
 }
 
 // PublishMsg is Publish with a full message. msg is not modified: a copy with a copied header
-// map plus the trace context is published. A Nats-Msg-Id header becomes messaging.message.id.
+// map plus the trace context (replacing any msg.Header carried) is published. A Nats-Msg-Id
+// header becomes messaging.message.id.
 func (j *JetStream) PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
 	if msg == nil {
 		return nil, &OpError{Op: "publish", Err: nats.ErrInvalidMsg}
@@ -65,18 +66,18 @@ func (j *JetStream) publish(ctx context.Context, m *nats.Msg, opts []jetstream.P
 		ctx = context.Background()
 	}
 	if !c.traced(m.Subject) {
-		c.cfg.prop.Inject(ctx, HeaderCarrier(m.Header))
+		c.inject(ctx, m.Header)
 		ack, err := j.js.PublishMsg(ctx, m, opts...)
 		return ack, c.publishErr(m, err)
 	}
 	dest, temp := c.sendDestination(m.Subject)
 	ctx, cl := c.begin(ctx, c.op(specSend, dest, "", temp), m.Subject, len(m.Data))
 	if cl.span.IsRecording() {
-		if id := m.Header.Get(jetstream.MsgIDHeader); id != "" {
+		if id := headerGet(m.Header, jetstream.MsgIDHeader); id != "" {
 			cl.span.SetAttributes(semconv.MessagingMessageID(id))
 		}
 	}
-	c.cfg.prop.Inject(ctx, HeaderCarrier(m.Header))
+	c.inject(ctx, m.Header)
 	ack, err := j.js.PublishMsg(ctx, m, opts...)
 	if err != nil {
 		err = c.publishErr(m, err)
@@ -163,7 +164,7 @@ func (j *JetStream) process(ctx context.Context, msg jetstream.Msg, h JSHandler,
 	}
 	ctx, cl := c.beginConsumer(ctx, c.op(specConsume, dest, group, temp), subject, len(msg.Data()))
 	if cl.span.IsRecording() {
-		if id := msg.Headers().Get(jetstream.MsgIDHeader); id != "" {
+		if id := headerGet(msg.Headers(), jetstream.MsgIDHeader); id != "" {
 			cl.span.SetAttributes(semconv.MessagingMessageID(id))
 		}
 		if meta != nil {

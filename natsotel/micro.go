@@ -262,6 +262,10 @@ func (r *tracedRequest) outcome() (string, string) {
 		return panicCode, "handler panic"
 	case r.sent:
 		return r.errType, r.errDesc
+	case r.Request.Reply() == "":
+		// Published without a reply subject: nobody waits for an answer, so not answering
+		// is right (and any attempt to answer could only fail).
+		return "", ""
 	case r.errDesc != "":
 		return ErrTypeNoReply, "no answer sent: " + r.errDesc
 	default:

@@ -22,7 +22,8 @@ func (c *Conn) Publish(ctx context.Context, subject string, data []byte) error {
 }
 
 // PublishMsg is Publish with a full message (Reply and headers kept). msg is not modified:
-// natsotel publishes a copy with a copied header map plus the trace context.
+// natsotel publishes a copy with a copied header map plus the trace context, which replaces
+// any trace context (traceparent, tracestate, baggage, in any case) msg.Header carried.
 func (c *Conn) PublishMsg(ctx context.Context, msg *nats.Msg) error {
 	if msg == nil {
 		return &OpError{Op: "publish", Err: nats.ErrInvalidMsg}
@@ -37,12 +38,12 @@ func (c *Conn) publish(ctx context.Context, m *nats.Msg) error {
 		ctx = context.Background()
 	}
 	if !c.traced(m.Subject) {
-		c.cfg.prop.Inject(ctx, HeaderCarrier(m.Header))
+		c.inject(ctx, m.Header)
 		return c.publishErr(m, c.nc.PublishMsg(m))
 	}
 	dest, temp := c.sendDestination(m.Subject)
 	ctx, cl := c.begin(ctx, c.op(specSend, dest, "", temp), m.Subject, len(m.Data))
-	c.cfg.prop.Inject(ctx, HeaderCarrier(m.Header))
+	c.inject(ctx, m.Header)
 	if err := c.publishErr(m, c.nc.PublishMsg(m)); err != nil {
 		cl.end(ctx, errorType(err), err.Error(), 1)
 		return err
@@ -95,9 +96,11 @@ func (c *Conn) msgHandler(subject, queue string, h MsgHandler) nats.MsgHandler {
 
 // beginConsumer starts a CONSUMER/SERVER span for a message whose producer context was
 // extracted into ctx: as a child (default) or as a new root with a link (WithConsumerLinks).
+// Only an extracted (remote) context is linked: without one in the message, a local span
+// the caller put in ctx (Process) stays the parent.
 func (c *Conn) beginConsumer(ctx context.Context, info *opInfo, subject string, bodySize int) (context.Context, call) {
 	if c.cfg.linkOnly {
-		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() && sc.IsRemote() {
 			return c.begin(ctx, info, subject, bodySize, trace.WithNewRoot(), trace.WithLinks(trace.Link{SpanContext: sc}))
 		}
 	}

@@ -2,6 +2,7 @@ package natsotel_test
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"strings"
 	"testing"
@@ -431,4 +432,139 @@ func TestReceivingSpansCarryConcreteSubject(t *testing.T) {
 			t.Errorf("concrete subject as a metric label: %v", set)
 		}
 	})
+}
+
+// A forwarded message's header carries another trace's context: the new traceparent must
+// not travel next to the old tracestate or baggage (the propagators write those only when
+// set, so natsotel removes every trace key, in any case, before injecting).
+func TestForwardedTraceContextReplaced(t *testing.T) {
+	s := startServer(t)
+	tel := newTelemetry(t)
+	c := tel.wrap(t, connect(t, s, "c"))
+	got := make(chan nats.Header, 3)
+	if _, err := c.NATS().Subscribe("fwd", func(m *nats.Msg) { got <- m.Header }); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, c.NATS())
+	old := func() nats.Header {
+		return nats.Header{
+			"Traceparent": {"00-11111111111111111111111111111111-2222222222222222-01"},
+			"tracestate":  {"old=trace-A"},
+			"BAGGAGE":     {"tenant=old"},
+			"X-Keep":      {"1"},
+		}
+	}
+	js, err := c.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Raw().CreateOrUpdateStream(ctxTimeout(t), jetstream.StreamConfig{Name: "FWD", Subjects: []string{"fwd"}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, root := tel.tp.Tracer("t").Start(context.Background(), "new-trace") // no tracestate, no baggage
+	if err := c.PublishMsg(ctx, &nats.Msg{Subject: "fwd", Header: old()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: "fwd", Header: old()}); err != nil {
+		t.Fatal(err)
+	}
+	root.End()
+	for range 2 {
+		h := <-got
+		if len(h) != 2 || h.Get("X-Keep") != "1" {
+			t.Errorf("header %v: want the new traceparent and X-Keep only", h)
+		}
+		if tp := h.Get("traceparent"); !strings.Contains(tp, root.SpanContext().TraceID().String()) {
+			t.Errorf("traceparent %q, want the new trace %s", tp, root.SpanContext().TraceID())
+		}
+	}
+}
+
+// WithConsumerLinks and Process with a message that carries no producer context: the
+// caller's span in ctx is the parent (as Process documents), not a link of a new root.
+func TestLinksModeProcessKeepsCallerParent(t *testing.T) {
+	s := startServer(t)
+	tel := newTelemetry(t)
+	js, err := tel.wrap(t, connect(t, s, "c"), natsotel.WithConsumerLinks()).JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons := setupStream(t, js, 30*time.Second)
+	if _, err := js.Raw().Publish(ctxTimeout(t), "events.order.created", []byte("x")); err != nil { // no trace context
+		t.Fatal(err)
+	}
+	msgs, err := js.Fetch(ctxTimeout(t), cons, 1)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("fetch: %d %v", len(msgs), err)
+	}
+	ctx, caller := tel.tp.Tracer("t").Start(context.Background(), "caller")
+	js.Process(ctx, msgs[0], func(context.Context, jetstream.Msg) {})
+	caller.End()
+	p := find(t, tel.waitSpans(t, 3), "process ORDER_EVENTS", trace.SpanKindConsumer)
+	if p.Parent().SpanID() != caller.SpanContext().SpanID() || len(p.Links()) != 0 {
+		t.Errorf("process span: parent %s, %d links; want the child of the caller %s", p.Parent().SpanID(), len(p.Links()), caller.SpanContext().SpanID())
+	}
+}
+
+// A message published to a micro endpoint without a reply subject, which the handler
+// rightly does not answer, is not an error: nobody waits.
+func TestMicroNoReplySubjectIsNotAnError(t *testing.T) {
+	s := startServer(t)
+	tel := newTelemetry(t)
+	c := tel.wrap(t, connect(t, s, "c"))
+	svc, err := c.AddService(micro.Config{Name: "notify", Version: "1.0.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop()
+	done := make(chan struct{})
+	if err := svc.AddEndpoint("event", func(ctx context.Context, req micro.Request) { close(done) }); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, c.NATS())
+	if err := connect(t, s, "p").Publish("event", nil); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	sp := find(t, tel.waitSpans(t, 1), "process event", trace.SpanKindServer)
+	if sp.Status().Code == codes.Error {
+		v, _ := attr(sp, semconv.ErrorTypeKey)
+		t.Errorf("no reply subject, yet status Error (error.type=%s, %q)", v.String(), sp.Status().Description)
+	}
+	noAttr(t, sp, semconv.ErrorTypeKey)
+}
+
+// A JetStream publish no stream stores is no_responders, like a core request nobody
+// answers (jetstream's ErrNoStreamResponse does not wrap nats.ErrNoResponders).
+func TestJetStreamNoStreamIsNoResponders(t *testing.T) {
+	s := startServer(t)
+	tel := newTelemetry(t)
+	js, err := tel.wrap(t, connect(t, s, "c")).JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = js.Publish(ctxTimeout(t), "nostream.x", nil, jetstream.WithRetryAttempts(0))
+	if !errors.Is(err, jetstream.ErrNoStreamResponse) {
+		t.Fatalf("publish without a stream: %v", err)
+	}
+	wantAttr(t, find(t, tel.spans(), "send nostream.x", trace.SpanKindProducer), semconv.ErrorTypeKey, natsotel.ErrTypeNoResponders)
+}
+
+// A Nats-Msg-Id header with no value neither panics nor leaves the span open (plain
+// jetstream accepts the message).
+func TestJetStreamPublishEmptyMsgIDValue(t *testing.T) {
+	s := startServer(t)
+	tel := newTelemetry(t)
+	js, err := tel.wrap(t, connect(t, s, "c")).JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Raw().CreateOrUpdateStream(ctxTimeout(t), jetstream.StreamConfig{Name: "S", Subjects: []string{"s.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.PublishMsg(ctxTimeout(t), &nats.Msg{Subject: "s.x", Header: nats.Header{jetstream.MsgIDHeader: {}}}); err != nil {
+		t.Fatal(err)
+	}
+	sp := find(t, tel.waitSpans(t, 1), "send s.x", trace.SpanKindProducer)
+	noAttr(t, sp, semconv.MessagingMessageIDKey)
 }

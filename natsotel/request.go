@@ -26,8 +26,9 @@ func (c *Conn) Request(ctx context.Context, subject string, data []byte) (*nats.
 
 // RequestMsg is Request with a full message. msg is not modified: natsotel sends a copy whose
 // header map is a copy of msg.Header plus the trace context (values slices are shared with
-// msg.Header, but only trace keys are written, into the copy). msg.Reply is ignored, as in
-// nats.go.
+// msg.Header, but only trace keys are written, into the copy); the trace context replaces any
+// msg.Header carried (traceparent, tracestate, baggage, in any case). msg.Reply is ignored,
+// as in nats.go.
 func (c *Conn) RequestMsg(ctx context.Context, msg *nats.Msg) (*nats.Msg, error) {
 	if msg == nil {
 		return nil, &OpError{Op: OpRequest, Err: nats.ErrInvalidMsg}
@@ -55,14 +56,14 @@ func (c *Conn) request(ctx context.Context, m *nats.Msg) (*nats.Msg, error) {
 		m.Header = make(nats.Header, 2)
 	}
 	if !c.traced(m.Subject) {
-		c.cfg.prop.Inject(ctx, HeaderCarrier(m.Header))
+		c.inject(ctx, m.Header)
 		reply, err := c.nc.RequestMsgWithContext(ctx, m)
 		return c.finishReply(m, reply, err)
 	}
 
 	dest, temp := c.sendDestination(m.Subject)
 	ctx, cl := c.begin(ctx, c.op(specRequest, dest, "", temp), m.Subject, len(m.Data))
-	c.cfg.prop.Inject(ctx, HeaderCarrier(m.Header))
+	c.inject(ctx, m.Header)
 	reply, err := c.nc.RequestMsgWithContext(ctx, m)
 	reply, err = c.finishReply(m, reply, err)
 	if err != nil {
