@@ -139,6 +139,7 @@
 //	micro handler req.Error("409", ...)            Error        409                 (server side)
 //	micro handler returns without answering        Error        no_reply            (server side; the caller times out)
 //	  ... a message without a reply subject        Unset        -                   (nobody waits: not answering is right)
+//	  ... an answer that could not be sent         Error        max_payload/_OTHER  (server side; the error of the failed send)
 //	micro handler panic                            Error        500                 answered "500 internal error"; exception event
 //	subscribe / JetStream handler panic            Error        panic               recovered; exception event; JetStream message unacked
 //	subscribe / JetStream handler runtime.Goexit   Error        _OTHER              span ended; the goroutine exits

@@ -3,9 +3,11 @@ package natsotel
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 )
 
@@ -232,12 +234,26 @@ func (r *tracedRequest) record(err error, errType, desc string) {
 		return // the caller got the first answer
 	}
 	if err != nil {
-		// Nothing was sent (marshalling or publishing failed); the handler may still answer.
-		r.errType, r.errDesc = ErrTypeOther, err.Error()
+		// Nothing was sent (marshalling or publishing failed, max_payload for one); the
+		// handler may still answer.
+		r.errType, r.errDesc = answerErrorType(err), err.Error()
 		return
 	}
 	r.sent = true
 	r.errType, r.errDesc = errType, desc
+}
+
+// answerErrorType is errorType for an error of micro's Respond, which keeps only the text
+// of the nats.go error it wraps (fmt.Errorf("%w: %s", micro.ErrRespond, err)): a message
+// over max_payload is recognised by nats.ErrMaxPayload's text.
+func answerErrorType(err error) string {
+	if t := errorType(err); t != ErrTypeOther {
+		return t
+	}
+	if strings.Contains(err.Error(), nats.ErrMaxPayload.Error()) {
+		return ErrTypeMaxPayload
+	}
+	return ErrTypeOther
 }
 
 // answerPanic answers a panicking handler's request with a 500, unless it was answered.
@@ -267,7 +283,8 @@ func (r *tracedRequest) outcome() (string, string) {
 		// is right (and any attempt to answer could only fail).
 		return "", ""
 	case r.errDesc != "":
-		return ErrTypeNoReply, "no answer sent: " + r.errDesc
+		// The handler tried to answer and could not: say why (max_payload, ...).
+		return r.errType, "no answer sent: " + r.errDesc
 	default:
 		return ErrTypeNoReply, "handler returned without answering"
 	}

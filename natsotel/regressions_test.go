@@ -568,3 +568,34 @@ func TestJetStreamPublishEmptyMsgIDValue(t *testing.T) {
 	sp := find(t, tel.waitSpans(t, 1), "send s.x", trace.SpanKindProducer)
 	noAttr(t, sp, semconv.MessagingMessageIDKey)
 }
+
+// A handler whose answer cannot be sent (bigger than max_payload) gets the send's error
+// type on its span, not a bare no_reply.
+func TestMicroAnswerTooBig(t *testing.T) {
+	s := startServer(t, func(o *server.Options) { o.MaxPayload = 1024 })
+	tel := newTelemetry(t)
+	c := tel.wrap(t, connect(t, s, "c"))
+	svc, err := c.AddService(micro.Config{Name: "big", Version: "1.0.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop()
+	sent := make(chan error, 1)
+	if err := svc.AddEndpoint("big", func(ctx context.Context, req micro.Request) {
+		sent <- req.Respond(make([]byte, 2048))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, _ = c.Request(ctx, "big", nil) // times out: the answer never leaves the server side
+	// micro keeps only the text of the nats.go error.
+	if err := <-sent; !errors.Is(err, micro.ErrRespond) || !strings.Contains(err.Error(), nats.ErrMaxPayload.Error()) {
+		t.Fatalf("Respond: %v, want micro.ErrRespond for a message over max_payload", err)
+	}
+	sp := find(t, tel.waitSpans(t, 2), "process big", trace.SpanKindServer)
+	wantAttr(t, sp, semconv.ErrorTypeKey, natsotel.ErrTypeMaxPayload)
+	if sp.Status().Code != codes.Error || !strings.Contains(sp.Status().Description, "no answer sent") {
+		t.Errorf("status %v", sp.Status())
+	}
+}
