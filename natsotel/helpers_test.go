@@ -207,3 +207,25 @@ func flush(t testing.TB, nc *nats.Conn) {
 		t.Fatal(err)
 	}
 }
+
+// jetStream connects to s as name, wraps the connection with tel's providers (and extra)
+// and returns its JetStream.
+func (tel *telemetry) jetStream(t testing.TB, s *server.Server, name string, extra ...natsotel.Option) *natsotel.JetStream {
+	t.Helper()
+	js, err := tel.wrap(t, connect(t, s, name), extra...).JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+// spanIDs returns the ids of the spans of kind.
+func spanIDs(spans []sdktrace.ReadOnlySpan, kind trace.SpanKind) map[trace.SpanID]bool {
+	ids := map[trace.SpanID]bool{}
+	for _, sp := range spans {
+		if sp.SpanKind() == kind {
+			ids[sp.SpanContext().SpanID()] = true
+		}
+	}
+	return ids
+}

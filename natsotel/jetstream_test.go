@@ -32,10 +32,7 @@ func setupStream(t *testing.T, js *natsotel.JetStream, ackWait time.Duration) je
 func TestJetStreamPublishConsume(t *testing.T) {
 	s := startServer(t)
 	tel := newTelemetry(t)
-	js, err := tel.wrap(t, connect(t, s, "c")).JetStream()
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := tel.jetStream(t, s, "c")
 	cons := setupStream(t, js, 30*time.Second)
 
 	msg := &nats.Msg{Subject: "events.order.created", Data: []byte("{}"), Header: nats.Header{}}
@@ -77,10 +74,7 @@ func TestJetStreamPublishConsume(t *testing.T) {
 func TestJetStreamRedelivery(t *testing.T) {
 	s := startServer(t)
 	tel := newTelemetry(t)
-	js, err := tel.wrap(t, connect(t, s, "c")).JetStream()
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := tel.jetStream(t, s, "c")
 	cons := setupStream(t, js, time.Second)
 	if _, err := js.Publish(ctxTimeout(t), "events.order.paid", []byte("x")); err != nil {
 		t.Fatal(err)
@@ -141,10 +135,7 @@ func TestJetStreamRedelivery(t *testing.T) {
 func TestJetStreamFetchLinksAndProcess(t *testing.T) {
 	s := startServer(t)
 	tel := newTelemetry(t)
-	js, err := tel.wrap(t, connect(t, s, "c")).JetStream()
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := tel.jetStream(t, s, "c")
 	cons := setupStream(t, js, 30*time.Second)
 	for i := 0; i < 3; i++ {
 		if _, err := js.Publish(ctxTimeout(t), "events.order.created", []byte("x")); err != nil {
@@ -167,12 +158,7 @@ func TestJetStreamFetchLinksAndProcess(t *testing.T) {
 	receive := find(t, spans, "receive ORDER_EVENTS", trace.SpanKindClient)
 	wantAttr(t, receive, semconv.MessagingBatchMessageCountKey, int64(3))
 	wantAttr(t, receive, semconv.MessagingOperationTypeKey, "receive")
-	producers := map[trace.SpanID]bool{}
-	for _, sp := range spans {
-		if sp.SpanKind() == trace.SpanKindProducer {
-			producers[sp.SpanContext().SpanID()] = true
-		}
-	}
+	producers := spanIDs(spans, trace.SpanKindProducer)
 	if len(receive.Links()) != 3 {
 		t.Fatalf("links %d", len(receive.Links()))
 	}
@@ -219,10 +205,7 @@ func TestJetStreamFetchLinksAndProcess(t *testing.T) {
 func TestJetStreamMessagesProcess(t *testing.T) {
 	s := startServer(t)
 	tel := newTelemetry(t)
-	js, err := tel.wrap(t, connect(t, s, "c")).JetStream()
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := tel.jetStream(t, s, "c")
 	cons := setupStream(t, js, 30*time.Second)
 	for range 2 {
 		if _, err := js.Publish(ctxTimeout(t), "events.order.created", []byte("x")); err != nil {
@@ -247,12 +230,7 @@ func TestJetStreamMessagesProcess(t *testing.T) {
 	}
 	it.Stop()
 	spans := tel.waitSpans(t, 4)
-	producers := map[trace.SpanID]bool{}
-	for _, sp := range spans {
-		if sp.SpanKind() == trace.SpanKindProducer {
-			producers[sp.SpanContext().SpanID()] = true
-		}
-	}
+	producers := spanIDs(spans, trace.SpanKindProducer)
 	consumers := 0
 	for _, sp := range spans {
 		if sp.SpanKind() != trace.SpanKindConsumer {
@@ -276,10 +254,7 @@ func TestJetStreamMessagesProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	tel2 := newTelemetry(t)
-	js2, err := tel2.wrap(t, connect(t, s, "c2")).JetStream()
-	if err != nil {
-		t.Fatal(err)
-	}
+	js2 := tel2.jetStream(t, s, "c2")
 	cons2, err := js2.Raw().Consumer(ctxTimeout(t), "ORDER_EVENTS", "audit")
 	if err != nil {
 		t.Fatal(err)

@@ -17,10 +17,7 @@ import (
 func TestKeyValueSpans(t *testing.T) {
 	s := startServer(t)
 	tel := newTelemetry(t)
-	js, err := tel.wrap(t, connect(t, s, "c")).JetStream()
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := tel.jetStream(t, s, "c")
 	ctx := ctxTimeout(t)
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "stock"})
 	if err != nil {

@@ -227,10 +227,7 @@ func forEachAttrs(data metricdata.Aggregation, fn func(attribute.Set)) {
 func TestMetricsJetStream(t *testing.T) {
 	s := startServer(t)
 	tel := newTelemetry(t)
-	js, err := tel.wrap(t, connect(t, s, "c")).JetStream()
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := tel.jetStream(t, s, "c")
 	cons := setupStream(t, js, 30*time.Second)
 	for i := 0; i < 2; i++ {
 		if _, err := js.Publish(ctxTimeout(t), "events.order.created", nil); err != nil {

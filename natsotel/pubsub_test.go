@@ -95,12 +95,7 @@ func TestQueueGroupOfTwo(t *testing.T) {
 		t.Errorf("queue group delivered everything to one member: %v", per)
 	}
 	spans := tel.waitSpans(t, 2*n)
-	producers := map[trace.SpanID]bool{}
-	for _, sp := range spans {
-		if sp.SpanKind() == trace.SpanKindProducer {
-			producers[sp.SpanContext().SpanID()] = true
-		}
-	}
+	producers := spanIDs(spans, trace.SpanKindProducer)
 	consumers := 0
 	members := map[string]int{} // consumer spans per messaging.client.id
 	for _, sp := range spans {

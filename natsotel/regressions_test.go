@@ -61,10 +61,7 @@ func TestFilteredSubscribePanicRecovered(t *testing.T) {
 func TestFilteredJetStreamPanicRecoveredAndRedelivered(t *testing.T) {
 	s := startServer(t)
 	tel := newTelemetry(t)
-	js, err := tel.wrap(t, connect(t, s, "c"), natsotel.WithFilter(func(subject string) bool { return !strings.HasPrefix(subject, "events.") })).JetStream()
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := tel.jetStream(t, s, "c", natsotel.WithFilter(func(subject string) bool { return !strings.HasPrefix(subject, "events.") }))
 	cons := setupStream(t, js, time.Second)
 	if _, err := js.Publish(ctxTimeout(t), "events.order.paid", []byte("x")); err != nil {
 		t.Fatal(err)
@@ -260,10 +257,7 @@ func TestHandlerGoexitEndsSpan(t *testing.T) {
 func TestJetStreamConsumerGroupOnlyForDurables(t *testing.T) {
 	s := startServer(t)
 	tel := newTelemetry(t)
-	js, err := tel.wrap(t, connect(t, s, "c")).JetStream()
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := tel.jetStream(t, s, "c")
 	durable := setupStream(t, js, 30*time.Second)
 	ctx := ctxTimeout(t)
 	st, err := js.Raw().Stream(ctx, "ORDER_EVENTS")
@@ -539,11 +533,8 @@ func TestMicroNoReplySubjectIsNotAnError(t *testing.T) {
 func TestJetStreamNoStreamIsNoResponders(t *testing.T) {
 	s := startServer(t)
 	tel := newTelemetry(t)
-	js, err := tel.wrap(t, connect(t, s, "c")).JetStream()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = js.Publish(ctxTimeout(t), "nostream.x", nil, jetstream.WithRetryAttempts(0))
+	js := tel.jetStream(t, s, "c")
+	_, err := js.Publish(ctxTimeout(t), "nostream.x", nil, jetstream.WithRetryAttempts(0))
 	if !errors.Is(err, jetstream.ErrNoStreamResponse) {
 		t.Fatalf("publish without a stream: %v", err)
 	}
@@ -555,10 +546,7 @@ func TestJetStreamNoStreamIsNoResponders(t *testing.T) {
 func TestJetStreamPublishEmptyMsgIDValue(t *testing.T) {
 	s := startServer(t)
 	tel := newTelemetry(t)
-	js, err := tel.wrap(t, connect(t, s, "c")).JetStream()
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := tel.jetStream(t, s, "c")
 	if _, err := js.Raw().CreateOrUpdateStream(ctxTimeout(t), jetstream.StreamConfig{Name: "S", Subjects: []string{"s.>"}}); err != nil {
 		t.Fatal(err)
 	}
