@@ -308,19 +308,20 @@ func forEach[T any](ctx context.Context, items []T, workers int, fn func(T)) {
 	wg.Wait()
 }
 
-// retryLoop runs retryAll every Config.RetryInterval until quit is closed (which also
-// cuts a running pass short: Stop makes the last one).
-func (s *Service) retryLoop() {
-	defer close(s.retryDone)
-	t := time.NewTicker(s.cfg.RetryInterval)
+// every runs pass every interval, with a context that ends after timeout or when Stop
+// closes quit (which also cuts a running pass short), until quit is closed; then it closes
+// done. The retry loop (retryAll) and reconciliation (ReconcileAll) run this way.
+func (s *Service) every(interval, timeout time.Duration, done chan struct{}, pass func(context.Context)) {
+	defer close(done)
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-s.quit:
 			return
 		case <-t.C:
-			ctx, cancel := s.passContext(10 * s.cfg.RequestTimeout)
-			s.retryAll(ctx)
+			ctx, cancel := s.passContext(timeout)
+			pass(ctx)
 			cancel()
 		}
 	}

@@ -197,23 +197,10 @@ func (s *Service) repair(ctx context.Context, id string, olderThan time.Duration
 	return true, rec.Status != contracts.OrderPending || w.order.Status == contracts.OrderFailed, nil
 }
 
-// reconcileLoop runs ReconcileAll every Config.ReconcileInterval until quit is closed
-// (which also cuts a running pass short).
-func (s *Service) reconcileLoop() {
-	defer close(s.reconcileDone)
-	t := time.NewTicker(s.cfg.ReconcileInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.quit:
-			return
-		case <-t.C:
-			ctx, cancel := s.passContext(max(s.cfg.ReconcileInterval, 10*s.cfg.RequestTimeout))
-			if _, err := s.ReconcileAll(ctx, s.cfg.AbandonAfter); err != nil && !s.stopping() {
-				s.log.WarnContext(ctx, "reconciliation incomplete; retried next pass", "error", err)
-			}
-			cancel()
-		}
+// reconcile is one pass of the reconciliation loop (see every).
+func (s *Service) reconcile(ctx context.Context) {
+	if _, err := s.ReconcileAll(ctx, s.cfg.AbandonAfter); err != nil && !s.stopping() {
+		s.log.WarnContext(ctx, "reconciliation incomplete; retried next pass", "error", err)
 	}
 }
 

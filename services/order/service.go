@@ -135,9 +135,9 @@ func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Confi
 	if err != nil {
 		return nil, fmt.Errorf("order: %w", err)
 	}
-	go s.retryLoop()
+	go s.every(s.cfg.RetryInterval, 10*s.cfg.RequestTimeout, s.retryDone, s.retryAll)
 	if cfg.ReconcileInterval > 0 {
-		go s.reconcileLoop()
+		go s.every(s.cfg.ReconcileInterval, max(s.cfg.ReconcileInterval, 10*s.cfg.RequestTimeout), s.reconcileDone, s.reconcile)
 	} else {
 		close(s.reconcileDone)
 	}
