@@ -60,6 +60,7 @@ type Runner struct {
 	rate       float64
 	burstMult  float64
 	burstUntil time.Time
+	burstBag   baggage.Member // BaggageBurst with burstMult, made once per burst
 	started    time.Time
 	finished   time.Time
 }
@@ -331,10 +332,8 @@ const maxDetail = 200
 func (r *Runner) do(base context.Context, req request, intended time.Time) {
 	defer r.st.inFlight.Add(-1)
 	bag := r.baggage[req.scenario]
-	if mult := r.burstAt(intended); mult > 0 {
-		if m, err := baggage.NewMemberRaw(BaggageBurst, strconv.FormatFloat(mult, 'g', -1, 64)); err == nil {
-			bag, _ = bag.SetMember(m)
-		}
+	if m, ok := r.burstAt(intended); ok {
+		bag, _ = bag.SetMember(m)
 	}
 	ctx, cancel := context.WithTimeout(baggage.ContextWithBaggage(base, bag), r.cfg.Timeout)
 	reply, err := r.conn.Request(ctx, req.subject, req.body)
@@ -385,14 +384,11 @@ func orderOf(data []byte, isError bool) (string, orderStatus) {
 	}
 }
 
-// burstAt returns the multiplier of the burst in progress at t, or 0.
-func (r *Runner) burstAt(t time.Time) float64 {
+// burstAt returns the baggage member of the burst in progress at t, if there is one.
+func (r *Runner) burstAt(t time.Time) (baggage.Member, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if t.Before(r.burstUntil) {
-		return r.burstMult
-	}
-	return 0
+	return r.burstBag, t.Before(r.burstUntil)
 }
 
 // effectiveRate is the open-loop rate in force at t: the base rate, multiplied during a
@@ -440,6 +436,13 @@ func (r *Runner) Burst(multiplier float64, d time.Duration) error {
 	if d > 0 && (multiplier <= 0 || math.IsNaN(multiplier) || math.IsInf(multiplier, 0)) {
 		return fmt.Errorf("load: burst multiplier %v: want a finite number > 0", multiplier)
 	}
+	var bag baggage.Member
+	if d > 0 {
+		var err error
+		if bag, err = baggage.NewMemberRaw(BaggageBurst, strconv.FormatFloat(multiplier, 'g', -1, 64)); err != nil {
+			return fmt.Errorf("load: burst baggage: %w", err)
+		}
+	}
 	r.mu.Lock()
 	if d > 0 {
 		r.burstMult = multiplier
@@ -448,6 +451,7 @@ func (r *Runner) Burst(multiplier float64, d time.Duration) error {
 		r.burstMult = 0
 		r.burstUntil = time.Time{}
 	}
+	r.burstBag = bag
 	r.mu.Unlock()
 	if d > 0 {
 		r.log.Info("loadgen burst", "multiplier", multiplier, "for", d)
