@@ -29,6 +29,7 @@ type Conn struct {
 	ops      opCache
 	srv      atomic.Pointer[serverInfo]
 	durables durableSet // durable JetStream consumers seen by Consume and Fetch
+	dbDup    bool       // OTEL_SEMCONV_STABILITY_OPT_IN has database/dup (read by Wrap)
 }
 
 // serverInfo is the server the connection is connected to, for server.address/server.port.
@@ -46,7 +47,8 @@ const serverRecheck = int64(time.Second)
 var ErrNilConn = errors.New("natsotel: nil *nats.Conn")
 
 // Wrap instruments nc. Defaults come from the global providers and propagator as they are
-// when Wrap is called. nc stays usable directly (untraced) and is not closed by natsotel.
+// when Wrap is called, and so does OTEL_SEMCONV_STABILITY_OPT_IN (see the package
+// documentation, "Semantic conventions"). nc stays usable directly (untraced) and is not closed by natsotel.
 func Wrap(nc *nats.Conn, opts ...Option) (*Conn, error) {
 	if nc == nil {
 		return nil, ErrNilConn
@@ -63,6 +65,7 @@ func Wrap(nc *nats.Conn, opts ...Option) (*Conn, error) {
 		inst:   inst,
 		inbox:  nats.InboxPrefix,
 		ops:    opCache{m: make(map[opKey]*opInfo)},
+		dbDup:  databaseDupFromEnv(),
 	}
 	if nc.Opts.InboxPrefix != "" {
 		c.inbox = nc.Opts.InboxPrefix + "."

@@ -64,11 +64,22 @@
 // A trace context found on a reply, on a KeyValue entry or on any message a client call reads
 // back is never used as a parent: the stored traceparent belongs to whoever wrote the value.
 //
-// # messaging.system=nats
+// # Semantic conventions
 //
-// "nats" is what the OpenTelemetry Java agent, nats.net and eBPF instrumentation use, but it
-// is not yet a registered value of messaging.system (semantic-conventions issues #2266 and
-// #2297); SystemNATS defines it. The messaging conventions are still in Development status.
+// natsotel uses the newest semconv package the OpenTelemetry Go API ships (v1.43.0 in otel
+// v1.47.0; conventions 1.44 define the same operation types natsotel uses: send, receive,
+// process, settle). The messaging conventions are still in Development status.
+//
+// "nats" is what the OpenTelemetry Java agent, nats.net and eBPF instrumentation use for
+// messaging.system, but it is not yet a registered value (semantic-conventions issues #2266
+// and #2297); SystemNATS defines it. messaging.system is planned to become
+// messaging.system.name (semantic-conventions#1892); when a release renames it, natsotel
+// will switch and emit both names under OTEL_SEMCONV_STABILITY_OPT_IN=messaging/dup.
+//
+// OTEL_SEMCONV_STABILITY_OPT_IN (a comma-separated list, read once by Wrap) with
+// database/dup adds the attributes of the older database conventions to KeyValue spans:
+// db.system=nats, db.name (the bucket) and db.operation next to db.system.name, db.namespace
+// and db.operation.name. Grafana's "View traces" on a database node searches span.db.name.
 //
 // # Destinations and cardinality
 //

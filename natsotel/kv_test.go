@@ -152,3 +152,40 @@ func TestReplyTraceparentNotAdopted(t *testing.T) {
 	wantChild(t, rootSpan, find(t, spans, "request svc", trace.SpanKindClient))
 	wantChild(t, rootSpan, find(t, spans, "after", trace.SpanKindInternal))
 }
+
+// OTEL_SEMCONV_STABILITY_OPT_IN=database/dup, read at Wrap, adds the pre-stable db.system,
+// db.name and db.operation next to db.system.name, db.namespace and db.operation.name
+// (Grafana's "View traces" on a database node searches span.db.name).
+func TestKeyValueDatabaseDup(t *testing.T) {
+	s := startServer(t)
+	ctx := ctxTimeout(t)
+	for _, tc := range []struct {
+		env string
+		dup bool
+	}{{"", false}, {"database", false}, {"http/dup, database/dup", true}} {
+		t.Run(tc.env, func(t *testing.T) {
+			t.Setenv("OTEL_SEMCONV_STABILITY_OPT_IN", tc.env)
+			tel := newTelemetry(t)
+			js := tel.jetStream(t, s, "c")
+			t.Setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "") // read once, at Wrap
+			kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "dup"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := kv.Put(ctx, "k", []byte("v")); err != nil {
+				t.Fatal(err)
+			}
+			sp := find(t, tel.spans(), "put dup", trace.SpanKindClient)
+			wantAttr(t, sp, semconv.DBNamespaceKey, "dup")
+			wantAttr(t, sp, semconv.DBSystemNameKey, "nats")
+			if tc.dup {
+				wantAttr(t, sp, "db.name", "dup")
+				wantAttr(t, sp, "db.system", "nats")
+				wantAttr(t, sp, "db.operation", "put")
+			} else {
+				noAttr(t, sp, "db.name")
+				noAttr(t, sp, "db.system")
+			}
+		})
+	}
+}

@@ -140,7 +140,7 @@ func (c *Conn) newOpInfo(k opKey) *opInfo {
 	// Span attributes: the metric attributes, the client id and WithAttributes, and for
 	// messaging operations messaging.destination.name last, so that begin can replace it
 	// with the concrete subject (see begin).
-	attrs := make([]attribute.KeyValue, 0, len(info.mattrs)+2+len(c.cfg.attributes))
+	attrs := make([]attribute.KeyValue, 0, len(info.mattrs)+3+len(c.cfg.attributes))
 	for _, kv := range info.mattrs {
 		if kv.Key != semconv.MessagingDestinationNameKey {
 			attrs = append(attrs, kv)
@@ -148,6 +148,9 @@ func (c *Conn) newOpInfo(k opKey) *opInfo {
 	}
 	if !s.db && c.clientID != "" {
 		attrs = append(attrs, semconv.MessagingClientID(c.clientID))
+	}
+	if s.db && c.dbDup {
+		attrs = append(attrs, dbSystemOld, dbNameOld.String(k.dest), dbOperationOld.String(s.op))
 	}
 	attrs = append(attrs, c.cfg.attributes...)
 	if !s.db {
