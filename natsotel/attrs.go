@@ -15,7 +15,8 @@ var DBSystemNATS = semconv.DBSystemNameKey.String("nats")
 
 // NATS-specific attribute keys, used only where the semantic conventions have none.
 const (
-	// StreamKey is the JetStream stream that stored (PubAck) or delivered a message.
+	// StreamKey is the JetStream stream that stored a published message (PubAck); on the
+	// consumer's process span the stream is messaging.destination.template.
 	StreamKey = attribute.Key("messaging.nats.stream")
 	// SequenceKey is the stream sequence of a message (PubAck or delivery metadata).
 	SequenceKey = attribute.Key("messaging.nats.sequence")

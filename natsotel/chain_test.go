@@ -108,7 +108,7 @@ func TestChainAcrossEveryHop(t *testing.T) {
 	L := telL.waitSpans(t, 2)
 	O := telO.waitSpans(t, 4)
 	I := telI.waitSpans(t, 2)
-	B := telB.waitSpans(t, 2)
+	B := telB.waitSpans(t, 3) // process ORDER_EVENTS, its ack, process audit.order
 	scenario := find(t, L, "scenario", trace.SpanKindInternal)
 	lreq := find(t, L, "request order.create", trace.SpanKindClient)
 	oproc := find(t, O, "process order.create", trace.SpanKindServer)

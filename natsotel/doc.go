@@ -30,6 +30,7 @@
 //	JetStream.Publish          PRODUCER  send <subject> (+)          caller's ctx                             messaging.nats.stream/.sequence, message.id
 //	JetStream.Consume/Process  CONSUMER  process <stream>            child of the stored PRODUCER span (*)    subscription.name=consumer (#), .delivered
 //	JetStream.Fetch            CLIENT    receive <stream>            caller's ctx; one link per message       batch.message_count, subscription.name (#)
+//	Ack/Nak/Term/InProgress    CLIENT    <op> <stream>               child of the process span                type=settle, name=ack/nak/term/in_progress
 //	KeyValue Get/Put/...       CLIENT    <op> <bucket>               caller's ctx                             db.system.name=nats, db.namespace=bucket
 //
 // (*) With WithConsumerLinks, subscribe and JetStream process spans are new roots that link to
@@ -189,7 +190,7 @@
 //
 // Recorded through the metric API whether or not the span is sampled:
 //
-//	messaging.client.operation.duration  s   Request, Publish, JetStream Publish and Fetch
+//	messaging.client.operation.duration  s   Request, Publish, JetStream Publish, Fetch and settlement
 //	messaging.process.duration           s   micro handlers, Subscribe handlers, JetStream Consume/Process
 //	messaging.client.sent.messages       {message}  Request, Publish, JetStream Publish: attempts (failed ones with error.type)
 //	messaging.client.consumed.messages   {message}  handlers and Fetch (operation.name tells which)

@@ -224,10 +224,12 @@ func ExampleJetStream_Fetch() {
 			_ = msg.Ack()
 		})
 	}
-	env.printSpans(5)
+	env.printSpans(7)
 	// Output:
 	// processing events.order.created
 	// processing events.order.paid
+	// client   ack ORDER_EVENTS
+	// client   ack ORDER_EVENTS
 	// client   receive ORDER_EVENTS
 	// consumer process ORDER_EVENTS
 	// consumer process ORDER_EVENTS
@@ -277,10 +279,12 @@ func ExampleJetStream_Messages() {
 			_ = msg.Ack()
 		})
 	}
-	env.printSpans(4)
+	env.printSpans(6)
 	// Output:
 	// processing events.order.created
 	// processing events.order.paid
+	// client   ack ORDER_EVENTS
+	// client   ack ORDER_EVENTS
 	// consumer process ORDER_EVENTS
 	// consumer process ORDER_EVENTS
 	// producer send events.order.created

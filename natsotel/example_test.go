@@ -211,9 +211,10 @@ func ExampleJetStream_Consume() {
 	}
 	<-done
 	cc.Stop()
-	env.printSpans(2)
+	env.printSpans(3)
 	// Output:
 	// stored in ORDER_EVENTS at 1
+	// client   ack ORDER_EVENTS
 	// consumer process ORDER_EVENTS
 	// producer send events.order.created
 }

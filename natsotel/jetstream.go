@@ -20,7 +20,10 @@ type JetStream struct {
 	conn *Conn
 }
 
-// JSHandler handles a JetStream message; ctx carries the CONSUMER "process" span.
+// JSHandler handles a JetStream message; ctx carries the CONSUMER "process" span. msg's
+// Ack, DoubleAck, Nak, NakWithDelay, Term, TermWithReason and InProgress are CLIENT spans
+// "<op> <stream>" (messaging.operation.type=settle; op is ack, nak, term or in_progress),
+// children of the process span, measured by messaging.client.operation.duration.
 type JSHandler func(ctx context.Context, msg jetstream.Msg)
 
 // JetStream returns the instrumented JetStream context of the connection.
@@ -71,26 +74,29 @@ func (j *JetStream) publish(ctx context.Context, m *nats.Msg, opts []jetstream.P
 		return ack, c.publishErr(m, err)
 	}
 	dest, temp := c.sendDestination(m.Subject)
-	ctx, cl := c.begin(ctx, c.op(specSend, dest, "", temp), m.Subject, len(m.Data))
+	// The span's attributes, including the PubAck's, are set in one call when it ends.
+	ctx, cl := c.start(ctx, c.op(specSend, dest, "", temp), nil)
+	var b *attrBuf
 	if cl.span.IsRecording() {
+		b = cl.attrs(m.Subject, len(m.Data))
 		if id := headerGet(m.Header, jetstream.MsgIDHeader); id != "" {
-			cl.span.SetAttributes(semconv.MessagingMessageID(id))
+			b.kvs = append(b.kvs, semconv.MessagingMessageID(id))
 		}
 	}
 	c.inject(ctx, m.Header)
 	ack, err := j.js.PublishMsg(ctx, m, opts...)
 	if err != nil {
 		err = c.publishErr(m, err)
-		cl.end(ctx, errorType(err), err.Error(), 1)
+		cl.endWith(ctx, b, errorType(err), err.Error(), 1)
 		return ack, err
 	}
-	if cl.span.IsRecording() && ack != nil {
-		cl.span.SetAttributes(StreamKey.String(ack.Stream), SequenceKey.Int64(int64(ack.Sequence)))
+	if b != nil && ack != nil {
+		b.kvs = append(b.kvs, StreamKey.String(ack.Stream), SequenceKey.Int64(int64(ack.Sequence)))
 		if ack.Duplicate {
-			cl.span.SetAttributes(DuplicateKey.Bool(true))
+			b.kvs = append(b.kvs, DuplicateKey.Bool(true))
 		}
 	}
-	cl.end(ctx, "", "", 1)
+	cl.endWith(ctx, b, "", "", 1)
 	return ack, nil
 }
 
@@ -121,7 +127,8 @@ func (j *JetStream) Messages(cons jetstream.Consumer, opts ...jetstream.PullMess
 //
 // Attributes: messaging.destination.name is the message's subject and
 // messaging.destination.template the stream (metrics use the stream as
-// messaging.destination.name); messaging.destination.subscription.name is the consumer;
+// messaging.destination.name; there is no messaging.nats.stream on this span);
+// messaging.destination.subscription.name is the consumer;
 // stream sequence, delivery count and, when delivered more than once,
 // messaging.nats.redelivered=true and a "redelivered" event. The consumer is
 // messaging.consumer.group.name (span and metrics) only when it is durable: ephemeral and
@@ -162,25 +169,32 @@ func (j *JetStream) process(ctx context.Context, msg jetstream.Msg, h JSHandler,
 	if dest == "" {
 		dest, temp = c.sendDestination(subject)
 	}
-	ctx, cl := c.beginConsumer(ctx, c.op(specConsume, dest, group, temp), subject, len(msg.Data()))
+	// The span's attributes are set in one call when it ends (see endWith).
+	ctx, cl := c.start(ctx, c.op(specConsume, dest, group, temp), c.consumerStart(ctx))
+	var b *attrBuf
 	if cl.span.IsRecording() {
+		b = cl.attrs(subject, len(msg.Data()))
 		if id := headerGet(msg.Headers(), jetstream.MsgIDHeader); id != "" {
-			cl.span.SetAttributes(semconv.MessagingMessageID(id))
+			b.kvs = append(b.kvs, semconv.MessagingMessageID(id))
 		}
 		if meta != nil {
-			cl.span.SetAttributes(
-				StreamKey.String(meta.Stream),
+			// The stream is messaging.destination.template already: no messaging.nats.stream.
+			b.kvs = append(b.kvs,
 				SequenceKey.Int64(int64(meta.Sequence.Stream)),
 				DeliveredKey.Int64(int64(meta.NumDelivered)),
 				semconv.MessagingDestinationSubscriptionName(meta.Consumer),
 			)
 			if meta.NumDelivered > 1 {
-				cl.span.SetAttributes(RedeliveredKey.Bool(true))
+				b.kvs = append(b.kvs, RedeliveredKey.Bool(true))
 				cl.span.AddEvent("redelivered", trace.WithAttributes(DeliveredKey.Int64(int64(meta.NumDelivered))))
 			}
 		}
 	}
-	c.runHandler(ctx, &cl, subject, func() { h(ctx, msg) })
+	sm := &settledMsg{Msg: msg, ctx: ctx, c: c, subject: subject, dest: dest, group: group, temp: temp}
+	if meta != nil {
+		sm.consumer = meta.Consumer
+	}
+	c.runHandler(ctx, &cl, b, subject, func() { h(ctx, sm) })
 }
 
 // consumerOf returns the stream and name of cons and, if it is durable, its name again as

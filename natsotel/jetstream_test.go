@@ -57,14 +57,15 @@ func TestJetStreamPublishConsume(t *testing.T) {
 	}
 	defer cc.Stop()
 	<-done
-	spans := tel.waitSpans(t, 2)
+	spans := tel.waitSpans(t, 3)
 	producer := find(t, spans, "send events.order.created", trace.SpanKindProducer)
 	consumer := find(t, spans, "process ORDER_EVENTS", trace.SpanKindConsumer)
 	wantChild(t, producer, consumer)
 	wantAttr(t, producer, natsotel.StreamKey, "ORDER_EVENTS")
 	wantAttr(t, producer, natsotel.SequenceKey, int64(1))
 	wantAttr(t, producer, semconv.MessagingMessageIDKey, "order-1")
-	wantAttr(t, consumer, natsotel.StreamKey, "ORDER_EVENTS")
+	wantAttr(t, consumer, semconv.MessagingDestinationTemplateKey, "ORDER_EVENTS")
+	noAttr(t, consumer, natsotel.StreamKey) // the template says it
 	wantAttr(t, consumer, natsotel.DeliveredKey, int64(1))
 	wantAttr(t, consumer, semconv.MessagingConsumerGroupNameKey, "billing")
 	wantAttr(t, consumer, semconv.MessagingMessageIDKey, "order-1")
@@ -100,7 +101,7 @@ func TestJetStreamRedelivery(t *testing.T) {
 	}
 	defer cc.Stop()
 	<-done
-	spans := tel.waitSpans(t, 3)
+	spans := tel.waitSpans(t, 5) // send, two process spans, nak, ack
 	var delivered []int64
 	producer := find(t, spans, "send events.order.paid", trace.SpanKindProducer)
 	for _, sp := range spans {

@@ -218,6 +218,25 @@ type call struct {
 // (links, new root) are appended. A recording span gets all its attributes in one
 // SetAttributes call, so the SDK sizes its attribute slice once.
 func (c *Conn) begin(ctx context.Context, info *opInfo, subject string, bodySize int, extra ...trace.SpanStartOption) (context.Context, call) {
+	ctx, cl := c.start(ctx, info, extra)
+	if cl.span.IsRecording() {
+		k := info.key
+		concrete := subject != "" && subject != k.dest && !k.temporary && !k.spec.db && !c.temporary(subject)
+		if !concrete && bodySize < 0 {
+			cl.span.SetAttributes(info.spanAttrs(cl.srv)...)
+			return ctx, cl
+		}
+		b := cl.attrs(subject, bodySize)
+		cl.span.SetAttributes(b.kvs...)
+		putAttrBuf(b)
+	}
+	return ctx, cl
+}
+
+// start starts the span of an operation without setting any attribute: the caller sets
+// them, all in one SetAttributes call (begin), or collects them with attrs and passes them
+// to endWith when the operation's outcome adds more (JetStream publish and process).
+func (c *Conn) start(ctx context.Context, info *opInfo, extra []trace.SpanStartOption) (context.Context, call) {
 	opts := info.startOpts
 	if len(extra) > 0 {
 		opts = append(append(make([]trace.SpanStartOption, 0, len(opts)+len(extra)), opts...), extra...)
@@ -228,29 +247,44 @@ func (c *Conn) begin(ctx context.Context, info *opInfo, subject string, bodySize
 	if !info.key.spec.db {
 		cl.srv = c.server(start)
 	}
-	if span.IsRecording() {
-		attrs := info.spanAttrs(cl.srv)
-		k := info.key
-		concrete := subject != "" && subject != k.dest && !k.temporary && !k.spec.db && !c.temporary(subject)
-		if !concrete && bodySize < 0 {
-			span.SetAttributes(attrs...)
-			return ctx, cl
-		}
-		n := len(attrs)
-		if concrete {
-			n-- // the last attribute is messaging.destination.name=dest (see newOpInfo)
-		}
-		all := make([]attribute.KeyValue, n, n+3)
-		copy(all, attrs)
-		if concrete {
-			all = append(all, semconv.MessagingDestinationName(subject), semconv.MessagingDestinationTemplate(k.dest))
-		}
-		if bodySize >= 0 {
-			all = append(all, semconv.MessagingMessageBodySize(bodySize))
-		}
-		span.SetAttributes(all...)
-	}
 	return ctx, cl
+}
+
+// attrBuf is a reusable attribute slice: a span copies what SetAttributes passes it, so the
+// slice that assembles a span's attributes goes back to attrBufs after the call.
+type attrBuf struct{ kvs []attribute.KeyValue }
+
+var attrBufs = sync.Pool{New: func() any { return &attrBuf{kvs: make([]attribute.KeyValue, 0, 24)} }}
+
+func putAttrBuf(b *attrBuf) {
+	if cap(b.kvs) > 64 {
+		return // grown by an unusual WithAttributes list: let it go
+	}
+	clear(b.kvs)
+	b.kvs = b.kvs[:0]
+	attrBufs.Put(b)
+}
+
+// attrs returns a pooled buffer with the span attributes of cl's operation for a message on
+// subject (see begin) and bodySize; the caller appends to b.kvs, sets them and returns b
+// with putAttrBuf.
+func (cl *call) attrs(subject string, bodySize int) *attrBuf {
+	info := cl.info
+	attrs := info.spanAttrs(cl.srv)
+	k := info.key
+	concrete := subject != "" && subject != k.dest && !k.temporary && !k.spec.db && !cl.c.temporary(subject)
+	b := attrBufs.Get().(*attrBuf)
+	if concrete {
+		// the last attribute is messaging.destination.name=dest (see newOpInfo)
+		b.kvs = append(b.kvs, attrs[:len(attrs)-1]...)
+		b.kvs = append(b.kvs, semconv.MessagingDestinationName(subject), semconv.MessagingDestinationTemplate(k.dest))
+	} else {
+		b.kvs = append(b.kvs, attrs...)
+	}
+	if bodySize >= 0 {
+		b.kvs = append(b.kvs, semconv.MessagingMessageBodySize(bodySize))
+	}
+	return b
 }
 
 // spanAttrs returns the static span attributes plus the server's, cached for the current
@@ -281,13 +315,35 @@ type srvAttrs struct {
 // end ends the span and records the metrics. errType "" means success; desc is the status
 // description on error. n is the number of messages sent or consumed (0: none counted).
 func (cl *call) end(ctx context.Context, errType, desc string, n int64) {
+	cl.endWith(ctx, nil, errType, desc, n)
+}
+
+// endWith is end for a span started with start: b (nil if the span does not record) holds
+// its attributes, set together with error.type in one SetAttributes call; b is returned to
+// the pool.
+func (cl *call) endWith(ctx context.Context, b *attrBuf, errType, desc string, n int64) {
 	elapsed := time.Since(cl.start).Seconds()
-	if errType != "" && cl.span.IsRecording() {
+	if b != nil {
+		if errType != "" {
+			b.kvs = append(b.kvs, semconv.ErrorTypeKey.String(errType))
+		}
+		cl.span.SetAttributes(b.kvs...)
+		putAttrBuf(b)
+		if errType != "" {
+			cl.span.SetStatus(codes.Error, desc)
+		}
+	} else if errType != "" && cl.span.IsRecording() {
 		cl.span.SetAttributes(semconv.ErrorTypeKey.String(errType))
 		cl.span.SetStatus(codes.Error, desc)
 	}
+	// Metrics before End: whoever sees the span ended (a test, a span processor) finds the
+	// operation's measurements recorded too.
+	cl.record(ctx, elapsed, errType, n)
 	cl.span.End()
+}
 
+// record records the operation's duration and, for n > 0, its sent or consumed messages.
+func (cl *call) record(ctx context.Context, elapsed float64, errType string, n int64) {
 	c := cl.c
 	mo := cl.info.metricOptions(c, errType, cl.srv)
 	spec := cl.info.key.spec

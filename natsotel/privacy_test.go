@@ -70,7 +70,7 @@ func TestNoPayloadInTelemetry(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	spans := tel.waitSpans(t, 8)
+	spans := tel.waitSpans(t, 9)
 	leak := func(where string, kvs []attribute.KeyValue) {
 		t.Helper()
 		for _, kv := range kvs {

@@ -63,7 +63,7 @@ func TestInboundTraceparentCaseSubscribeAndJetStream(t *testing.T) {
 			}
 			<-consumed
 			cc.Stop()
-			spans := tel.waitSpans(t, 2)
+			spans := tel.waitSpans(t, 3) // the two process spans and the ack
 			for _, name := range []string{"process orders.created", "process ORDER_EVENTS"} {
 				sp := find(t, spans, name, trace.SpanKindConsumer)
 				if !links {

@@ -90,7 +90,7 @@ func (c *Conn) msgHandler(subject, queue string, h MsgHandler) nats.MsgHandler {
 			return
 		}
 		ctx, cl := c.beginConsumer(ctx, info, m.Subject, len(m.Data))
-		c.runHandler(ctx, &cl, m.Subject, func() { h(ctx, m) })
+		c.runHandler(ctx, &cl, nil, m.Subject, func() { h(ctx, m) })
 	}
 }
 
@@ -99,19 +99,28 @@ func (c *Conn) msgHandler(subject, queue string, h MsgHandler) nats.MsgHandler {
 // Only an extracted (remote) context is linked: without one in the message, a local span
 // the caller put in ctx (Process) stays the parent.
 func (c *Conn) beginConsumer(ctx context.Context, info *opInfo, subject string, bodySize int) (context.Context, call) {
+	return c.begin(ctx, info, subject, bodySize, c.consumerStart(ctx)...)
+}
+
+// consumerStart returns the start options of a consumer span: none (a child of the
+// extracted context) or, with WithConsumerLinks and an extracted context, a new root with a
+// link to it.
+func (c *Conn) consumerStart(ctx context.Context) []trace.SpanStartOption {
 	if c.cfg.linkOnly {
 		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() && sc.IsRemote() {
-			return c.begin(ctx, info, subject, bodySize, trace.WithNewRoot(), trace.WithLinks(trace.Link{SpanContext: sc}))
+			return []trace.SpanStartOption{trace.WithNewRoot(), trace.WithLinks(trace.Link{SpanContext: sc})}
 		}
 	}
-	return c.begin(ctx, info, subject, bodySize)
+	return nil
 }
 
 // runHandler runs fn and ends cl however fn ends: normally; by a panic, which is recovered,
 // recorded as an exception event with error.type=panic and passed to the PanicHandler; or by
 // runtime.Goexit (t.FailNow in a test handler), which ends the span with error.type=_OTHER
 // and lets the goroutine exit.
-func (c *Conn) runHandler(ctx context.Context, cl *call, subject string, fn func()) {
+//
+// b holds the span's attributes when they are set as it ends (see endWith), else nil.
+func (c *Conn) runHandler(ctx context.Context, cl *call, b *attrBuf, subject string, fn func()) {
 	returned := false
 	defer func() {
 		if returned {
@@ -119,14 +128,14 @@ func (c *Conn) runHandler(ctx context.Context, cl *call, subject string, fn func
 		}
 		if r := recover(); r != nil {
 			c.recovered(ctx, cl.span, subject, r)
-			cl.end(ctx, ErrTypePanic, "panic in handler", 1)
+			cl.endWith(ctx, b, ErrTypePanic, "panic in handler", 1)
 			return
 		}
-		cl.end(ctx, ErrTypeOther, "handler called runtime.Goexit", 1)
+		cl.endWith(ctx, b, ErrTypeOther, "handler called runtime.Goexit", 1)
 	}()
 	fn()
 	returned = true
-	cl.end(ctx, "", "", 1)
+	cl.endWith(ctx, b, "", "", 1)
 }
 
 // runUntraced runs fn for a message WithFilter excludes: no span, no metrics, but a panic is

@@ -297,7 +297,7 @@ func TestJetStreamConsumerGroupOnlyForDurables(t *testing.T) {
 		js.Process(ctx, msgs[0], func(ctx context.Context, m jetstream.Msg) { _ = m.Ack() })
 	}
 
-	spans := tel.waitSpans(t, 6)
+	spans := tel.waitSpans(t, 9) // 6 and an ack for each of the 3 messages
 	groups := map[string]string{}
 	for _, sp := range spans {
 		if sp.SpanKind() == trace.SpanKindProducer {

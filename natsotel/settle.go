@@ -1,0 +1,85 @@
+package natsotel
+
+import (
+	"context"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Settlement operations (messaging.operation.name, type settle) of a JetStream message.
+const (
+	opAck        = "ack"
+	opNak        = "nak"
+	opTerm       = "term"
+	opInProgress = "in_progress"
+)
+
+var (
+	specAck        = &opSpec{op: opAck, kind: trace.SpanKindClient, opType: semconv.MessagingOperationTypeSettle}
+	specNak        = &opSpec{op: opNak, kind: trace.SpanKindClient, opType: semconv.MessagingOperationTypeSettle}
+	specTerm       = &opSpec{op: opTerm, kind: trace.SpanKindClient, opType: semconv.MessagingOperationTypeSettle}
+	specInProgress = &opSpec{op: opInProgress, kind: trace.SpanKindClient, opType: semconv.MessagingOperationTypeSettle}
+)
+
+// settledMsg is the jetstream.Msg a JSHandler receives: its Ack, DoubleAck, Nak,
+// NakWithDelay, Term, TermWithReason and InProgress are CLIENT spans "<op> <stream>"
+// (messaging.operation.type=settle), children of the process span in ctx, and measured by
+// messaging.client.operation.duration. Everything else is the message's own.
+type settledMsg struct {
+	jetstream.Msg
+	ctx      context.Context // carries the process span
+	c        *Conn
+	subject  string
+	dest     string // the stream, as on the process span
+	group    string
+	temp     bool
+	consumer string // messaging.destination.subscription.name, "" if unknown
+}
+
+func (m *settledMsg) Ack() error { return m.settle(nil, specAck, m.Msg.Ack) }
+
+func (m *settledMsg) DoubleAck(ctx context.Context) error {
+	return m.settle(ctx, specAck, func() error { return m.Msg.DoubleAck(ctx) })
+}
+
+func (m *settledMsg) Nak() error { return m.settle(nil, specNak, m.Msg.Nak) }
+
+func (m *settledMsg) NakWithDelay(delay time.Duration) error {
+	return m.settle(nil, specNak, func() error { return m.Msg.NakWithDelay(delay) })
+}
+
+func (m *settledMsg) Term() error { return m.settle(nil, specTerm, m.Msg.Term) }
+
+func (m *settledMsg) TermWithReason(reason string) error {
+	return m.settle(nil, specTerm, func() error { return m.Msg.TermWithReason(reason) })
+}
+
+func (m *settledMsg) InProgress() error { return m.settle(nil, specInProgress, m.Msg.InProgress) }
+
+// settle runs fn, which settles the message, in a span of spec. The span's parent is the
+// process span, also when the caller's ctx (DoubleAck) carries no span.
+func (m *settledMsg) settle(ctx context.Context, spec *opSpec, fn func() error) error {
+	parent := m.ctx
+	if ctx != nil && trace.SpanContextFromContext(ctx).IsValid() {
+		parent = ctx
+	}
+	c := m.c
+	ctx, cl := c.start(parent, c.op(spec, m.dest, m.group, m.temp), nil)
+	var b *attrBuf
+	if cl.span.IsRecording() {
+		b = cl.attrs(m.subject, -1)
+		if m.consumer != "" {
+			b.kvs = append(b.kvs, semconv.MessagingDestinationSubscriptionName(m.consumer))
+		}
+	}
+	err := fn()
+	if err != nil {
+		cl.endWith(ctx, b, errorType(err), err.Error(), 0)
+		return err
+	}
+	cl.endWith(ctx, b, "", "", 0)
+	return nil
+}
