@@ -120,7 +120,8 @@ func TestShop(t *testing.T) {
 
 	t.Run("failed counts", func(t *testing.T) {
 		// Declines (402), out of stock (409) and bad input (400) are micro errors: natsotel
-		// marks both the client and the server span of those calls as errors.
+		// marks the client span of those calls as an error (the server span keeps status
+		// Unset, a 4xx being the caller's error), which fails the edge.
 		for _, e := range []edge{edgeLoadgenOrder, edgeOrderInventory, edgeOrderBilling} {
 			q := fmt.Sprintf(`sum(traces_service_graph_request_failed_total%s)`, e.selector(""))
 			s := prom.WaitQuery(t, q, 10*time.Second, harness.NonEmpty)

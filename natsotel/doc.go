@@ -148,7 +148,8 @@
 //	context canceled                               Error        canceled            errors.Is(err, context.Canceled)
 //	message too big (max_payload)                  Error        max_payload         errors.Is(err, nats.ErrMaxPayload)
 //	anything else                                  Error        _OTHER              *OpError wrapping the nats.go error
-//	micro handler req.Error("409", ...)            Error        409                 (server side)
+//	micro handler req.Error("409", ...)            Unset        409                 (server side: 4xx is the caller's error)
+//	micro handler req.Error("500", ...)            Error        500                 (server side)
 //	micro handler returns without answering        Error        no_reply            (server side; the caller times out)
 //	  ... a message without a reply subject        Unset        -                   (nobody waits: not answering is right)
 //	  ... an answer that could not be sent         Error        max_payload/_OTHER  (server side; the error of the failed send)
@@ -159,6 +160,10 @@
 //	KV Create of an existing key                   Error        key_exists          errors.Is(err, jetstream.ErrKeyExists)
 //	KV Update with a stale revision                Error        revision_mismatch   errors.Is(err, jetstream.ErrKeyRevisionMismatch)
 //
+// Status follows otelhttp and otelgrpc: a SERVER span that answers a 4xx micro code (400,
+// 402, 404, 409, ...: the request was wrong) keeps status Unset and its error.type, while
+// the CLIENT span is Error, so the edge still counts as failed in a service graph; 5xx
+// codes, no_reply, panics and every other failure are Error on the side they happen.
 // Only short numeric micro codes are used as error.type; anything else is _OTHER. A handler
 // panic never takes the service down: micro keeps serving and its stats count the error.
 // Panics are recovered in every handler natsotel runs (micro, Subscribe, JetStream), also

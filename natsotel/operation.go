@@ -318,6 +318,15 @@ func (cl *call) end(ctx context.Context, errType, desc string, n int64) {
 	cl.endWith(ctx, nil, errType, desc, n)
 }
 
+// callerError reports whether errType is a micro code of the 4xx class: the request was
+// wrong (400 bad input, 404, 409 out of stock, 402 declined), not the service. Like otelhttp
+// and otelgrpc, natsotel leaves the SERVER span of such an answer with status Unset (its
+// error.type says the code) and sets Error on the CLIENT span: the server did its job, the
+// edge still counts as failed through the client side.
+func callerError(errType string) bool {
+	return len(errType) == 3 && errType[0] == '4' && errType[1] >= '0' && errType[1] <= '9' && errType[2] >= '0' && errType[2] <= '9'
+}
+
 // endWith is end for a span started with start: b (nil if the span does not record) holds
 // its attributes, set together with error.type in one SetAttributes call; b is returned to
 // the pool.
@@ -329,11 +338,10 @@ func (cl *call) endWith(ctx context.Context, b *attrBuf, errType, desc string, n
 		}
 		cl.span.SetAttributes(b.kvs...)
 		putAttrBuf(b)
-		if errType != "" {
-			cl.span.SetStatus(codes.Error, desc)
-		}
 	} else if errType != "" && cl.span.IsRecording() {
 		cl.span.SetAttributes(semconv.ErrorTypeKey.String(errType))
+	}
+	if errType != "" && !(cl.info.key.spec.kind == trace.SpanKindServer && callerError(errType)) {
 		cl.span.SetStatus(codes.Error, desc)
 	}
 	// Metrics before End: whoever sees the span ended (a test, a span processor) finds the

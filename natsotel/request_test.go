@@ -99,8 +99,9 @@ func TestRequestMicroErrorCode(t *testing.T) {
 	spans := tel.waitSpans(t, 2)
 	client := find(t, spans, "request billing.charge", trace.SpanKindClient)
 	server := find(t, spans, "process billing.charge", trace.SpanKindServer)
-	if client.Status().Code != codes.Error || server.Status().Code != codes.Error {
-		t.Errorf("status client %v server %v", client.Status(), server.Status())
+	// A 4xx answer is the caller's error: Error on the CLIENT span only.
+	if client.Status().Code != codes.Error || server.Status().Code != codes.Unset {
+		t.Errorf("status client %v server %v, want Error and Unset", client.Status(), server.Status())
 	}
 	wantAttr(t, client, semconv.ErrorTypeKey, "409")
 	wantAttr(t, server, semconv.ErrorTypeKey, "409")

@@ -213,14 +213,15 @@ func TestDeclineFault(t *testing.T) {
 	for _, s := range e.node.SpansNamed("process " + contracts.SubjectBillingCharge) {
 		if testenv.Attr(s, string(fault.AttrFault)) == string(fault.Decline) {
 			faultSpans++
-			if s.Status().Code.String() != "Error" {
-				t.Errorf("declined span status %v", s.Status())
+			// 402 is the caller's error: status Unset on the SERVER span, error.type says it.
+			if s.Status().Code.String() != "Unset" || testenv.Attr(s, "error.type") != "402" {
+				t.Errorf("declined span status %v, error.type %q", s.Status(), testenv.Attr(s, "error.type"))
 			}
 		}
 		if testenv.Attr(s, string(fault.AttrFaultActive)) != "decline=0.5" {
 			t.Errorf("span lacks demo.fault.active: %v", s.Attributes())
 		}
-		if s.Status().Code.String() == "Error" {
+		if testenv.Attr(s, "error.type") != "" {
 			errSpans++
 		}
 	}
