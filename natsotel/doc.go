@@ -141,7 +141,7 @@
 //
 //	outcome                                        span status  error.type          Go error
 //	---------------------------------------------  -----------  ------------------  ----------------------------------------------
-//	reply with Nats-Service-Error-Code: 409        Error        409                 *ServiceError{Code: 409, ...} (+ the reply)
+//	reply with Nats-Service-Error-Code: 409        Error        409                 *ServiceError{Code: "409", ...} (+ reply)
 //	no responders                                  Error        no_responders       errors.Is(err, nats.ErrNoResponders)
 //	JetStream publish that no stream stores        Error        no_responders       errors.Is(err, jetstream.ErrNoStreamResponse)
 //	deadline / nats timeout                        Error        timeout             errors.Is(err, context.DeadlineExceeded) and nats.ErrTimeout

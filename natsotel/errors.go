@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -14,16 +13,16 @@ import (
 // ServiceError is a micro error reply (Nats-Service-Error-Code / Nats-Service-Error headers).
 // Conn.Request and Conn.RequestMsg return it (use errors.As) together with the reply message.
 type ServiceError struct {
-	Code        int    // e.g. 400, 402, 409, 500; 0 if the code header was not a number
+	// Code is the Nats-Service-Error-Code header as micro's Request.Error got it: "400",
+	// "409", "500", ... (micro codes are strings; ErrorType maps them to error.type).
+	Code        string
 	Description string // Nats-Service-Error
 	Subject     string // the request subject
 	Data        []byte // reply body, if any
-	// CodeText is the raw Nats-Service-Error-Code header value.
-	CodeText string
 }
 
 func (e *ServiceError) Error() string {
-	return fmt.Sprintf("nats micro error %d on %s: %s", e.Code, e.Subject, e.Description)
+	return "nats micro error " + e.Code + " on " + e.Subject + ": " + e.Description
 }
 
 // serviceErrorFrom returns the *ServiceError a reply carries, or nil.
@@ -31,16 +30,12 @@ func serviceErrorFrom(subject string, reply *nats.Msg) *ServiceError {
 	if reply == nil || len(reply.Header) == 0 {
 		return nil
 	}
-	codeText := headerGet(reply.Header, micro.ErrorCodeHeader)
+	code := headerGet(reply.Header, micro.ErrorCodeHeader)
 	desc := headerGet(reply.Header, micro.ErrorHeader)
-	if codeText == "" && desc == "" {
+	if code == "" && desc == "" {
 		return nil
 	}
-	code, err := strconv.Atoi(codeText)
-	if err != nil {
-		code = 0
-	}
-	return &ServiceError{Code: code, CodeText: codeText, Description: desc, Subject: subject, Data: reply.Data}
+	return &ServiceError{Code: code, Description: desc, Subject: subject, Data: reply.Data}
 }
 
 // errorTypeOfCode keeps error.type low-cardinality: a micro code is used as is when it is a
@@ -57,14 +52,20 @@ func errorTypeOfCode(code string) string {
 	return code
 }
 
-// errorType maps an error returned by nats.go to a low-cardinality error.type.
-func errorType(err error) string {
+// ErrorType classifies err the way natsotel's spans and metrics do (error.type): "" for
+// nil; the micro code of a *ServiceError ("400", "409", "500", ...; _OTHER unless a short
+// number); no_responders, timeout, canceled, max_payload, key_exists, revision_mismatch,
+// panic (a *PanicError); _OTHER for anything else. The values are few and fixed, fit for
+// metric labels and log fields, so that callers (a load generator's outcome, a service
+// mapping a downstream failure) speak the same vocabulary as the telemetry.
+func ErrorType(err error) string {
 	var se *ServiceError
+	var pe *PanicError
 	switch {
 	case err == nil:
 		return ""
 	case errors.As(err, &se):
-		return errorTypeOfCode(se.CodeText)
+		return errorTypeOfCode(se.Code)
 	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, jetstream.ErrNoStreamResponse):
 		// jetstream reports a publish no stream listens to as ErrNoStreamResponse, which
 		// does not wrap nats.ErrNoResponders.
@@ -75,6 +76,12 @@ func errorType(err error) string {
 		return ErrTypeCanceled
 	case errors.Is(err, nats.ErrMaxPayload):
 		return ErrTypeMaxPayload
+	case errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+		return ErrTypeRevisionMismatch
+	case errors.Is(err, jetstream.ErrKeyExists):
+		return ErrTypeKeyExists
+	case errors.As(err, &pe):
+		return ErrTypePanic
 	default:
 		return ErrTypeOther
 	}
@@ -85,7 +92,7 @@ func errorType(err error) string {
 // errors.Is(err, context.DeadlineExceeded) and so on keep working. A timeout matches both
 // nats.ErrTimeout and context.DeadlineExceeded, whichever nats.go returned.
 type OpError struct {
-	Op      string // "request", "publish", ...
+	Op      string // the span's operation: "request", "send", "receive", ...
 	Subject string
 	Detail  string // extra explanation, e.g. for max_payload
 	Err     error

@@ -56,7 +56,7 @@ func (j *JetStream) Publish(ctx context.Context, subject string, data []byte, op
 // header becomes messaging.message.id.
 func (j *JetStream) PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
 	if msg == nil {
-		return nil, &OpError{Op: "publish", Err: nats.ErrInvalidMsg}
+		return nil, &OpError{Op: OpSend, Err: nats.ErrInvalidMsg}
 	}
 	m := &nats.Msg{Subject: msg.Subject, Reply: msg.Reply, Data: msg.Data, Header: make(nats.Header, len(msg.Header)+2)}
 	maps.Copy(m.Header, msg.Header)
@@ -87,7 +87,7 @@ func (j *JetStream) publish(ctx context.Context, m *nats.Msg, opts []jetstream.P
 	ack, err := j.js.PublishMsg(ctx, m, opts...)
 	if err != nil {
 		err = c.publishErr(m, err)
-		cl.endWith(ctx, b, errorType(err), err.Error(), 1)
+		cl.endWith(ctx, b, ErrorType(err), err.Error(), 1)
 		return ack, err
 	}
 	if b != nil && ack != nil {
@@ -267,8 +267,8 @@ func (j *JetStream) Fetch(ctx context.Context, cons jetstream.Consumer, batch in
 		}
 	}
 	if err != nil {
-		err = &OpError{Op: "fetch", Subject: stream + "/" + consumer, Err: err}
-		cl.end(ctx, errorType(err), err.Error(), int64(len(msgs)))
+		err = &OpError{Op: OpReceive, Subject: stream + "/" + consumer, Err: err}
+		cl.end(ctx, ErrorType(err), err.Error(), int64(len(msgs)))
 		return msgs, err
 	}
 	cl.end(ctx, "", "", int64(len(msgs)))

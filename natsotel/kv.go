@@ -155,6 +155,6 @@ func kvErrorType(spec *opSpec, err error) string {
 		}
 		return ErrTypeKeyExists
 	default:
-		return errorType(err)
+		return ErrorType(err)
 	}
 }

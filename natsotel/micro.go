@@ -271,11 +271,11 @@ func (r *tracedRequest) record(err error, errType, desc string) {
 	r.errType, r.errDesc = errType, desc
 }
 
-// answerErrorType is errorType for an error of micro's Respond, which keeps only the text
+// answerErrorType is ErrorType for an error of micro's Respond, which keeps only the text
 // of the nats.go error it wraps (fmt.Errorf("%w: %s", micro.ErrRespond, err)): a message
 // over max_payload is recognised by nats.ErrMaxPayload's text.
 func answerErrorType(err error) string {
-	if t := errorType(err); t != ErrTypeOther {
+	if t := ErrorType(err); t != ErrTypeOther {
 		return t
 	}
 	if strings.Contains(err.Error(), nats.ErrMaxPayload.Error()) {

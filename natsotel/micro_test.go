@@ -38,7 +38,7 @@ func TestMicroPanicAnswered500AndServiceKeepsServing(t *testing.T) {
 
 	_, err = c.Request(ctxTimeout(t), "order.create", nil)
 	var se *natsotel.ServiceError
-	if !errors.As(err, &se) || se.Code != 500 {
+	if !errors.As(err, &se) || se.Code != "500" {
 		t.Fatalf("want 500 ServiceError, got %v", err)
 	}
 	reply, err := c.Request(ctxTimeout(t), "order.create", nil)

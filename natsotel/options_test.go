@@ -178,7 +178,7 @@ func TestPanicHandler(t *testing.T) {
 		}
 	}
 	var se *natsotel.ServiceError
-	if _, err := c.Request(ctxTimeout(t), "quiet.ep", nil); !errors.As(err, &se) || se.Code != 500 {
+	if _, err := c.Request(ctxTimeout(t), "quiet.ep", nil); !errors.As(err, &se) || se.Code != "500" {
 		t.Fatalf("filtered micro panic: want a 500, got %v", err)
 	}
 	if _, err := js.Publish(ctxTimeout(t), "events.order.created", nil); err != nil {

@@ -26,7 +26,7 @@ func (c *Conn) Publish(ctx context.Context, subject string, data []byte) error {
 // any trace context (traceparent, tracestate, baggage, in any case) msg.Header carried.
 func (c *Conn) PublishMsg(ctx context.Context, msg *nats.Msg) error {
 	if msg == nil {
-		return &OpError{Op: "publish", Err: nats.ErrInvalidMsg}
+		return &OpError{Op: OpSend, Err: nats.ErrInvalidMsg}
 	}
 	m := &nats.Msg{Subject: msg.Subject, Reply: msg.Reply, Data: msg.Data, Header: make(nats.Header, len(msg.Header)+2)}
 	maps.Copy(m.Header, msg.Header)
@@ -45,7 +45,7 @@ func (c *Conn) publish(ctx context.Context, m *nats.Msg) error {
 	ctx, cl := c.begin(ctx, c.op(specSend, dest, "", temp), m.Subject, len(m.Data))
 	c.inject(ctx, m.Header)
 	if err := c.publishErr(m, c.nc.PublishMsg(m)); err != nil {
-		cl.end(ctx, errorType(err), err.Error(), 1)
+		cl.end(ctx, ErrorType(err), err.Error(), 1)
 		return err
 	}
 	cl.end(ctx, "", "", 1)
@@ -53,7 +53,7 @@ func (c *Conn) publish(ctx context.Context, m *nats.Msg) error {
 }
 
 func (c *Conn) publishErr(m *nats.Msg, err error) error {
-	return wrapOpError(c.nc, "publish", m, err)
+	return wrapOpError(c.nc, OpSend, m, err)
 }
 
 // Subscribe subscribes to subject; h runs for every message in a CONSUMER span named

@@ -67,7 +67,7 @@ func (c *Conn) request(ctx context.Context, m *nats.Msg) (*nats.Msg, error) {
 	reply, err := c.nc.RequestMsgWithContext(ctx, m)
 	reply, err = c.finishReply(m, reply, err)
 	if err != nil {
-		cl.end(ctx, errorType(err), err.Error(), 1)
+		cl.end(ctx, ErrorType(err), err.Error(), 1)
 		return reply, err
 	}
 	cl.end(ctx, "", "", 1)

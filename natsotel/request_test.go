@@ -90,7 +90,7 @@ func TestRequestMicroErrorCode(t *testing.T) {
 	if !errors.As(err, &se) {
 		t.Fatalf("want *ServiceError, got %v", err)
 	}
-	if se.Code != 409 || se.Description != "insufficient funds" || string(se.Data) != `{"x":1}` || se.Subject != "billing.charge" {
+	if se.Code != "409" || se.Description != "insufficient funds" || string(se.Data) != `{"x":1}` || se.Subject != "billing.charge" {
 		t.Errorf("ServiceError %+v", se)
 	}
 	if reply == nil {

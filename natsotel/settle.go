@@ -77,7 +77,7 @@ func (m *settledMsg) settle(ctx context.Context, spec *opSpec, fn func() error) 
 	}
 	err := fn()
 	if err != nil {
-		cl.endWith(ctx, b, errorType(err), err.Error(), 0)
+		cl.endWith(ctx, b, ErrorType(err), err.Error(), 0)
 		return err
 	}
 	cl.endWith(ctx, b, "", "", 0)

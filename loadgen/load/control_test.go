@@ -62,7 +62,7 @@ func TestControlEndpoint(t *testing.T) {
 		`{"burst_seconds": 10}`, `{"burst_multiplier": 0, "burst_seconds": 10}`, `{"burst_multiplier": 2, "burst_seconds": -1}`} {
 		st, err := call(bad)
 		var se *natsotel.ServiceError
-		if !errors.As(err, &se) || se.CodeText != contracts.CodeBadRequest {
+		if !errors.As(err, &se) || se.Code != contracts.CodeBadRequest {
 			t.Errorf("%s: want a 400 micro error, got %v", bad, err)
 		}
 		if bad == `{"rate": -1}` && st.Rate != 50 {
@@ -76,7 +76,7 @@ func TestControlEndpoint(t *testing.T) {
 	big := make([]byte, maxControlBytes+1)
 	if _, err := conn.Request(t.Context(), ControlSubject, big); err == nil {
 		t.Fatal("oversized control request: want error")
-	} else if se := (*natsotel.ServiceError)(nil); !errors.As(err, &se) || se.CodeText != contracts.CodeTooLarge {
+	} else if se := (*natsotel.ServiceError)(nil); !errors.As(err, &se) || se.Code != contracts.CodeTooLarge {
 		t.Fatalf("oversized: %v", err)
 	}
 

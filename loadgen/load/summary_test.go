@@ -116,9 +116,9 @@ func TestOutcome(t *testing.T) {
 		want string
 	}{
 		{nil, OutcomeOK},
-		{&natsotel.ServiceError{Code: 409, CodeText: "409"}, "409"},
-		{fmt.Errorf("wrapped: %w", &natsotel.ServiceError{Code: 402, CodeText: "402"}), "402"},
-		{&natsotel.ServiceError{Code: 0, CodeText: "not-a-code"}, OutcomeError},
+		{&natsotel.ServiceError{Code: "409"}, "409"},
+		{fmt.Errorf("wrapped: %w", &natsotel.ServiceError{Code: "402"}), "402"},
+		{&natsotel.ServiceError{Code: "not-a-code"}, OutcomeError},
 		{&natsotel.OpError{Op: "request", Err: nats.ErrNoResponders}, OutcomeNoResponders},
 		{&natsotel.OpError{Op: "request", Err: context.DeadlineExceeded}, OutcomeTimeout},
 		{nats.ErrTimeout, OutcomeTimeout},

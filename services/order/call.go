@@ -5,9 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
-
-	"github.com/nats-io/nats.go"
 
 	"github.com/natsotel/reference/natsotel"
 	"github.com/natsotel/reference/services/contracts"
@@ -52,22 +49,25 @@ func (s *Service) call(ctx context.Context, service, subject string, in, out any
 	return nil
 }
 
+// classify maps a failed call to what it says about the change asked for, from its
+// error.type (natsotel.ErrorType, the vocabulary of the call's span): a 4xx micro code and
+// no_responders (nobody got the request) mean refused; a timeout, a 5xx or anything else
+// may have changed state, and is reported to the caller as 503, never as the code itself.
 func classify(service string, err error, timeout string) *callError {
+	errType := natsotel.ErrorType(err)
 	var se *natsotel.ServiceError
+	errors.As(err, &se)
 	switch {
-	case errors.As(err, &se):
-		if se.Code >= 400 && se.Code < 500 {
-			return &callError{outcome: refused, code: strconv.Itoa(se.Code), desc: se.Description, err: err}
-		}
-		if se.Code < 500 || se.Code > 599 {
-			// Not an HTTP-like code (not a number, or outside 400-599): nothing says the
-			// change did not happen. Report 503, never the code itself.
-			return &callError{outcome: unknown, code: contracts.CodeUnavailable, desc: fmt.Sprintf("%s failed with an unexpected error code: %s", service, se.Description), err: err}
-		}
+	case se != nil && len(errType) == 3 && errType[0] == '4':
+		return &callError{outcome: refused, code: errType, desc: se.Description, err: err}
+	case se != nil && len(errType) == 3 && errType[0] == '5':
 		return &callError{outcome: unknown, code: contracts.CodeUnavailable, desc: fmt.Sprintf("%s failed: %s", service, se.Description), err: err}
-	case errors.Is(err, nats.ErrNoResponders):
+	case se != nil:
+		// Not an HTTP-like code: nothing says the change did not happen.
+		return &callError{outcome: unknown, code: contracts.CodeUnavailable, desc: fmt.Sprintf("%s failed with an unexpected error code: %s", service, se.Description), err: err}
+	case errType == natsotel.ErrTypeNoResponders:
 		return &callError{outcome: refused, code: contracts.CodeUnavailable, desc: service + " unavailable: no responders", err: err}
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+	case errType == natsotel.ErrTypeTimeout:
 		return &callError{outcome: unknown, code: contracts.CodeUnavailable, desc: fmt.Sprintf("%s did not answer within %s", service, timeout), err: err}
 	default:
 		return &callError{outcome: unknown, code: contracts.CodeUnavailable, desc: service + " unavailable", err: err}

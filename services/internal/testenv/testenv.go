@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -158,7 +157,7 @@ func Code(err error) string {
 	case err == nil:
 		return ""
 	case errors.As(err, &se):
-		return strconv.Itoa(se.Code)
+		return se.Code
 	case errors.Is(err, context.DeadlineExceeded):
 		return "timeout"
 	case errors.Is(err, nats.ErrNoResponders):
