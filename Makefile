@@ -73,6 +73,10 @@ fuzz: ## every fuzz target for FUZZTIME (default 20s)
 	      echo "== fuzz $$pkg $$f"; GO=$(GO) bash $(CURDIR)/.ci/fuzz-target $$pkg $$f $(FUZZTIME); \
 	    done; done); done
 
+.PHONY: bench-serve
+bench-serve: tools ## the shop's serving figures (slow dependency, dropped charges, saturation, tracing p99), one vs concurrent handlers
+	cd e2e && $(GO) test -run '^$$' -bench BenchmarkServe -benchtime 1x -count $${COUNT:-3} -timeout 60m . | tee ../bench-serve.txt
+
 .PHONY: bench
 bench: ## natsotel benchmarks (natsotel vs bare nats.go), 6 runs for benchstat
 	cd natsotel && $(GO) test -run '^$$' -bench . -benchmem -count 6 ./... | tee ../bench.txt

@@ -110,7 +110,7 @@ func (s *Service) Faults() *fault.Injector { return s.srv.Faults }
 // it returned. It does not close the connection.
 func (s *Service) Stop(ctx context.Context) error {
 	s.stopOnce.Do(func() {
-		s.stopErr = s.srv.Shutdown(ctx, s.conn.NATS(), s.svc)
+		s.stopErr = s.srv.Shutdown(ctx, s.svc)
 	})
 	return s.stopErr
 }

@@ -14,9 +14,9 @@ import (
 )
 
 // startConsumer creates (or updates) the durable consumer contracts.InventoryCommitConsumer
-// on the order events stream and starts consuming it. Every replica consumes the same
-// durable consumer, so each event is handled by one of them.
-func (s *Service) startConsumer(ctx context.Context, js *natsotel.JetStream) (jetstream.ConsumeContext, error) {
+// on the order events stream and starts Config.Consumers loops consuming it. Every loop of
+// every replica consumes the same durable consumer, so each event is handled by one of them.
+func (s *Service) startConsumer(ctx context.Context, js *natsotel.JetStream) ([]jetstream.ConsumeContext, error) {
 	stream, err := jsutil.EnsureOrderEvents(ctx, js.Raw())
 	if err != nil {
 		return nil, err
@@ -34,11 +34,18 @@ func (s *Service) startConsumer(ctx context.Context, js *natsotel.JetStream) (je
 	if err != nil {
 		return nil, fmt.Errorf("creating consumer %s: %w", contracts.InventoryCommitConsumer, err)
 	}
-	cc, err := js.Consume(cons, s.handleEvent)
-	if err != nil {
-		return nil, fmt.Errorf("consuming %s: %w", contracts.InventoryCommitConsumer, err)
+	ccs := make([]jetstream.ConsumeContext, 0, s.cfg.Consumers)
+	for range s.cfg.Consumers {
+		cc, err := js.Consume(cons, s.handleEvent, jetstream.PullMaxMessages(max(1, 1000/s.cfg.Consumers)))
+		if err != nil {
+			for _, cc := range ccs {
+				cc.Stop()
+			}
+			return nil, fmt.Errorf("consuming %s: %w", contracts.InventoryCommitConsumer, err)
+		}
+		ccs = append(ccs, cc)
 	}
-	return cc, nil
+	return ccs, nil
 }
 
 // handleEvent applies one order event: confirmed -> commit the reservation, failed ->

@@ -27,6 +27,11 @@ type Config struct {
 	MaxAttempts int
 	// MaxDeliver bounds deliveries of one order event to the commit consumer. Default 10.
 	MaxDeliver int
+	// Consumers is how many order events are handled at once: that many Consume loops
+	// share the durable consumer (JetStream hands each event to one of them). Events of
+	// different orders are independent, and commit and release of one order are idempotent
+	// compare-and-set steps, so their order does not matter. Default 4.
+	Consumers int
 	// AckWait is the consumer's ack wait. Default 30s.
 	AckWait time.Duration
 	// NakDelay is the redelivery delay of a failed order event. Default 500ms.
@@ -50,6 +55,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxDeliver <= 0 {
 		c.MaxDeliver = 10
+	}
+	if c.Consumers <= 0 {
+		c.Consumers = 4
 	}
 	if c.AckWait <= 0 {
 		c.AckWait = 30 * time.Second
@@ -77,7 +85,7 @@ type Service struct {
 	svc   *natsotel.Service
 	stock *stock
 	res   *reservations
-	cc    jetstream.ConsumeContext
+	cc    []jetstream.ConsumeContext
 
 	quit      chan struct{} // closed by Stop
 	sweepDone chan struct{} // closed when the sweeper returned
@@ -135,7 +143,7 @@ func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Confi
 		return nil, fmt.Errorf("inventory: %w", err)
 	}
 	if s.cc, err = s.startConsumer(ctx, js); err != nil {
-		_ = s.svc.Stop()
+		_ = s.svc.Shutdown(ctx)
 		return nil, fmt.Errorf("inventory: %w", err)
 	}
 	if cfg.SweepInterval > 0 {
@@ -186,17 +194,23 @@ func (s *Service) Stop(ctx context.Context) error {
 	s.stopOnce.Do(func() {
 		close(s.quit)
 		var errs []error
-		s.cc.Drain()
-		select {
-		case <-s.cc.Closed():
-		case <-ctx.Done():
+		for _, cc := range s.cc {
+			cc.Drain()
+		}
+		for _, cc := range s.cc {
+			select {
+			case <-cc.Closed():
+			case <-ctx.Done():
+			}
+		}
+		if ctx.Err() != nil {
 			errs = append(errs, fmt.Errorf("draining consumer: %w", ctx.Err()))
 		}
 		select {
 		case <-s.sweepDone:
 		case <-ctx.Done():
 		}
-		if err := s.srv.Shutdown(ctx, s.conn.NATS(), s.svc); err != nil {
+		if err := s.srv.Shutdown(ctx, s.svc); err != nil {
 			errs = append(errs, err)
 		}
 		s.stopErr = errors.Join(errs...)

@@ -174,7 +174,7 @@ func (s *Service) Faults() *fault.Injector { return s.srv.Faults }
 func (s *Service) Stop(ctx context.Context) error {
 	s.stopOnce.Do(func() {
 		var errs []error
-		if err := s.srv.Shutdown(ctx, s.conn.NATS(), s.svc); err != nil {
+		if err := s.srv.Shutdown(ctx, s.svc); err != nil {
 			errs = append(errs, err)
 		}
 		close(s.quit)
