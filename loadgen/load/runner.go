@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -48,6 +49,7 @@ type Runner struct {
 	st      *stats
 	ins     *instruments
 	baggage map[Scenario]baggage.Baggage
+	custom  *request // every request when Config.Subject is set
 
 	ran     atomic.Bool
 	changed chan struct{} // wakes the open-loop scheduler after SetRate or Burst
@@ -100,7 +102,10 @@ func New(conn Requester, log *slog.Logger, cfg Config) (*Runner, error) {
 		changed: make(chan struct{}, 1),
 		rate:    cfg.Rate,
 	}
-	for _, s := range Scenarios {
+	if cfg.Subject != "" {
+		r.custom = &request{scenario: ScenarioCustom, subject: cfg.Subject, body: cfg.Payload, expect: []string{OutcomeOK}}
+	}
+	for _, s := range append(slices.Clone(Scenarios), ScenarioCustom) {
 		b, err := scenarioBaggage(s)
 		if err != nil {
 			return nil, err
@@ -154,17 +159,19 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	// natsotel CLIENT span of each order is the root of its trace.
 	reqCtx := trace.ContextWithSpanContext(context.WithoutCancel(ctx), trace.SpanContext{})
 
-	r.log.Info("loadgen starting", "mode", r.cfg.Mode, "rate", r.cfg.Rate, "workers", r.cfg.Workers,
-		"concurrency", r.cfg.Concurrency, "duration", r.cfg.Duration, "count", r.cfg.Count, "mix", r.cfg.Mix.String())
+	what := []any{"mix", r.cfg.Mix.String()}
+	if r.custom != nil {
+		what = []any{"subject", r.cfg.Subject, "payload_bytes", len(r.cfg.Payload)}
+	}
+	r.log.Info("loadgen starting", append([]any{"mode", r.cfg.Mode, "rate", r.cfg.Rate, "workers", r.cfg.Workers,
+		"concurrency", r.cfg.Concurrency, "duration", r.cfg.Duration, "count", r.cfg.Count}, what...)...)
 
 	if r.cfg.Mode == ModeOpen {
-		// Late and dropped start at 0 for every scenario of the mix, so their series exist
-		// (and dashboards show 0, not "No data") before anything goes wrong.
-		for s, w := range r.cfg.Mix {
-			if w > 0 {
-				r.ins.late.Add(context.Background(), 0, scenarioSet(s))
-				r.ins.dropped.Add(context.Background(), 0, scenarioSet(s))
-			}
+		// Late and dropped start at 0 for every scenario sent, so their series exist (and
+		// dashboards show 0, not "No data") before anything goes wrong.
+		for _, s := range r.scenarios() {
+			r.ins.late.Add(context.Background(), 0, scenarioSet(s))
+			r.ins.dropped.Add(context.Background(), 0, scenarioSet(s))
 		}
 	}
 	stopProgress := r.startProgress(start)
@@ -181,6 +188,28 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	sum := r.Summary()
 	r.log.Info("loadgen finished", "summary", sum)
 	return sum, nil
+}
+
+// scenarios returns the scenarios this run sends.
+func (r *Runner) scenarios() []Scenario {
+	if r.custom != nil {
+		return []Scenario{ScenarioCustom}
+	}
+	var ss []Scenario
+	for _, s := range Scenarios {
+		if r.cfg.Mix[s] > 0 {
+			ss = append(ss, s)
+		}
+	}
+	return ss
+}
+
+// next returns the next request to send.
+func (r *Runner) next() request {
+	if r.custom != nil {
+		return *r.custom
+	}
+	return r.gen.nextRequest()
 }
 
 // runOpen is the open-loop scheduler: request i is due at its intended time, one interval
@@ -224,7 +253,7 @@ func (r *Runner) runOpen(ctx context.Context, reqCtx context.Context, start time
 
 		intended := next
 		r.st.scheduled.Add(1)
-		req := r.gen.nextRequest()
+		req := r.next()
 		select {
 		case sem <- struct{}{}:
 		default:
@@ -315,7 +344,7 @@ func (r *Runner) runClosed(ctx context.Context, reqCtx context.Context, start ti
 					r.st.scheduled.Add(-1)
 					return
 				}
-				req := r.gen.nextRequest()
+				req := r.next()
 				r.st.sent.Add(1)
 				r.st.inFlight.Add(1)
 				r.do(reqCtx, req, time.Now())
