@@ -80,3 +80,7 @@ fuzz: ## every fuzz target for FUZZTIME (default 20s)
 .PHONY: bench
 bench: ## natsotel benchmarks (natsotel vs bare nats.go), 6 runs for benchstat
 	cd natsotel && $(GO) test -run '^$$' -bench . -benchmem -count 6 ./... | tee ../bench.txt
+
+.PHONY: bench-loadgen
+bench-loadgen: tools build ## loadgen closed loop vs `nats bench service request` on the real services: throughput ratios, interleaved
+	env $(BENCH_ARGS) bash loadgen/bench/vs-nats-bench.sh
