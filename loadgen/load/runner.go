@@ -158,6 +158,10 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	// Requests outlive ctx (so a stop lets them finish) and never have a parent span: the
 	// natsotel CLIENT span of each order is the root of its trace.
 	reqCtx := trace.ContextWithSpanContext(context.WithoutCancel(ctx), trace.SpanContext{})
+	bagCtx := make(map[Scenario]context.Context, len(r.baggage))
+	for s, b := range r.baggage {
+		bagCtx[s] = baggage.ContextWithBaggage(reqCtx, b)
+	}
 
 	what := []any{"mix", r.cfg.Mix.String()}
 	if r.custom != nil {
@@ -176,9 +180,9 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	}
 	stopProgress := r.startProgress(start)
 	if r.cfg.Mode == ModeClosed {
-		r.runClosed(ctx, reqCtx, start)
+		r.runClosed(ctx, bagCtx, start)
 	} else {
-		r.runOpen(ctx, reqCtx, start)
+		r.runOpen(ctx, bagCtx, start)
 	}
 	stopProgress()
 
@@ -216,7 +220,7 @@ func (r *Runner) next() request {
 // (1/rate, at the rate in force) after request i-1, whatever happened to earlier requests.
 // When the scheduler falls behind it sends the overdue requests at once (counted late) and
 // their latency includes the delay.
-func (r *Runner) runOpen(ctx context.Context, reqCtx context.Context, start time.Time) {
+func (r *Runner) runOpen(ctx context.Context, bagCtx map[Scenario]context.Context, start time.Time) {
 	sem := make(chan struct{}, r.cfg.Concurrency)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -271,7 +275,7 @@ func (r *Runner) runOpen(ctx context.Context, reqCtx context.Context, start time
 		r.st.inFlight.Add(1)
 		wg.Go(func() {
 			defer func() { <-sem }()
-			r.do(reqCtx, req, intended)
+			r.do(bagCtx, req, intended)
 		})
 		r.afterSchedule()
 		prev, next = intended, r.advance(ctx, intended)
@@ -332,7 +336,7 @@ func interval(rate float64) time.Duration {
 }
 
 // runClosed runs Workers loops back to back until a limit or ctx ends.
-func (r *Runner) runClosed(ctx context.Context, reqCtx context.Context, start time.Time) {
+func (r *Runner) runClosed(ctx context.Context, bagCtx map[Scenario]context.Context, start time.Time) {
 	var wg sync.WaitGroup
 	for range r.cfg.Workers {
 		wg.Go(func() {
@@ -347,7 +351,7 @@ func (r *Runner) runClosed(ctx context.Context, reqCtx context.Context, start ti
 				req := r.next()
 				r.st.sent.Add(1)
 				r.st.inFlight.Add(1)
-				r.do(reqCtx, req, time.Now())
+				r.do(bagCtx, req, time.Now())
 			}
 		})
 	}
@@ -357,14 +361,18 @@ func (r *Runner) runClosed(ctx context.Context, reqCtx context.Context, start ti
 // maxDetail bounds the error text kept for unexpected samples.
 const maxDetail = 200
 
-// do sends req and records its outcome, with latency measured from intended.
-func (r *Runner) do(base context.Context, req request, intended time.Time) {
+// do sends req and records its outcome, with latency measured from intended. bagCtx holds
+// base with each scenario's baggage, made once per run.
+func (r *Runner) do(bagCtx map[Scenario]context.Context, req request, intended time.Time) {
 	defer r.st.inFlight.Add(-1)
-	bag := r.baggage[req.scenario]
-	if m, ok := r.burstAt(intended); ok {
-		bag, _ = bag.SetMember(m)
+	base := bagCtx[req.scenario]
+	if r.cfg.Mode == ModeOpen {
+		if m, ok := r.burstAt(intended); ok {
+			bag, _ := r.baggage[req.scenario].SetMember(m)
+			base = baggage.ContextWithBaggage(base, bag)
+		}
 	}
-	ctx, cancel := context.WithTimeout(baggage.ContextWithBaggage(base, bag), r.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(base, r.cfg.Timeout)
 	reply, err := r.conn.Request(ctx, req.subject, req.body)
 	latency := time.Since(intended)
 	cancel()
