@@ -140,7 +140,7 @@ func TestRateGauge(t *testing.T) {
 		t.Fatalf("gauge after the run: %+v", g)
 	}
 	// Late and dropped exist from the start for every scenario of the mix, at 0 but for
-	// the one request sent (late if the scheduler ran more than 1 ms behind).
+	// the one request sent (late if the scheduler ran more than DefaultLateThreshold behind).
 	var rm metricdata.ResourceMetrics
 	if err := reader.Collect(t.Context(), &rm); err != nil {
 		t.Fatal(err)

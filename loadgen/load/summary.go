@@ -68,7 +68,7 @@ func (s Summary) String() string {
 	fmt.Fprintf(&b, "\n  scheduled %d, completed %d, late %d, dropped %d, unexpected %d\n",
 		s.Scheduled, s.Completed, s.Late, s.Dropped, s.Unexpected)
 	fmt.Fprintf(&b, "  outcomes: %s\n", formatCounts(s.Outcomes))
-	for _, sc := range Scenarios {
+	for _, sc := range append(slices.Clone(Scenarios), ScenarioCustom) {
 		if m := s.Scenarios[sc]; len(m) > 0 {
 			fmt.Fprintf(&b, "    %-14s %s\n", sc, formatCounts(m))
 		}
