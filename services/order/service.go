@@ -91,7 +91,8 @@ type Service struct {
 	stopErr       error
 }
 
-// Start creates the orders bucket and the order events stream if missing and registers
+// Start binds to the orders bucket and the order events stream (created by the
+// provisioning step, services/provision; or here when missing and allowed) and registers
 // the micro service.
 func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Config) (*Service, error) {
 	cfg.defaults()
@@ -102,7 +103,7 @@ func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Confi
 	if err != nil {
 		return nil, fmt.Errorf("order: %w", err)
 	}
-	orders, err := jsutil.Bucket(ctx, js, contracts.BucketOrders, "order: orders by id", 5)
+	orders, err := jsutil.Bucket(ctx, js, contracts.BucketOrders)
 	if err != nil {
 		return nil, fmt.Errorf("order: %w", err)
 	}
