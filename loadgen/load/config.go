@@ -4,7 +4,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"math"
 	"strconv"
 	"time"
 
@@ -30,7 +29,8 @@ type Config struct {
 	// Rate is the open-loop target in requests per second; 0 means the default, 20. It can
 	// be changed while running (Runner.SetRate, the control endpoint), where 0 pauses.
 	Rate float64
-	// Duration stops scheduling new requests after this long; 0 means no limit.
+	// Duration stops scheduling new requests this long after the start, by the clock
+	// (whatever the rate did meanwhile); 0 means no limit.
 	Duration time.Duration
 	// Count stops after this many requests were scheduled (sent or dropped); 0 means no
 	// limit. With neither Duration nor Count the run lasts until its context is canceled.
@@ -96,8 +96,8 @@ func (c Config) Validate() error {
 	if c.Mode != "" && c.Mode != ModeOpen && c.Mode != ModeClosed {
 		errs = append(errs, fmt.Errorf("mode %q: want open or closed", c.Mode))
 	}
-	if c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) {
-		errs = append(errs, fmt.Errorf("rate %v: want a finite number >= 0", c.Rate))
+	if err := checkRate(c.Rate); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Duration < 0 {
 		errs = append(errs, fmt.Errorf("duration %v: want >= 0", c.Duration))

@@ -195,7 +195,13 @@ func (r *Runner) runOpen(ctx context.Context, reqCtx context.Context, start time
 	defer timer.Stop()
 	var end time.Time
 	if r.cfg.Duration > 0 {
+		// The run ends on the clock: a deadline on the scheduling context, so that no
+		// wait (a paused rate, a schedule that fell behind at a high rate) outlives it.
+		// Comparing only intended times let a paused 90 s run go on for 11 minutes.
 		end = start.Add(r.cfg.Duration)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, end)
+		defer cancel()
 	}
 	next, prev := start, start
 	for {
@@ -415,8 +421,8 @@ func (r *Runner) SetRate(rate float64) error {
 	if r.cfg.Mode != ModeOpen {
 		return errors.New("load: the rate applies to open-loop mode only")
 	}
-	if rate < 0 || math.IsNaN(rate) || math.IsInf(rate, 0) {
-		return fmt.Errorf("load: rate %v: want a finite number >= 0", rate)
+	if err := checkRate(rate); err != nil {
+		return fmt.Errorf("load: %w", err)
 	}
 	r.mu.Lock()
 	old := r.rate
@@ -433,8 +439,8 @@ func (r *Runner) Burst(multiplier float64, d time.Duration) error {
 	if r.cfg.Mode != ModeOpen {
 		return errors.New("load: bursts apply to open-loop mode only")
 	}
-	if d > 0 && (multiplier <= 0 || math.IsNaN(multiplier) || math.IsInf(multiplier, 0)) {
-		return fmt.Errorf("load: burst multiplier %v: want a finite number > 0", multiplier)
+	if d > 0 && !(multiplier > 0 && multiplier <= MaxBurstMultiplier) {
+		return fmt.Errorf("load: burst multiplier %v: want a number above 0 and at most %v", multiplier, MaxBurstMultiplier)
 	}
 	var bag baggage.Member
 	if d > 0 {
