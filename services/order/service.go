@@ -151,7 +151,7 @@ func (s *Service) endpoints() []rpc.Endpoint {
 		{Name: "create", Handler: rpc.Typed(s.srv, s.create),
 			Description: "Create an order: reserve, charge, confirm; compensate and fail otherwise. Error replies carry the order as body",
 			Request:     "contracts.CreateOrderRequest", Response: "contracts.Order",
-			Errors: "400 invalid request, 402 payment declined, 409 out of stock, 413 too large, 503 a dependency did not answer"},
+			Errors: "400 invalid request, 402 payment declined, 409 out of stock or idempotency key reused for another order, 413 too large, 503 a dependency did not answer or the order is still pending"},
 		{Name: "get", Handler: rpc.Typed(s.srv, s.get),
 			Description: "An order by id",
 			Request:     "contracts.GetOrderRequest", Response: "contracts.Order",
