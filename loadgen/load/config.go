@@ -42,8 +42,12 @@ type Config struct {
 	Workers int
 	// Mix weights the scenarios. Default DefaultMix().
 	Mix Mix
-	// Timeout bounds every request. Default 5s.
+	// Timeout bounds every request attempt. Default 5s.
 	Timeout time.Duration
+	// CreateRetries is how many times an order.create that timed out, or was answered
+	// 503 with its order still pending, is sent again with the same idempotency key (so
+	// it is the same order, charged at most once). Default 2; negative: no retries.
+	CreateRetries int
 	// LateThreshold: an open-loop request sent more than this after its intended time
 	// counts as late. Default 1ms (Go timers on an idle Linux host wake within ~0.1 ms).
 	LateThreshold time.Duration
@@ -77,6 +81,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Timeout <= 0 {
 		c.Timeout = 5 * time.Second
+	}
+	if c.CreateRetries == 0 {
+		c.CreateRetries = 2
 	}
 	if c.LateThreshold <= 0 {
 		c.LateThreshold = time.Millisecond

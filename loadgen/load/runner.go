@@ -341,10 +341,19 @@ func (r *Runner) do(base context.Context, req request, intended time.Time) {
 	if m, ok := r.burstAt(intended); ok {
 		bag, _ = bag.SetMember(m)
 	}
-	ctx, cancel := context.WithTimeout(baggage.ContextWithBaggage(base, bag), r.cfg.Timeout)
-	reply, err := r.conn.Request(ctx, req.subject, req.body)
+	base = baggage.ContextWithBaggage(base, bag)
+	var reply *nats.Msg
+	var err error
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := context.WithTimeout(base, r.cfg.Timeout)
+		reply, err = r.conn.Request(ctx, req.subject, req.body)
+		cancel()
+		if !req.retry || attempt >= r.cfg.CreateRetries || !outcomeUnknown(err) {
+			break
+		}
+		r.st.retried.Add(1)
+	}
 	latency := time.Since(intended)
-	cancel()
 
 	res := result{req: req, outcome: Outcome(err), latency: latency}
 	if err != nil {
@@ -367,6 +376,21 @@ func (r *Runner) do(base context.Context, req request, intended time.Time) {
 	}
 	r.st.record(res)
 	r.ins.recordDuration(context.Background(), req.scenario, res.outcome, latency)
+}
+
+// outcomeUnknown reports whether a create's error leaves its order's outcome unknown: a
+// timeout, or a 503 whose body is the order still pending. Sending the create again with
+// the same idempotency key then answers with that order.
+func outcomeUnknown(err error) bool {
+	if Outcome(err) == OutcomeTimeout {
+		return true
+	}
+	var se *natsotel.ServiceError
+	if !errors.As(err, &se) || se.CodeText != contracts.CodeUnavailable {
+		return false
+	}
+	var o contracts.Order
+	return json.Unmarshal(se.Data, &o) == nil && o.Status == contracts.OrderPending
 }
 
 // orderOf reads the order a create reply (or error reply body) describes. Failed orders

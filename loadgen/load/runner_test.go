@@ -2,13 +2,16 @@ package load
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/micro"
 	"go.opentelemetry.io/otel/baggage"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -536,5 +539,55 @@ func TestOpenLoopStopsOnTheClock(t *testing.T) {
 		}
 	case <-time.After(d + 5*time.Second):
 		t.Fatalf("a %v run still running after %v", d, d+5*time.Second)
+	}
+}
+
+// Every order.create carries an idempotency key; a create that timed out is sent again
+// with the same body, key included, so the shop answers with the same order.
+func TestCreateRetriesWithTheSameKey(t *testing.T) {
+	nc := connect(t, startServer(t))
+	var mu sync.Mutex
+	bodies := map[string][]string{} // key -> bodies received
+	svc, err := micro.AddService(nc, micro.Config{Name: "order", Version: "0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Stop() })
+	err = svc.AddEndpoint("create", micro.HandlerFunc(func(req micro.Request) {
+		var in contracts.CreateOrderRequest
+		if err := json.Unmarshal(req.Data(), &in); err != nil || in.IdempotencyKey == "" {
+			_ = req.Error(contracts.CodeBadRequest, "want an idempotency key", nil)
+			return
+		}
+		mu.Lock()
+		bodies[in.IdempotencyKey] = append(bodies[in.IdempotencyKey], string(req.Data()))
+		first := len(bodies[in.IdempotencyKey]) == 1
+		mu.Unlock()
+		if first {
+			return // the reply is lost: the loadgen times out
+		}
+		_ = req.RespondJSON(contracts.Order{ID: "ord-" + in.IdempotencyKey, Status: contracts.OrderConfirmed})
+	}), micro.WithEndpointSubject(contracts.SubjectOrderCreate))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, _ := tracedConn(t, nc)
+	sum, err := Run(t.Context(), conn, nil, Config{Mode: ModeClosed, Workers: 2, Count: 4, Timeout: 100 * time.Millisecond,
+		Mix: Mix{ScenarioValidOrder: 1}, Progress: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Completed != 4 || sum.Outcomes[OutcomeOK] != 4 || sum.Retried != 4 || len(sum.Confirmed) != 4 {
+		t.Fatalf("summary: completed %d, outcomes %v, retried %d, confirmed %v", sum.Completed, sum.Outcomes, sum.Retried, sum.Confirmed)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(bodies) != 4 {
+		t.Fatalf("%d keys, want one per order: %v", len(bodies), bodies)
+	}
+	for key, bs := range bodies {
+		if len(bs) != 2 || bs[0] != bs[1] {
+			t.Errorf("key %s: bodies %q, want the same body twice", key, bs)
+		}
 	}
 }
