@@ -4,7 +4,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -42,7 +41,8 @@ type Config struct {
 	// Rate is the open-loop target in requests per second; 0 means the default, 20. It can
 	// be changed while running (Runner.SetRate, the control endpoint), where 0 pauses.
 	Rate float64
-	// Duration stops scheduling new requests after this long; 0 means no limit.
+	// Duration stops scheduling new requests this long after the start, by the clock
+	// (whatever the rate did meanwhile); 0 means no limit.
 	Duration time.Duration
 	// Count stops after this many requests were scheduled (sent or dropped); 0 means no
 	// limit. With neither Duration nor Count the run lasts until its context is canceled.
@@ -59,8 +59,12 @@ type Config struct {
 	// a reply without a micro error is an expected outcome.
 	Subject string
 	Payload []byte
-	// Timeout bounds every request. Default 5s.
+	// Timeout bounds every request attempt. Default 5s.
 	Timeout time.Duration
+	// CreateRetries is how many times an order.create that timed out, or was answered
+	// 503 with its order still pending, is sent again with the same idempotency key (so
+	// it is the same order, charged at most once). Default 2; negative: no retries.
+	CreateRetries int
 	// LateThreshold: an open-loop request sent more than this after its intended time
 	// counts as late. Default DefaultLateThreshold.
 	LateThreshold time.Duration
@@ -95,6 +99,9 @@ func (c Config) withDefaults() Config {
 	if c.Timeout <= 0 {
 		c.Timeout = 5 * time.Second
 	}
+	if c.CreateRetries == 0 {
+		c.CreateRetries = 2
+	}
 	if c.LateThreshold <= 0 {
 		c.LateThreshold = DefaultLateThreshold
 	}
@@ -113,8 +120,8 @@ func (c Config) Validate() error {
 	if c.Mode != "" && c.Mode != ModeOpen && c.Mode != ModeClosed {
 		errs = append(errs, fmt.Errorf("mode %q: want open or closed", c.Mode))
 	}
-	if c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) {
-		errs = append(errs, fmt.Errorf("rate %v: want a finite number >= 0", c.Rate))
+	if err := checkRate(c.Rate); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Duration < 0 {
 		errs = append(errs, fmt.Errorf("duration %v: want >= 0", c.Duration))

@@ -228,7 +228,13 @@ func (r *Runner) runOpen(ctx context.Context, bagCtx map[Scenario]context.Contex
 	defer timer.Stop()
 	var end time.Time
 	if r.cfg.Duration > 0 {
+		// The run ends on the clock: a deadline on the scheduling context, so that no
+		// wait (a paused rate, a schedule that fell behind at a high rate) outlives it.
+		// Comparing only intended times let a paused 90 s run go on for 11 minutes.
 		end = start.Add(r.cfg.Duration)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, end)
+		defer cancel()
 	}
 	next, prev := start, start
 	for {
@@ -372,10 +378,18 @@ func (r *Runner) do(bagCtx map[Scenario]context.Context, req request, intended t
 			base = baggage.ContextWithBaggage(base, bag)
 		}
 	}
-	ctx, cancel := context.WithTimeout(base, r.cfg.Timeout)
-	reply, err := r.conn.Request(ctx, req.subject, req.body)
+	var reply *nats.Msg
+	var err error
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := context.WithTimeout(base, r.cfg.Timeout)
+		reply, err = r.conn.Request(ctx, req.subject, req.body)
+		cancel()
+		if !req.retry || attempt >= r.cfg.CreateRetries || !outcomeUnknown(err) {
+			break
+		}
+		r.st.retried.Add(1)
+	}
 	latency := time.Since(intended)
-	cancel()
 
 	res := result{req: req, outcome: Outcome(err), latency: latency}
 	if err != nil {
@@ -398,6 +412,21 @@ func (r *Runner) do(bagCtx map[Scenario]context.Context, req request, intended t
 	}
 	r.st.record(res)
 	r.ins.recordDuration(context.Background(), req.scenario, res.outcome, latency)
+}
+
+// outcomeUnknown reports whether a create's error leaves its order's outcome unknown: a
+// timeout, or a 503 whose body is the order still pending. Sending the create again with
+// the same idempotency key then answers with that order.
+func outcomeUnknown(err error) bool {
+	if Outcome(err) == OutcomeTimeout {
+		return true
+	}
+	var se *natsotel.ServiceError
+	if !errors.As(err, &se) || se.CodeText != contracts.CodeUnavailable {
+		return false
+	}
+	var o contracts.Order
+	return json.Unmarshal(se.Data, &o) == nil && o.Status == contracts.OrderPending
 }
 
 // orderOf reads the order a create reply (or error reply body) describes. Failed orders
@@ -452,8 +481,8 @@ func (r *Runner) SetRate(rate float64) error {
 	if r.cfg.Mode != ModeOpen {
 		return errors.New("load: the rate applies to open-loop mode only")
 	}
-	if rate < 0 || math.IsNaN(rate) || math.IsInf(rate, 0) {
-		return fmt.Errorf("load: rate %v: want a finite number >= 0", rate)
+	if err := checkRate(rate); err != nil {
+		return fmt.Errorf("load: %w", err)
 	}
 	r.mu.Lock()
 	old := r.rate
@@ -470,8 +499,8 @@ func (r *Runner) Burst(multiplier float64, d time.Duration) error {
 	if r.cfg.Mode != ModeOpen {
 		return errors.New("load: bursts apply to open-loop mode only")
 	}
-	if d > 0 && (multiplier <= 0 || math.IsNaN(multiplier) || math.IsInf(multiplier, 0)) {
-		return fmt.Errorf("load: burst multiplier %v: want a finite number > 0", multiplier)
+	if d > 0 && !(multiplier > 0 && multiplier <= MaxBurstMultiplier) {
+		return fmt.Errorf("load: burst multiplier %v: want a number above 0 and at most %v", multiplier, MaxBurstMultiplier)
 	}
 	var bag baggage.Member
 	if d > 0 {

@@ -40,6 +40,10 @@ type Summary struct {
 	// Dropped counts open-loop requests not sent because Config.Concurrency requests were
 	// already in flight.
 	Dropped int64
+	// Retried counts order.create attempts sent again, with the same idempotency key,
+	// after a timeout or a "pending" 503 (see Config.CreateRetries). A request counts
+	// once in Sent and Completed however many attempts it took.
+	Retried int64
 	// AchievedRate is Completed / Elapsed, in requests per second.
 	AchievedRate float64
 	// Outcomes counts completed requests by outcome ("ok", "400", "402", "409", "timeout",
