@@ -140,7 +140,7 @@ func TestControlRejectsAbsurdValues(t *testing.T) {
 	} {
 		reply, err := conn.Request(t.Context(), ControlSubject, []byte(c.body))
 		var se *natsotel.ServiceError
-		if !errors.As(err, &se) || se.CodeText != contracts.CodeBadRequest {
+		if !errors.As(err, &se) || se.Code != contracts.CodeBadRequest {
 			t.Errorf("%s: want a 400 micro error, got %v (reply %q)", c.body, err, replyData(reply))
 			continue
 		}

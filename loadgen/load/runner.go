@@ -422,7 +422,7 @@ func outcomeUnknown(err error) bool {
 		return true
 	}
 	var se *natsotel.ServiceError
-	if !errors.As(err, &se) || se.CodeText != contracts.CodeUnavailable {
+	if !errors.As(err, &se) || se.Code != contracts.CodeUnavailable {
 		return false
 	}
 	var o contracts.Order

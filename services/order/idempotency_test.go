@@ -29,7 +29,7 @@ func createUntilFinal(ctx context.Context, client *testenv.Node, req contracts.C
 				return o, attempt, jerr
 			}
 			return o, attempt, nil
-		case errors.As(err, &se) && se.CodeText != contracts.CodeUnavailable:
+		case errors.As(err, &se) && se.Code != contracts.CodeUnavailable:
 			_ = json.Unmarshal(se.Data, &o)
 			return o, attempt, err
 		case ctx.Err() != nil:
