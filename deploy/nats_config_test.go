@@ -100,7 +100,7 @@ func TestNATSConfigRunsTheShop(t *testing.T) {
 				Stderr:      buf,
 				StopTimeout: 10 * time.Second,
 				Ready: func(conn *natsotel.Conn, _ app.Stopper) {
-					watch(name, conn.NATS())
+					watch(name, conn.Raw())
 					ready <- name
 				},
 			}, start)

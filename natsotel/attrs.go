@@ -5,45 +5,45 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 )
 
-// SystemNATS is messaging.system=nats. "nats" is the value the OpenTelemetry Java agent and
+// systemNATS is messaging.system=nats. "nats" is the value the OpenTelemetry Java agent and
 // nats.net use, but it is not (yet) a registered value of messaging.system in the semantic
 // conventions, so there is no semconv constant for it.
-var SystemNATS = semconv.MessagingSystemKey.String("nats")
+var systemNATS = semconv.MessagingSystemKey.String("nats")
 
-// DBSystemNATS is db.system.name=nats on KeyValue spans (not a registered value either).
-var DBSystemNATS = semconv.DBSystemNameKey.String("nats")
+// dbSystemNATS is db.system.name=nats on KeyValue spans (not a registered value either).
+var dbSystemNATS = semconv.DBSystemNameKey.String("nats")
 
 // NATS-specific attribute keys, used only where the semantic conventions have none.
 const (
-	// StreamKey is the JetStream stream that stored a published message (PubAck); on the
+	// streamKey is the JetStream stream that stored a published message (PubAck); on the
 	// consumer's process span the stream is messaging.destination.template.
-	StreamKey = attribute.Key("messaging.nats.stream")
-	// SequenceKey is the stream sequence of a message (PubAck or delivery metadata).
-	SequenceKey = attribute.Key("messaging.nats.sequence")
-	// DuplicateKey is true when JetStream reported a publish as a duplicate (Nats-Msg-Id).
-	DuplicateKey = attribute.Key("messaging.nats.duplicate")
+	streamKey = attribute.Key("messaging.nats.stream")
+	// sequenceKey is the stream sequence of a message (PubAck or delivery metadata).
+	sequenceKey = attribute.Key("messaging.nats.sequence")
+	// duplicateKey is true when JetStream reported a publish as a duplicate (Nats-Msg-Id).
+	duplicateKey = attribute.Key("messaging.nats.duplicate")
 	// DeliveredKey is the JetStream delivery count of a consumed message (1 = first delivery).
 	DeliveredKey = attribute.Key("messaging.nats.delivered")
 	// RedeliveredKey is true when a consumed message was delivered more than once.
 	RedeliveredKey = attribute.Key("messaging.nats.redelivered")
-	// KVRevisionKey is the revision a KeyValue call read or wrote.
-	KVRevisionKey = attribute.Key("nats.kv.revision")
-	// KVFoundKey is false when a KeyValue Get found no value (not an error).
-	KVFoundKey = attribute.Key("nats.kv.found")
+	// kvRevisionKey is the revision a KeyValue call read or wrote.
+	kvRevisionKey = attribute.Key("nats.kv.revision")
+	// kvFoundKey is false when a KeyValue Get found no value (not an error).
+	kvFoundKey = attribute.Key("nats.kv.found")
 )
 
 // Operation names (messaging.operation.name / db.operation.name) natsotel uses.
 const (
-	OpRequest = "request" // Conn.Request: CLIENT, type send
-	OpSend    = "send"    // Publish: PRODUCER, type send
-	OpProcess = "process" // handlers: SERVER (micro) or CONSUMER, type process
-	OpReceive = "receive" // JetStream Fetch: CLIENT, type receive
-	OpGet     = "get"     // KeyValue
-	OpPut     = "put"
-	OpCreate  = "create"
-	OpUpdate  = "update"
-	OpDelete  = "delete"
-	OpPurge   = "purge"
+	opRequest = "request" // Conn.Request: CLIENT, type send
+	opSend    = "send"    // Publish: PRODUCER, type send
+	opProcess = "process" // handlers: SERVER (micro) or CONSUMER, type process
+	opReceive = "receive" // JetStream Fetch: CLIENT, type receive
+	opGet     = "get"     // KeyValue
+	opPut     = "put"
+	opCreate  = "create"
+	opUpdate  = "update"
+	opDelete  = "delete"
+	opPurge   = "purge"
 )
 
 // Low-cardinality error.type values natsotel sets itself (micro codes such as "409" are
@@ -52,12 +52,12 @@ const (
 	ErrTypeNoResponders     = "no_responders"
 	ErrTypeTimeout          = "timeout"
 	ErrTypeCanceled         = "canceled"
-	ErrTypeMaxPayload       = "max_payload"
-	ErrTypeRevisionMismatch = "revision_mismatch"
-	ErrTypeKeyExists        = "key_exists"
-	ErrTypePanic            = "panic"
-	ErrTypeNoReply          = "no_reply"      // a micro handler returned without answering
-	ErrTypeReplyRefused     = "reply_refused" // a request whose reply subject is not an inbox
+	errTypeMaxPayload       = "max_payload"
+	errTypeRevisionMismatch = "revision_mismatch"
+	errTypeKeyExists        = "key_exists"
+	errTypePanic            = "panic"
+	errTypeNoReply          = "no_reply"      // a micro handler returned without answering
+	errTypeReplyRefused     = "reply_refused" // a request whose reply subject is not an inbox
 	ErrTypeOther            = "_OTHER"
 )
 

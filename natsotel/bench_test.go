@@ -118,7 +118,7 @@ func BenchmarkRequest(b *testing.B) {
 			if err := svc.AddEndpoint(subject, func(ctx context.Context, r micro.Request) { _ = r.Respond(payload) }); err != nil {
 				b.Fatal(err)
 			}
-			flush(b, srv.NATS())
+			flush(b, srv.Raw())
 			ctx := benchCtx(b)
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -165,7 +165,7 @@ func BenchmarkPublish(b *testing.B) {
 				}
 			}
 			b.StopTimer()
-			flush(b, c.NATS())
+			flush(b, c.Raw())
 		})
 	}
 }
@@ -221,7 +221,7 @@ func BenchmarkPublishSubscribe(b *testing.B) {
 			if _, err := sub.Subscribe("bench.ps", func(context.Context, *nats.Msg) { got <- struct{}{} }); err != nil {
 				b.Fatal(err)
 			}
-			flush(b, sub.NATS())
+			flush(b, sub.Raw())
 			ctx := benchCtx(b)
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -229,7 +229,7 @@ func BenchmarkPublishSubscribe(b *testing.B) {
 				if err := pub.Publish(ctx, "bench.ps", payload); err != nil {
 					b.Fatal(err)
 				}
-				if err := pub.NATS().Flush(); err != nil {
+				if err := pub.Raw().Flush(); err != nil {
 					b.Fatal(err)
 				}
 				<-got

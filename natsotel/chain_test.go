@@ -30,7 +30,11 @@ func TestChainAcrossEveryHop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := stock.Raw().Put(ctx, "sku-1", []byte("5")); err != nil {
+	rawStock, err := ijs.Raw().KeyValue(ctx, "stock") // untraced: the test's own setup
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rawStock.Put(ctx, "sku-1", []byte("5")); err != nil {
 		t.Fatal(err)
 	}
 	isvc, err := inventory.AddService(micro.Config{Name: "inventory", Version: "1.0.0"})
@@ -46,7 +50,7 @@ func TestChainAcrossEveryHop(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	flush(t, inventory.NATS())
+	flush(t, inventory.Raw())
 
 	// billing: JetStream consumer; audit: plain subscriber (on billing's connection).
 	bjs, _ := billing.JetStream()
@@ -67,7 +71,7 @@ func TestChainAcrossEveryHop(t *testing.T) {
 	if _, err := billing.Subscribe("audit.order", func(ctx context.Context, m *nats.Msg) { close(audited) }); err != nil {
 		t.Fatal(err)
 	}
-	flush(t, billing.NATS())
+	flush(t, billing.Raw())
 
 	// order: micro endpoint calling inventory, then publishing.
 	ojs, _ := order.JetStream()
@@ -89,7 +93,7 @@ func TestChainAcrossEveryHop(t *testing.T) {
 	}, micro.WithEndpointSubject("order.create")); err != nil {
 		t.Fatal(err)
 	}
-	flush(t, order.NATS())
+	flush(t, order.Raw())
 
 	ctx, root := telL.tp.Tracer("loadgen").Start(ctx, "scenario")
 	reply, err := loadgen.Request(ctx, "order.create", []byte(`{"sku":"sku-1"}`))

@@ -1,6 +1,7 @@
 package natsotel
 
 import (
+	"context"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -10,10 +11,10 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// DefaultRequestTimeout bounds Conn.Request and Conn.RequestMsg when the caller's context has
+// defaultRequestTimeout bounds Conn.Request and Conn.RequestMsg when the caller's context has
 // no deadline (nats.go would otherwise wait forever for a reply). Change it per Conn with
 // WithDefaultRequestTimeout.
-const DefaultRequestTimeout = 10 * time.Second
+const defaultRequestTimeout = 10 * time.Second
 
 // Option configures a Conn. Options are applied in order by Wrap.
 type Option interface{ apply(*config) }
@@ -22,13 +23,13 @@ type config struct {
 	tp             trace.TracerProvider
 	mp             metric.MeterProvider
 	prop           propagation.TextMapPropagator
-	nameFmt        SpanNameFormatter
-	filter         Filter
+	nameFmt        func(operation, destination string) string
+	filter         func(subject string) bool
 	linkOnly       bool
 	attributes     []attribute.KeyValue
 	requestTimeout time.Duration
 	destTemplate   func(subject string) string
-	onPanic        PanicHandler
+	onPanic        func(ctx context.Context, err *PanicError)
 	concurrency    int
 	replyPrefixes  []string
 }
@@ -36,22 +37,6 @@ type config struct {
 type optionFunc func(*config)
 
 func (f optionFunc) apply(c *config) { f(c) }
-
-// SpanNameFormatter names a span from the operation ("send", "process", "receive", "request",
-// "get", "put", ...) and the low-cardinality destination (subject template, stream or bucket).
-// The result is cached per (operation, destination), so the formatter must be deterministic.
-type SpanNameFormatter func(operation, destination string) string
-
-// Filter decides whether a message on subject is traced. Returning false skips span creation
-// and metrics for that message; trace context is still propagated through unchanged (injected
-// into outgoing headers, extracted into the handler's context), and a handler panic is still
-// recovered (and passed to the WithPanicHandler function).
-//
-// The subject passed is the concrete NATS subject of the message: the request or publish
-// subject, the subject a subscriber or endpoint received the message on, the JetStream
-// message subject, or "$KV.<bucket>.<key>" for KeyValue calls. JetStream Fetch spans (one
-// per batch, several subjects) are not filtered; the Process spans of its messages are.
-type Filter func(subject string) bool
 
 // WithTracerProvider sets the TracerProvider. Default: otel.GetTracerProvider() at Wrap time.
 func WithTracerProvider(tp trace.TracerProvider) Option {
@@ -81,8 +66,11 @@ func WithPropagators(p propagation.TextMapPropagator) Option {
 	})
 }
 
-// WithSpanNameFormatter replaces the default "{operation} {destination}" span names.
-func WithSpanNameFormatter(f SpanNameFormatter) Option {
+// WithSpanNameFormatter replaces the default "{operation} {destination}" span names. f gets
+// the operation ("send", "process", "receive", "request", "ack", "get", "put", ...) and the
+// low-cardinality destination (subject template, stream or bucket). Its result is cached
+// per (operation, destination), so f must be deterministic.
+func WithSpanNameFormatter(f func(operation, destination string) string) Option {
 	return optionFunc(func(c *config) {
 		if f != nil {
 			c.nameFmt = f
@@ -90,8 +78,18 @@ func WithSpanNameFormatter(f SpanNameFormatter) Option {
 	})
 }
 
-// WithFilter installs a Filter. See Filter for what it receives.
-func WithFilter(f Filter) Option { return optionFunc(func(c *config) { c.filter = f }) }
+// WithFilter decides per message whether it is traced: f returning false skips span
+// creation and metrics for that message; trace context is still propagated through unchanged
+// (injected into outgoing headers, extracted into the handler's context), and a handler
+// panic is still recovered (and passed to the WithPanicHandler function).
+//
+// f gets the concrete NATS subject of the message: the request or publish subject, the
+// subject a subscriber or endpoint received the message on, the JetStream message subject,
+// or "$KV.<bucket>.<key>" for KeyValue calls. JetStream Fetch spans (one per batch, several
+// subjects) are not filtered; the Process spans of its messages are.
+func WithFilter(f func(subject string) bool) Option {
+	return optionFunc(func(c *config) { c.filter = f })
+}
 
 // WithDestinationTemplate maps the concrete subject of a request or publish (Conn.Request,
 // RequestMsg, Publish, PublishMsg, JetStream.Publish, PublishMsg) to its low-cardinality
@@ -109,7 +107,7 @@ func WithDestinationTemplate(f func(subject string) string) Option {
 // recovers (micro endpoints, subscriptions, JetStream Consume/Process), traced or filtered
 // out by WithFilter, after the panic was recorded on the span. ctx is the handler's
 // context. natsotel logs nothing itself: use f to log or count panics. f must not panic.
-func WithPanicHandler(f PanicHandler) Option {
+func WithPanicHandler(f func(ctx context.Context, err *PanicError)) Option {
 	return optionFunc(func(c *config) { c.onPanic = f })
 }
 
@@ -124,7 +122,8 @@ func WithAttributes(kv ...attribute.KeyValue) Option {
 func WithConsumerLinks() Option { return optionFunc(func(c *config) { c.linkOnly = true }) }
 
 // WithDefaultRequestTimeout sets the timeout applied to requests whose context has no
-// deadline. d <= 0 disables it (such requests then wait until ctx is canceled).
+// deadline (default 10 s). d <= 0 disables it (such requests then wait until ctx is
+// canceled).
 func WithDefaultRequestTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.requestTimeout = d })
 }
@@ -146,7 +145,7 @@ func WithReplyPrefixes(prefixes ...string) Option {
 }
 
 func newConfig(opts []Option) config {
-	c := config{requestTimeout: DefaultRequestTimeout, concurrency: DefaultConcurrency}
+	c := config{requestTimeout: defaultRequestTimeout, concurrency: DefaultConcurrency}
 	for _, o := range opts {
 		if o != nil {
 			o.apply(&c)

@@ -11,8 +11,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -43,15 +41,15 @@ type serverInfo struct {
 // the connection's lock); after a reconnect, server.* can be stale for at most this long.
 const serverRecheck = int64(time.Second)
 
-// ErrNilConn is returned by Wrap for a nil *nats.Conn.
-var ErrNilConn = errors.New("natsotel: nil *nats.Conn")
+// errNilConn is returned by Wrap for a nil *nats.Conn.
+var errNilConn = errors.New("natsotel: nil *nats.Conn")
 
 // Wrap instruments nc. Defaults come from the global providers and propagator as they are
 // when Wrap is called, and so does OTEL_SEMCONV_STABILITY_OPT_IN (see the package
 // documentation, "Semantic conventions"). nc stays usable directly (untraced) and is not closed by natsotel.
 func Wrap(nc *nats.Conn, opts ...Option) (*Conn, error) {
 	if nc == nil {
-		return nil, ErrNilConn
+		return nil, errNilConn
 	}
 	cfg := newConfig(opts)
 	inst, err := newInstruments(cfg.mp)
@@ -61,7 +59,7 @@ func Wrap(nc *nats.Conn, opts ...Option) (*Conn, error) {
 	c := &Conn{
 		nc:     nc,
 		cfg:    cfg,
-		tracer: cfg.tp.Tracer(ScopeName, trace.WithInstrumentationVersion(Version), trace.WithSchemaURL(schemaURL)),
+		tracer: cfg.tp.Tracer(ScopeName, trace.WithInstrumentationVersion(version), trace.WithSchemaURL(schemaURL)),
 		inst:   inst,
 		inbox:  nats.InboxPrefix,
 		ops:    opCache{m: make(map[opKey]*opInfo)},
@@ -79,20 +77,8 @@ func Wrap(nc *nats.Conn, opts ...Option) (*Conn, error) {
 	return c, nil
 }
 
-// NATS returns the underlying connection.
-func (c *Conn) NATS() *nats.Conn { return c.nc }
-
-// Propagator returns the configured propagator.
-func (c *Conn) Propagator() propagation.TextMapPropagator { return c.cfg.prop }
-
-// Tracer returns the tracer natsotel uses (scope name = ScopeName).
-func (c *Conn) Tracer() trace.Tracer { return c.tracer }
-
-// TracerProvider returns the configured TracerProvider.
-func (c *Conn) TracerProvider() trace.TracerProvider { return c.cfg.tp }
-
-// MeterProvider returns the configured MeterProvider.
-func (c *Conn) MeterProvider() metric.MeterProvider { return c.cfg.mp }
+// Raw returns the underlying connection (untraced).
+func (c *Conn) Raw() *nats.Conn { return c.nc }
 
 // server returns the current server's address attributes, recomputed after a reconnect to
 // another server.

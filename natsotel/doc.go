@@ -73,9 +73,9 @@
 //
 // "nats" is what the OpenTelemetry Java agent, nats.net and eBPF instrumentation use for
 // messaging.system, but it is not yet a registered value (semantic-conventions issues #2266
-// and #2297); SystemNATS defines it. messaging.system is planned to become
-// messaging.system.name (semantic-conventions#1892); when a release renames it, natsotel
-// will switch and emit both names under OTEL_SEMCONV_STABILITY_OPT_IN=messaging/dup.
+// and #2297). messaging.system is planned to become messaging.system.name
+// (semantic-conventions#1892); when a release renames it, natsotel will switch and emit
+// both names under OTEL_SEMCONV_STABILITY_OPT_IN=messaging/dup.
 //
 // OTEL_SEMCONV_STABILITY_OPT_IN (a comma-separated list, read once by Wrap) with
 // database/dup adds the attributes of the older database conventions to KeyValue spans:
@@ -184,11 +184,11 @@
 // used by "nats micro ls/info/stats") is answered by micro itself and stays untraced.
 // A micro.Config.Endpoint is registered as a traced endpoint named "default". Like micro,
 // AddEndpoint does not wait for the server to register the subscription: call
-// conn.NATS().Flush() before announcing readiness if requests may arrive from other
+// conn.Raw().Flush() before announcing readiness if requests may arrive from other
 // connections right away (otherwise they can fail with no responders).
 //
 // Request and RequestMsg honour ctx's deadline and cancellation; when ctx has no deadline the
-// Conn's default request timeout applies (DefaultRequestTimeout, WithDefaultRequestTimeout),
+// Conn's default request timeout applies (10 s unless changed with WithDefaultRequestTimeout),
 // because nats.go would otherwise wait forever for a reply that never comes.
 //
 // # Metrics

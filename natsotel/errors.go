@@ -75,13 +75,13 @@ func ErrorType(err error) string {
 	case errors.Is(err, context.Canceled):
 		return ErrTypeCanceled
 	case errors.Is(err, nats.ErrMaxPayload):
-		return ErrTypeMaxPayload
+		return errTypeMaxPayload
 	case errors.Is(err, jetstream.ErrKeyRevisionMismatch):
-		return ErrTypeRevisionMismatch
+		return errTypeRevisionMismatch
 	case errors.Is(err, jetstream.ErrKeyExists):
-		return ErrTypeKeyExists
+		return errTypeKeyExists
 	case errors.As(err, &pe):
-		return ErrTypePanic
+		return errTypePanic
 	default:
 		return ErrTypeOther
 	}

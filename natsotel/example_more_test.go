@@ -68,7 +68,7 @@ func ExampleConn_Subscribe() {
 	env := newExampleEnv()
 	defer env.close()
 	conn := env.connect("audit")
-	defer conn.NATS().Close()
+	defer conn.Raw().Close()
 
 	done := make(chan struct{})
 	sub, err := conn.Subscribe("orders.*", func(ctx context.Context, msg *nats.Msg) {
@@ -103,7 +103,7 @@ func ExampleConn_QueueSubscribe() {
 	env := newExampleEnv()
 	defer env.close()
 	conn := env.connect("worker")
-	defer conn.NATS().Close()
+	defer conn.Raw().Close()
 
 	done := make(chan struct{})
 	sub, err := conn.QueueSubscribe("jobs", "workers", func(ctx context.Context, msg *nats.Msg) { close(done) })
@@ -135,7 +135,7 @@ func ExampleWithFilter() {
 	conn := env.connect("inventory", natsotel.WithFilter(func(subject string) bool {
 		return !strings.HasPrefix(subject, "health.")
 	}))
-	defer conn.NATS().Close()
+	defer conn.Raw().Close()
 
 	svc, err := conn.AddService(micro.Config{Name: "inventory", Version: "1.0.0"})
 	if err != nil {
@@ -171,7 +171,7 @@ func ExampleWithDestinationTemplate() {
 		}
 		return "" // use the subject
 	}))
-	defer conn.NATS().Close()
+	defer conn.Raw().Close()
 
 	if err := conn.Publish(context.Background(), "order.get.4711", nil); err != nil {
 		panic(err)
@@ -190,7 +190,7 @@ func ExampleJetStream_Fetch() {
 	env := newExampleEnv()
 	defer env.close()
 	conn := env.connect("billing")
-	defer conn.NATS().Close()
+	defer conn.Raw().Close()
 	ctx := context.Background()
 
 	js, err := conn.JetStream()
@@ -243,7 +243,7 @@ func ExampleJetStream_Messages() {
 	env := newExampleEnv()
 	defer env.close()
 	conn := env.connect("billing")
-	defer conn.NATS().Close()
+	defer conn.Raw().Close()
 	ctx := context.Background()
 
 	js, err := conn.JetStream()
@@ -322,7 +322,7 @@ func ExampleWithPanicHandler() {
 	conn := env.connect("audit", natsotel.WithPanicHandler(func(ctx context.Context, pe *natsotel.PanicError) {
 		reported <- pe // a service would log pe (and pe.Stack) with ctx's trace id
 	}))
-	defer conn.NATS().Close()
+	defer conn.Raw().Close()
 
 	sub, err := conn.Subscribe("audit.order", func(ctx context.Context, msg *nats.Msg) { panic("nil order") })
 	if err != nil {

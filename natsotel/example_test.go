@@ -89,7 +89,7 @@ func ExampleConn_AddService() {
 	env := newExampleEnv()
 	defer env.close()
 	conn := env.connect("inventory")
-	defer conn.NATS().Close()
+	defer conn.Raw().Close()
 
 	svc, err := conn.AddService(micro.Config{Name: "inventory", Version: "1.0.0"})
 	if err != nil {
@@ -130,7 +130,7 @@ func ExampleConn_Request() {
 	env := newExampleEnv()
 	defer env.close()
 	conn := env.connect("loadgen")
-	defer conn.NATS().Close()
+	defer conn.Raw().Close()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -152,7 +152,7 @@ func ExampleConn_Publish() {
 	env := newExampleEnv()
 	defer env.close()
 	conn := env.connect("order")
-	defer conn.NATS().Close()
+	defer conn.Raw().Close()
 
 	done := make(chan struct{})
 	sub, err := conn.QueueSubscribe("orders.*", "audit", func(ctx context.Context, msg *nats.Msg) {
@@ -180,7 +180,7 @@ func ExampleJetStream_Consume() {
 	env := newExampleEnv()
 	defer env.close()
 	conn := env.connect("billing")
-	defer conn.NATS().Close()
+	defer conn.Raw().Close()
 	ctx := context.Background()
 
 	js, err := conn.JetStream()
@@ -224,7 +224,7 @@ func ExampleKeyValue() {
 	env := newExampleEnv()
 	defer env.close()
 	conn := env.connect("inventory")
-	defer conn.NATS().Close()
+	defer conn.Raw().Close()
 	ctx := context.Background()
 
 	js, err := conn.JetStream()

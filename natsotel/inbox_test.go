@@ -75,7 +75,7 @@ func TestReplyToPerUserInbox(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	flush(t, responder.NATS())
+	flush(t, responder.Raw())
 
 	requester, err := nats.Connect(s.ClientURL(), nats.Name("requester"), nats.CustomInboxPrefix("_INBOX_loadgen"))
 	if err != nil {

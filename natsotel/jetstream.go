@@ -35,9 +35,6 @@ func (c *Conn) JetStream(opts ...jetstream.JetStreamOpt) (*JetStream, error) {
 	return &JetStream{js: js, conn: c}, nil
 }
 
-// WrapJetStream instruments an existing jetstream.JetStream (created on c's connection).
-func (c *Conn) WrapJetStream(js jetstream.JetStream) *JetStream { return &JetStream{js: js, conn: c} }
-
 // Raw returns the underlying jetstream.JetStream (for stream/consumer management).
 func (j *JetStream) Raw() jetstream.JetStream { return j.js }
 
@@ -56,7 +53,7 @@ func (j *JetStream) Publish(ctx context.Context, subject string, data []byte, op
 // header becomes messaging.message.id.
 func (j *JetStream) PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
 	if msg == nil {
-		return nil, &OpError{Op: OpSend, Err: nats.ErrInvalidMsg}
+		return nil, &OpError{Op: opSend, Err: nats.ErrInvalidMsg}
 	}
 	m := &nats.Msg{Subject: msg.Subject, Reply: msg.Reply, Data: msg.Data, Header: make(nats.Header, len(msg.Header)+2)}
 	maps.Copy(m.Header, msg.Header)
@@ -91,9 +88,9 @@ func (j *JetStream) publish(ctx context.Context, m *nats.Msg, opts []jetstream.P
 		return ack, err
 	}
 	if b != nil && ack != nil {
-		b.kvs = append(b.kvs, StreamKey.String(ack.Stream), SequenceKey.Int64(int64(ack.Sequence)))
+		b.kvs = append(b.kvs, streamKey.String(ack.Stream), sequenceKey.Int64(int64(ack.Sequence)))
 		if ack.Duplicate {
-			b.kvs = append(b.kvs, DuplicateKey.Bool(true))
+			b.kvs = append(b.kvs, duplicateKey.Bool(true))
 		}
 	}
 	cl.endWith(ctx, b, "", "", 1)
@@ -180,7 +177,7 @@ func (j *JetStream) process(ctx context.Context, msg jetstream.Msg, h JSHandler,
 		if meta != nil {
 			// The stream is messaging.destination.template already: no messaging.nats.stream.
 			b.kvs = append(b.kvs,
-				SequenceKey.Int64(int64(meta.Sequence.Stream)),
+				sequenceKey.Int64(int64(meta.Sequence.Stream)),
 				DeliveredKey.Int64(int64(meta.NumDelivered)),
 				semconv.MessagingDestinationSubscriptionName(meta.Consumer),
 			)
@@ -267,7 +264,7 @@ func (j *JetStream) Fetch(ctx context.Context, cons jetstream.Consumer, batch in
 		}
 	}
 	if err != nil {
-		err = &OpError{Op: OpReceive, Subject: stream + "/" + consumer, Err: err}
+		err = &OpError{Op: opReceive, Subject: stream + "/" + consumer, Err: err}
 		cl.end(ctx, ErrorType(err), err.Error(), int64(len(msgs)))
 		return msgs, err
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
@@ -61,11 +62,11 @@ func TestJetStreamPublishConsume(t *testing.T) {
 	producer := find(t, spans, "send events.order.created", trace.SpanKindProducer)
 	consumer := find(t, spans, "process ORDER_EVENTS", trace.SpanKindConsumer)
 	wantChild(t, producer, consumer)
-	wantAttr(t, producer, natsotel.StreamKey, "ORDER_EVENTS")
-	wantAttr(t, producer, natsotel.SequenceKey, int64(1))
+	wantAttr(t, producer, attribute.Key("messaging.nats.stream"), "ORDER_EVENTS")
+	wantAttr(t, producer, attribute.Key("messaging.nats.sequence"), int64(1))
 	wantAttr(t, producer, semconv.MessagingMessageIDKey, "order-1")
 	wantAttr(t, consumer, semconv.MessagingDestinationTemplateKey, "ORDER_EVENTS")
-	noAttr(t, consumer, natsotel.StreamKey) // the template says it
+	noAttr(t, consumer, attribute.Key("messaging.nats.stream")) // the template says it
 	wantAttr(t, consumer, natsotel.DeliveredKey, int64(1))
 	wantAttr(t, consumer, semconv.MessagingConsumerGroupNameKey, "billing")
 	wantAttr(t, consumer, semconv.MessagingMessageIDKey, "order-1")

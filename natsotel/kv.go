@@ -29,7 +29,7 @@ func (j *JetStream) KeyValue(ctx context.Context, bucket string) (*KeyValue, err
 	if err != nil {
 		return nil, err
 	}
-	return j.WrapKeyValue(kv), nil
+	return j.wrapKeyValue(kv), nil
 }
 
 // CreateOrUpdateKeyValue creates the bucket or updates its configuration.
@@ -38,19 +38,13 @@ func (j *JetStream) CreateOrUpdateKeyValue(ctx context.Context, cfg jetstream.Ke
 	if err != nil {
 		return nil, err
 	}
-	return j.WrapKeyValue(kv), nil
+	return j.wrapKeyValue(kv), nil
 }
 
-// WrapKeyValue instruments an existing bucket handle.
-func (j *JetStream) WrapKeyValue(kv jetstream.KeyValue) *KeyValue {
+// wrapKeyValue instruments an existing bucket handle.
+func (j *JetStream) wrapKeyValue(kv jetstream.KeyValue) *KeyValue {
 	return &KeyValue{kv: kv, conn: j.conn}
 }
-
-// Raw returns the underlying jetstream.KeyValue (watchers, history, keys: untraced).
-func (k *KeyValue) Raw() jetstream.KeyValue { return k.kv }
-
-// Bucket returns the bucket name.
-func (k *KeyValue) Bucket() string { return k.kv.Bucket() }
 
 // Get returns the latest value of key. A missing or deleted key is an expected outcome, not a
 // span error: the span gets nats.kv.found=false and db.response.returned_rows=0, status Unset.
@@ -121,11 +115,11 @@ func (k *KeyValue) do(ctx context.Context, spec *opSpec, key string, fn func(con
 	if cl.span.IsRecording() {
 		switch {
 		case err == nil && spec == specKVGet:
-			cl.span.SetAttributes(KVFoundKey.Bool(true), semconv.DBResponseReturnedRows(1), KVRevisionKey.Int64(int64(rev)))
+			cl.span.SetAttributes(kvFoundKey.Bool(true), semconv.DBResponseReturnedRows(1), kvRevisionKey.Int64(int64(rev)))
 		case err == nil && rev != 0:
-			cl.span.SetAttributes(KVRevisionKey.Int64(int64(rev)))
+			cl.span.SetAttributes(kvRevisionKey.Int64(int64(rev)))
 		case spec == specKVGet && isNotFound(err):
-			cl.span.SetAttributes(KVFoundKey.Bool(false), semconv.DBResponseReturnedRows(0))
+			cl.span.SetAttributes(kvFoundKey.Bool(false), semconv.DBResponseReturnedRows(0))
 		}
 	}
 	desc := ""
@@ -148,12 +142,12 @@ func kvErrorType(spec *opSpec, err error) string {
 	case spec == specKVGet && isNotFound(err):
 		return ""
 	case errors.Is(err, jetstream.ErrKeyRevisionMismatch):
-		return ErrTypeRevisionMismatch
+		return errTypeRevisionMismatch
 	case errors.Is(err, jetstream.ErrKeyExists):
 		if spec == specKVUpdate {
-			return ErrTypeRevisionMismatch
+			return errTypeRevisionMismatch
 		}
-		return ErrTypeKeyExists
+		return errTypeKeyExists
 	default:
 		return ErrorType(err)
 	}

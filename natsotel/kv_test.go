@@ -7,11 +7,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
-
-	"github.com/natsotel/reference/natsotel"
 )
 
 func TestKeyValueSpans(t *testing.T) {
@@ -87,7 +86,7 @@ func TestKeyValueSpans(t *testing.T) {
 			if sp.Status().Code != codes.Unset {
 				t.Errorf("get status %v", sp.Status())
 			}
-			if v, _ := attr(sp, natsotel.KVFoundKey); !v.AsBool() {
+			if v, _ := attr(sp, attribute.Key("nats.kv.found")); !v.AsBool() {
 				wantAttr(t, sp, semconv.DBResponseReturnedRowsKey, int64(0))
 				noAttr(t, sp, semconv.ErrorTypeKey)
 			}

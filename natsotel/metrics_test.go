@@ -97,7 +97,7 @@ func TestMetrics(t *testing.T) {
 	if _, err := c.QueueSubscribe("events.>", "workers", func(ctx context.Context, m *nats.Msg) { got <- struct{}{} }); err != nil {
 		t.Fatal(err)
 	}
-	_ = c.NATS().Flush()
+	_ = c.Raw().Flush()
 	for i := 0; i < 3; i++ {
 		if err := c.Publish(ctxTimeout(t), "events.x", nil); err != nil {
 			t.Fatal(err)

@@ -32,8 +32,8 @@ const (
 	panicDescription = "internal error"
 )
 
-// ErrNilHandler is returned when an endpoint is added without a handler.
-var ErrNilHandler = errors.New("natsotel: nil handler")
+// errNilHandler is returned when an endpoint is added without a handler.
+var errNilHandler = errors.New("natsotel: nil handler")
 
 // Service is a micro.Service whose endpoints are traced and serve up to WithConcurrency
 // requests at once each. Discovery ($SRV.PING, INFO, STATS) is answered by micro itself and
@@ -56,7 +56,7 @@ func (c *Conn) AddService(cfg micro.Config) (*Service, error) {
 	ep := cfg.Endpoint
 	cfg.Endpoint = nil
 	if ep != nil && ep.Handler == nil {
-		return nil, ErrNilHandler
+		return nil, errNilHandler
 	}
 	s := &Service{conn: c}
 	if cfg.StatsHandler == nil {
@@ -122,9 +122,6 @@ func (g *Group) AddEndpoint(name string, h Handler, opts ...micro.EndpointOpt) e
 	return g.svc.addEndpoint(g.g.AddEndpoint, g.prefix, name, h, opts)
 }
 
-// Raw returns the underlying micro.Group.
-func (g *Group) Raw() micro.Group { return g.g }
-
 // endpoint is the traced handler of one micro endpoint.
 type endpoint struct {
 	c     *Conn
@@ -143,7 +140,7 @@ type endpoint struct {
 // one appended to Info().Endpoints.
 func (s *Service) addEndpoint(add func(string, micro.Handler, ...micro.EndpointOpt) error, prefix, name string, h Handler, opts []micro.EndpointOpt) error {
 	if h == nil {
-		return ErrNilHandler
+		return errNilHandler
 	}
 	ep := &endpoint{c: s.conn, svc: s, h: h, ready: make(chan struct{})}
 	if n := s.conn.cfg.concurrency; n > 1 {
@@ -181,7 +178,7 @@ func (s *Service) addEndpoint(add func(string, micro.Handler, ...micro.EndpointO
 	return err
 }
 
-// serve runs the handler for one request, traced unless the Filter says otherwise, and
+// serve runs the handler for one request, traced unless the WithFilter function says otherwise, and
 // records its outcome in the endpoint's stats. A request whose reply subject is not an inbox
 // is refused without running the handler (see replyAllowed).
 func (ep *endpoint) serve(req micro.Request) {
@@ -279,7 +276,7 @@ func answerErrorType(err error) string {
 		return t
 	}
 	if strings.Contains(err.Error(), nats.ErrMaxPayload.Error()) {
-		return ErrTypeMaxPayload
+		return errTypeMaxPayload
 	}
 	return ErrTypeOther
 }
@@ -301,7 +298,7 @@ func truncate(s string, n int) string {
 func (r *tracedRequest) refuse(reply string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.refused, r.errType = true, ErrTypeReplyRefused
+	r.refused, r.errType = true, errTypeReplyRefused
 	r.errDesc = "reply subject is not an inbox: " + truncate(reply, maxRefusedReply)
 }
 
@@ -337,6 +334,6 @@ func (r *tracedRequest) outcome() (string, string) {
 		// The handler tried to answer and could not: say why (max_payload, ...).
 		return r.errType, "no answer sent: " + r.errDesc
 	default:
-		return ErrTypeNoReply, "handler returned without answering"
+		return errTypeNoReply, "handler returned without answering"
 	}
 }

@@ -207,7 +207,7 @@ func TestMicroInboundTraceparentCase(t *testing.T) {
 			if err := svc.AddEndpoint("x", func(ctx context.Context, req micro.Request) { _ = req.Respond(nil) }); err != nil {
 				t.Fatal(err)
 			}
-			flush(t, c.NATS())
+			flush(t, c.Raw())
 			plain := connect(t, s, "plain")
 			const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 			msg := &nats.Msg{Subject: "x", Header: nats.Header{key: []string{tp}}}
@@ -236,7 +236,7 @@ func TestMicroMalformedTraceparentNewRoot(t *testing.T) {
 	if err := svc.AddEndpoint("x", func(ctx context.Context, req micro.Request) { _ = req.Respond([]byte("ok")) }); err != nil {
 		t.Fatal(err)
 	}
-	flush(t, c.NATS())
+	flush(t, c.Raw())
 	plain := connect(t, s, "plain")
 	bad := []string{"garbage", "00-zz-yy-01", "00-00000000000000000000000000000000-0000000000000000-01", strings.Repeat("f", 5000), ""}
 	for _, v := range bad {

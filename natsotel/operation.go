@@ -31,17 +31,17 @@ type opSpec struct {
 }
 
 var (
-	specRequest   = &opSpec{op: OpRequest, kind: trace.SpanKindClient, opType: semconv.MessagingOperationTypeSend}
-	specSend      = &opSpec{op: OpSend, kind: trace.SpanKindProducer, opType: semconv.MessagingOperationTypeSend}
-	specServe     = &opSpec{op: OpProcess, kind: trace.SpanKindServer, opType: semconv.MessagingOperationTypeProcess, process: true, consuming: true}
-	specConsume   = &opSpec{op: OpProcess, kind: trace.SpanKindConsumer, opType: semconv.MessagingOperationTypeProcess, process: true, consuming: true}
-	specReceive   = &opSpec{op: OpReceive, kind: trace.SpanKindClient, opType: semconv.MessagingOperationTypeReceive, consuming: true}
-	specKVGet     = &opSpec{op: OpGet, kind: trace.SpanKindClient, db: true}
-	specKVPut     = &opSpec{op: OpPut, kind: trace.SpanKindClient, db: true}
-	specKVCreate  = &opSpec{op: OpCreate, kind: trace.SpanKindClient, db: true}
-	specKVUpdate  = &opSpec{op: OpUpdate, kind: trace.SpanKindClient, db: true}
-	specKVDelete  = &opSpec{op: OpDelete, kind: trace.SpanKindClient, db: true}
-	specKVPurge   = &opSpec{op: OpPurge, kind: trace.SpanKindClient, db: true}
+	specRequest   = &opSpec{op: opRequest, kind: trace.SpanKindClient, opType: semconv.MessagingOperationTypeSend}
+	specSend      = &opSpec{op: opSend, kind: trace.SpanKindProducer, opType: semconv.MessagingOperationTypeSend}
+	specServe     = &opSpec{op: opProcess, kind: trace.SpanKindServer, opType: semconv.MessagingOperationTypeProcess, process: true, consuming: true}
+	specConsume   = &opSpec{op: opProcess, kind: trace.SpanKindConsumer, opType: semconv.MessagingOperationTypeProcess, process: true, consuming: true}
+	specReceive   = &opSpec{op: opReceive, kind: trace.SpanKindClient, opType: semconv.MessagingOperationTypeReceive, consuming: true}
+	specKVGet     = &opSpec{op: opGet, kind: trace.SpanKindClient, db: true}
+	specKVPut     = &opSpec{op: opPut, kind: trace.SpanKindClient, db: true}
+	specKVCreate  = &opSpec{op: opCreate, kind: trace.SpanKindClient, db: true}
+	specKVUpdate  = &opSpec{op: opUpdate, kind: trace.SpanKindClient, db: true}
+	specKVDelete  = &opSpec{op: opDelete, kind: trace.SpanKindClient, db: true}
+	specKVPurge   = &opSpec{op: opPurge, kind: trace.SpanKindClient, db: true}
 	startOptsKind = map[trace.SpanKind][]trace.SpanStartOption{
 		trace.SpanKindClient:   {trace.WithSpanKind(trace.SpanKindClient)},
 		trace.SpanKindServer:   {trace.WithSpanKind(trace.SpanKindServer)},
@@ -118,14 +118,14 @@ func (c *Conn) newOpInfo(k opKey) *opInfo {
 	info := &opInfo{key: k, name: c.cfg.nameFmt(s.op, k.dest), startOpts: startOptsKind[s.kind], metrics: map[metricVariant]*metricOpts{}}
 	if s.db {
 		info.mattrs = []attribute.KeyValue{
-			DBSystemNATS,
+			dbSystemNATS,
 			semconv.DBOperationName(s.op),
 			semconv.DBNamespace(k.dest),
 			semconv.DBCollectionName(k.dest),
 		}
 	} else {
 		info.mattrs = []attribute.KeyValue{
-			SystemNATS,
+			systemNATS,
 			semconv.MessagingOperationName(s.op),
 			s.opType,
 			semconv.MessagingDestinationName(k.dest),
@@ -373,7 +373,7 @@ func (cl *call) record(ctx context.Context, elapsed float64, errType string, n i
 	}
 }
 
-// traced applies the Filter.
+// traced applies the WithFilter function.
 func (c *Conn) traced(subject string) bool {
 	return c.cfg.filter == nil || c.cfg.filter(subject)
 }

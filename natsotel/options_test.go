@@ -40,10 +40,10 @@ func TestDestinationTemplate(t *testing.T) {
 		}
 		return orderTemplate(subject)
 	}))
-	if _, err := c.NATS().Subscribe("order.get.*", func(m *nats.Msg) { _ = m.Respond([]byte("ok")) }); err != nil {
+	if _, err := c.Raw().Subscribe("order.get.*", func(m *nats.Msg) { _ = m.Respond([]byte("ok")) }); err != nil {
 		t.Fatal(err)
 	}
-	flush(t, c.NATS())
+	flush(t, c.Raw())
 	for _, id := range []string{"1", "2"} {
 		if _, err := c.Request(ctxTimeout(t), "order.get."+id, nil); err != nil {
 			t.Fatal(err)
@@ -55,7 +55,7 @@ func TestDestinationTemplate(t *testing.T) {
 	if err := c.Publish(ctxTimeout(t), "audit", nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Publish(ctxTimeout(t), c.NATS().NewInbox(), nil); err != nil {
+	if err := c.Publish(ctxTimeout(t), c.Raw().NewInbox(), nil); err != nil {
 		t.Fatal(err)
 	}
 	js, err := c.JetStream()
@@ -66,7 +66,7 @@ func TestDestinationTemplate(t *testing.T) {
 	if _, err := js.Publish(ctxTimeout(t), "events.order.created", nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := js.Publish(ctxTimeout(t), c.NATS().NewInbox(), nil); err == nil {
+	if _, err := js.Publish(ctxTimeout(t), c.Raw().NewInbox(), nil); err == nil {
 		t.Fatal("JetStream publish to an inbox succeeded")
 	}
 	close(asked)
@@ -99,7 +99,7 @@ func TestDestinationTemplate(t *testing.T) {
 	jsSend := find(t, spans, "send events.order.{event}", trace.SpanKindProducer)
 	wantAttr(t, jsSend, semconv.MessagingDestinationNameKey, "events.order.created")
 	wantAttr(t, jsSend, semconv.MessagingDestinationTemplateKey, "events.order.{event}")
-	wantAttr(t, jsSend, natsotel.StreamKey, "ORDER_EVENTS")
+	wantAttr(t, jsSend, attribute.Key("messaging.nats.stream"), "ORDER_EVENTS")
 	for _, sp := range spans {
 		if sp.Name() != "send (temporary)" {
 			continue
@@ -170,7 +170,7 @@ func TestPanicHandler(t *testing.T) {
 		t.Fatal(err)
 	}
 	cons := setupStream(t, js, 30*time.Second)
-	flush(t, c.NATS())
+	flush(t, c.Raw())
 
 	for _, subj := range []string{"loud.sub", "quiet.sub"} {
 		if err := c.Publish(ctxTimeout(t), subj, nil); err != nil {

@@ -10,7 +10,7 @@ import (
 )
 
 // PanicError is a handler panic natsotel recovered. It is recorded as the span's "exception"
-// event and passed to the PanicHandler set with WithPanicHandler.
+// event and passed to the function set with WithPanicHandler.
 type PanicError struct {
 	Value   any    // what the handler panicked with
 	Stack   []byte // stack of the panicking goroutine
@@ -25,11 +25,8 @@ func (e *PanicError) Unwrap() error {
 	return err
 }
 
-// PanicHandler is told about a recovered handler panic; see WithPanicHandler.
-type PanicHandler func(ctx context.Context, err *PanicError)
-
 // recovered reports a recovered panic r: an "exception" event (type, message, stack trace) on
-// span when it records, and the PanicHandler if one is set. span may be nil (untraced).
+// span when it records, and the WithPanicHandler function if one is set. span may be nil (untraced).
 func (c *Conn) recovered(ctx context.Context, span trace.Span, subject string, r any) {
 	recording := span != nil && span.IsRecording()
 	if !recording && c.cfg.onPanic == nil {

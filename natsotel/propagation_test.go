@@ -47,7 +47,7 @@ func TestInboundTraceparentCaseSubscribeAndJetStream(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer func() { _ = sub.Unsubscribe() }()
-			flush(t, c.NATS())
+			flush(t, c.Raw())
 			hdr := nats.Header{"Traceparent": []string{tp}}
 			if err := plain.PublishMsg(&nats.Msg{Subject: "orders.created", Header: hdr}); err != nil {
 				t.Fatal(err)

@@ -26,7 +26,7 @@ func (c *Conn) Publish(ctx context.Context, subject string, data []byte) error {
 // any trace context (traceparent, tracestate, baggage, in any case) msg.Header carried.
 func (c *Conn) PublishMsg(ctx context.Context, msg *nats.Msg) error {
 	if msg == nil {
-		return &OpError{Op: OpSend, Err: nats.ErrInvalidMsg}
+		return &OpError{Op: opSend, Err: nats.ErrInvalidMsg}
 	}
 	m := &nats.Msg{Subject: msg.Subject, Reply: msg.Reply, Data: msg.Data, Header: make(nats.Header, len(msg.Header)+2)}
 	maps.Copy(m.Header, msg.Header)
@@ -53,7 +53,7 @@ func (c *Conn) publish(ctx context.Context, m *nats.Msg) error {
 }
 
 func (c *Conn) publishErr(m *nats.Msg, err error) error {
-	return wrapOpError(c.nc, OpSend, m, err)
+	return wrapOpError(c.nc, opSend, m, err)
 }
 
 // Subscribe subscribes to subject; h runs for every message in a CONSUMER span named
@@ -71,13 +71,6 @@ func (c *Conn) Subscribe(subject string, h MsgHandler) (*nats.Subscription, erro
 // messaging.consumer.group.name.
 func (c *Conn) QueueSubscribe(subject, queue string, h MsgHandler) (*nats.Subscription, error) {
 	return c.nc.QueueSubscribe(subject, queue, c.msgHandler(subject, queue, h))
-}
-
-// MsgHandler returns a nats.MsgHandler that runs h like Subscribe does, for use with
-// nats.go subscription functions natsotel does not wrap (ChanSubscribe excluded). subject and
-// queue must be those of the subscription.
-func (c *Conn) MsgHandler(subject, queue string, h MsgHandler) nats.MsgHandler {
-	return c.msgHandler(subject, queue, h)
 }
 
 func (c *Conn) msgHandler(subject, queue string, h MsgHandler) nats.MsgHandler {
@@ -115,7 +108,7 @@ func (c *Conn) consumerStart(ctx context.Context) []trace.SpanStartOption {
 }
 
 // runHandler runs fn and ends cl however fn ends: normally; by a panic, which is recovered,
-// recorded as an exception event with error.type=panic and passed to the PanicHandler; or by
+// recorded as an exception event with error.type=panic and passed to the WithPanicHandler function; or by
 // runtime.Goexit (t.FailNow in a test handler), which ends the span with error.type=_OTHER
 // and lets the goroutine exit.
 //
@@ -128,7 +121,7 @@ func (c *Conn) runHandler(ctx context.Context, cl *call, b *attrBuf, subject str
 		}
 		if r := recover(); r != nil {
 			c.recovered(ctx, cl.span, subject, r)
-			cl.endWith(ctx, b, ErrTypePanic, "panic in handler", 1)
+			cl.endWith(ctx, b, errTypePanic, "panic in handler", 1)
 			return
 		}
 		cl.endWith(ctx, b, ErrTypeOther, "handler called runtime.Goexit", 1)
@@ -139,7 +132,7 @@ func (c *Conn) runHandler(ctx context.Context, cl *call, b *attrBuf, subject str
 }
 
 // runUntraced runs fn for a message WithFilter excludes: no span, no metrics, but a panic is
-// recovered (and passed to the PanicHandler) as for traced messages.
+// recovered (and passed to the WithPanicHandler function) as for traced messages.
 func (c *Conn) runUntraced(ctx context.Context, subject string, fn func()) {
 	defer func() {
 		if r := recover(); r != nil {

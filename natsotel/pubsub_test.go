@@ -30,7 +30,7 @@ func TestPublishSubscribeParentChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sub.NATS().Flush(); err != nil {
+	if err := sub.Raw().Flush(); err != nil {
 		t.Fatal(err)
 	}
 	defer sb.Unsubscribe()
@@ -76,7 +76,7 @@ func TestQueueGroupOfTwo(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		if err := c.NATS().Flush(); err != nil {
+		if err := c.Raw().Flush(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -127,7 +127,7 @@ func TestConsumerLinksMode(t *testing.T) {
 	if _, err := sub.Subscribe("events", func(ctx context.Context, msg *nats.Msg) { close(done) }); err != nil {
 		t.Fatal(err)
 	}
-	_ = sub.NATS().Flush()
+	_ = sub.Raw().Flush()
 	if err := pub.Publish(ctxTimeout(t), "events", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestPublishToInboxIsTemporary(t *testing.T) {
 	s := startServer(t)
 	tel := newTelemetry(t)
 	c := tel.wrap(t, connect(t, s, "c"))
-	inbox := c.NATS().NewInbox()
+	inbox := c.Raw().NewInbox()
 	if err := c.Publish(ctxTimeout(t), inbox, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -199,10 +199,10 @@ func TestPublishMsgDoesNotMutateCaller(t *testing.T) {
 	hdr := nats.Header{"X-Id": []string{"1"}}
 	msg := &nats.Msg{Subject: "s", Header: hdr}
 	got := make(chan *nats.Msg, 1)
-	if _, err := c.NATS().Subscribe("s", func(m *nats.Msg) { got <- m }); err != nil {
+	if _, err := c.Raw().Subscribe("s", func(m *nats.Msg) { got <- m }); err != nil {
 		t.Fatal(err)
 	}
-	_ = c.NATS().Flush()
+	_ = c.Raw().Flush()
 	if err := c.PublishMsg(ctxTimeout(t), msg); err != nil {
 		t.Fatal(err)
 	}

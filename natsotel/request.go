@@ -17,7 +17,7 @@ import (
 // failures return a *OpError that wraps the nats.go or context error: errors.Is works with
 // nats.ErrNoResponders, nats.ErrMaxPayload, context.Canceled, and a timeout matches both
 // context.DeadlineExceeded and nats.ErrTimeout. Without a deadline on ctx the Conn's default
-// request timeout (DefaultRequestTimeout unless changed with WithDefaultRequestTimeout) applies.
+// request timeout (10 s unless changed with WithDefaultRequestTimeout) applies.
 //
 // Trace context found on the reply is ignored: a reply never becomes the parent of anything.
 func (c *Conn) Request(ctx context.Context, subject string, data []byte) (*nats.Msg, error) {
@@ -31,7 +31,7 @@ func (c *Conn) Request(ctx context.Context, subject string, data []byte) (*nats.
 // as in nats.go.
 func (c *Conn) RequestMsg(ctx context.Context, msg *nats.Msg) (*nats.Msg, error) {
 	if msg == nil {
-		return nil, &OpError{Op: OpRequest, Err: nats.ErrInvalidMsg}
+		return nil, &OpError{Op: opRequest, Err: nats.ErrInvalidMsg}
 	}
 	m := &nats.Msg{Subject: msg.Subject, Data: msg.Data}
 	if len(msg.Header) > 0 {
@@ -77,7 +77,7 @@ func (c *Conn) request(ctx context.Context, m *nats.Msg) (*nats.Msg, error) {
 // finishReply turns a micro error reply into *ServiceError and wraps transport errors.
 func (c *Conn) finishReply(m *nats.Msg, reply *nats.Msg, err error) (*nats.Msg, error) {
 	if err != nil {
-		return nil, wrapOpError(c.nc, OpRequest, m, err)
+		return nil, wrapOpError(c.nc, opRequest, m, err)
 	}
 	if se := serviceErrorFrom(m.Subject, reply); se != nil {
 		return reply, se

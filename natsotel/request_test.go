@@ -34,7 +34,7 @@ func TestRequestToMicroEndpointParentChild(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	flush(t, srvConn.NATS())
+	flush(t, srvConn.Raw())
 
 	ctx, root := tel.tp.Tracer("test").Start(ctxTimeout(t), "root")
 	reply, err := cliConn.Request(ctx, "inventory.reserve", []byte("x"))

@@ -34,7 +34,7 @@ func TestStatusRules(t *testing.T) {
 	if err := svc.AddEndpoint("boom", func(context.Context, micro.Request) { panic("boom") }); err != nil {
 		t.Fatal(err)
 	}
-	flush(t, srv.NATS())
+	flush(t, srv.Raw())
 	for _, tc := range []struct {
 		subject, errType string
 		server           codes.Code

@@ -375,8 +375,9 @@ func TestRootSpansAndBaggage(t *testing.T) {
 	shop := startFakeShop(t, nc, &fakeShop{})
 	conn, rec := tracedConn(t, nc)
 
-	parentCtx, parent := conn.Tracer().Start(t.Context(), "caller")
-	defer parent.End()
+	// A caller's span (remote, as if extracted): the requests must not become its children.
+	parentCtx := trace.ContextWithRemoteSpanContext(t.Context(), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1}, SpanID: trace.SpanID{1}, TraceFlags: trace.FlagsSampled}))
 	sum, err := Run(parentCtx, conn, nil, Config{Rate: 1000, Count: 30, Seed: 3, Progress: -1})
 	if err != nil {
 		t.Fatal(err)

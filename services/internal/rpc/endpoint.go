@@ -63,7 +63,7 @@ func Serve(conn *natsotel.Conn, cfg micro.Config, group string, eps ...Endpoint)
 		_ = svc.Stop()
 		return nil, err
 	}
-	if err := conn.NATS().FlushTimeout(10 * time.Second); err != nil {
+	if err := conn.Raw().FlushTimeout(10 * time.Second); err != nil {
 		_ = svc.Stop()
 		return nil, fmt.Errorf("flushing subscriptions: %w", err)
 	}
