@@ -21,24 +21,45 @@
 //
 // # Span model
 //
-//	operation                  kind      name                        parent / links                           key attributes
-//	-------------------------  --------  --------------------------  ---------------------------------------  -------------------------------------------
-//	Conn.Request, RequestMsg   CLIENT    request <subject> (+)       caller's ctx                             messaging.operation.name=request, type=send
-//	micro endpoint handler     SERVER    process <endpoint subject>  child of the requester's CLIENT span     type=process, consumer.group.name=queue group
-//	Conn.Publish, PublishMsg   PRODUCER  send <subject> (+)          caller's ctx                             type=send, message.body.size
-//	Subscribe, QueueSubscribe  CONSUMER  process <subscription>      child of the PRODUCER span (or link *)   type=process, consumer.group.name=queue
-//	JetStream.Publish          PRODUCER  send <subject> (+)          caller's ctx                             messaging.nats.stream/.sequence, message.id
-//	JetStream.Consume/Process  CONSUMER  process <stream>            child of the stored PRODUCER span (*)    subscription.name=consumer (#), .delivered
-//	JetStream.Fetch            CLIENT    receive <stream>            caller's ctx; one link per message       batch.message_count, subscription.name (#)
-//	Ack/Nak/Term/InProgress    CLIENT    <op> <stream>               child of the process span                type=settle, name=ack/nak/term/in_progress
-//	KeyValue Get/Put/...       CLIENT    <op> <bucket>               caller's ctx                             db.system.name=nats, db.namespace=bucket
+//	operation                  kind      span name            parent
+//	-------------------------  --------  -------------------  ----------------------------------
+//	Conn.Request, RequestMsg   CLIENT    request <subject> +  caller's ctx
+//	micro endpoint handler     SERVER    process <endpoint>   the requester's CLIENT span
+//	Conn.Publish, PublishMsg   PRODUCER  send <subject> +     caller's ctx
+//	Subscribe, QueueSubscribe  CONSUMER  process <sub>        the PRODUCER span (or a link *)
+//	JetStream.Publish          PRODUCER  send <subject> +     caller's ctx
+//	JetStream.Consume/Process  CONSUMER  process <stream>     the stored PRODUCER span (*)
+//	JetStream.Fetch            CLIENT    receive <stream>     caller's ctx; links every message
+//	msg.Ack/Nak/Term/...       CLIENT    <op> <stream>        the process span
+//	KeyValue Get/Put/...       CLIENT    <op> <bucket>        caller's ctx
+//
+// The operation type (messaging.operation.type) is send for Request and the publishes,
+// process for handlers, receive for Fetch, settle for Ack (ack), DoubleAck (ack), Nak and
+// NakWithDelay (nak), Term and TermWithReason (term) and InProgress (in_progress), each its
+// messaging.operation.name. Besides the attributes every messaging span has (below):
+//
+//   - micro handler: messaging.consumer.group.name = the endpoint's queue group.
+//   - QueueSubscribe: messaging.consumer.group.name = the queue.
+//   - publishes: messaging.message.body.size; JetStream adds messaging.nats.stream,
+//     messaging.nats.sequence (PubAck), messaging.message.id (Nats-Msg-Id) and
+//     messaging.nats.duplicate.
+//   - JetStream process: messaging.destination.subscription.name = the consumer (#),
+//     messaging.nats.sequence and messaging.nats.delivered (with messaging.nats.redelivered
+//     and a "redelivered" event after the first delivery).
+//   - Fetch: messaging.batch.message_count, the consumer as above (#).
+//   - KeyValue: db.system.name=nats, db.namespace and db.collection.name = the bucket,
+//     db.operation.name; nats.kv.revision, nats.kv.found on Get (see KeyValue).
 //
 // (*) With WithConsumerLinks, subscribe and JetStream process spans are new roots that link to
 // the producer instead.
 //
-// (+) With WithDestinationTemplate: the template its function returns for the subject.
+// + With WithDestinationTemplate: the template its function returns for the subject.
 //
 // (#) The consumer is also messaging.consumer.group.name when it is durable (see below).
+//
+// Settlement spans have no server side and no peer attribute: they make no service-graph
+// edge and no virtual node; they show where a message was acknowledged, refused (nak, with
+// its redelivery as the next process span) or terminated.
 //
 // Every messaging span has messaging.system=nats, messaging.operation.name and .type,
 // messaging.destination.name (the concrete subject; see "Destinations and cardinality"),
@@ -139,26 +160,35 @@
 //
 // # Errors
 //
-//	outcome                                        span status  error.type          Go error
-//	---------------------------------------------  -----------  ------------------  ----------------------------------------------
-//	reply with Nats-Service-Error-Code: 409        Error        409                 *ServiceError{Code: "409", ...} (+ reply)
-//	no responders                                  Error        no_responders       errors.Is(err, nats.ErrNoResponders)
-//	JetStream publish that no stream stores        Error        no_responders       errors.Is(err, jetstream.ErrNoStreamResponse)
-//	deadline / nats timeout                        Error        timeout             errors.Is(err, context.DeadlineExceeded) and nats.ErrTimeout
-//	context canceled                               Error        canceled            errors.Is(err, context.Canceled)
-//	message too big (max_payload)                  Error        max_payload         errors.Is(err, nats.ErrMaxPayload)
-//	anything else                                  Error        _OTHER              *OpError wrapping the nats.go error
-//	micro handler req.Error("409", ...)            Unset        409                 (server side: 4xx is the caller's error)
-//	micro handler req.Error("500", ...)            Error        500                 (server side)
-//	micro handler returns without answering        Error        no_reply            (server side; the caller times out)
-//	  ... a message without a reply subject        Unset        -                   (nobody waits: not answering is right)
-//	  ... an answer that could not be sent         Error        max_payload/_OTHER  (server side; the error of the failed send)
-//	micro handler panic                            Error        500                 answered "500 internal error"; exception event
-//	subscribe / JetStream handler panic            Error        panic               recovered; exception event; JetStream message unacked
-//	subscribe / JetStream handler runtime.Goexit   Error        _OTHER              span ended; the goroutine exits
-//	KV Get of a missing key                        Unset        -                   errors.Is(err, jetstream.ErrKeyNotFound); nats.kv.found=false
-//	KV Create of an existing key                   Error        key_exists          errors.Is(err, jetstream.ErrKeyExists)
-//	KV Update with a stale revision                Error        revision_mismatch   errors.Is(err, jetstream.ErrKeyRevisionMismatch)
+//	outcome                                       status  error.type
+//	--------------------------------------------  ------  -----------------
+//	reply with Nats-Service-Error-Code 409        Error   409
+//	no responders (JetStream: no stream stores)   Error   no_responders
+//	deadline / nats timeout                       Error   timeout
+//	context canceled                              Error   canceled
+//	message too big (max_payload)                 Error   max_payload
+//	anything else                                 Error   _OTHER
+//	handler req.Error("409", ...) (SERVER span)   Unset   409
+//	handler req.Error("500", ...) (SERVER span)   Error   500
+//	handler returns without answering             Error   no_reply
+//	  ... a message without a reply subject       Unset   -
+//	  ... an answer that could not be sent        Error   max_payload/_OTHER
+//	request whose reply subject is no inbox       Error   reply_refused
+//	micro handler panic (answered 500)            Error   500
+//	subscribe / JetStream handler panic           Error   panic
+//	subscribe / JetStream handler Goexit          Error   _OTHER
+//	KV Get of a missing key                       Unset   -
+//	KV Create of an existing key                  Error   key_exists
+//	KV Update with a stale revision               Error   revision_mismatch
+//
+// ErrorType(err) returns the error.type of any error natsotel returns, so callers can use
+// the same vocabulary. The Go errors: a micro error reply is a *ServiceError (with the reply
+// message); other failures are an *OpError wrapping the nats.go or context error, so
+// errors.Is works with nats.ErrNoResponders, jetstream.ErrNoStreamResponse,
+// nats.ErrMaxPayload, context.Canceled, and a timeout matches both context.DeadlineExceeded
+// and nats.ErrTimeout. KeyValue errors are jetstream's own (ErrKeyNotFound, ErrKeyExists,
+// ErrKeyRevisionMismatch); a missing key also sets nats.kv.found=false. A panic is recorded
+// as an exception event; a JetStream message whose handler panicked stays unacknowledged.
 //
 // Status follows otelhttp and otelgrpc: a SERVER span that answers a 4xx micro code (400,
 // 402, 404, 409, ...: the request was wrong) keeps status Unset and its error.type, while
@@ -195,11 +225,14 @@
 //
 // Recorded through the metric API whether or not the span is sampled:
 //
-//	messaging.client.operation.duration  s   Request, Publish, JetStream Publish, Fetch and settlement
-//	messaging.process.duration           s   micro handlers, Subscribe handlers, JetStream Consume/Process
-//	messaging.client.sent.messages       {message}  Request, Publish, JetStream Publish: attempts (failed ones with error.type)
-//	messaging.client.consumed.messages   {message}  handlers and Fetch (operation.name tells which)
-//	db.client.operation.duration         s   KeyValue calls
+//	messaging.client.operation.duration  s          Request, publishes, Fetch, settlement
+//	messaging.process.duration           s          micro, Subscribe and JetStream handlers
+//	messaging.client.sent.messages       {message}  Request and publishes: attempts
+//	messaging.client.consumed.messages   {message}  handlers and Fetch
+//	db.client.operation.duration         s          KeyValue calls
+//
+// Failed attempts count with error.type; messaging.operation.name tells handlers from
+// Fetch.
 //
 // Attributes: messaging.system, messaging.operation.name and .type, messaging.destination.name
 // (the template, see above), messaging.consumer.group.name where there is one (queue group,
@@ -211,8 +244,9 @@
 //
 // # Filter and performance
 //
-// WithFilter(f) skips spans and metrics for subjects where f returns false; the trace context
-// still passes through and handler panics are still recovered. Span names and attribute sets are computed once per operation and
-// destination and cached per Conn; attribute work is skipped for non-recording spans.
-// BENCHMARKS.md has the numbers.
+// WithFilter(f) skips spans and metrics for subjects where f returns false; the trace
+// context still passes through and handler panics are still recovered. Span names and
+// attribute sets are computed once per operation and destination and cached per Conn;
+// attribute work is skipped for non-recording spans, and a span's attributes are set in one
+// call. BENCHMARKS.md has the numbers.
 package natsotel
