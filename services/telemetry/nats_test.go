@@ -47,12 +47,11 @@ func TestRequestsWithDeadBackend(t *testing.T) {
 	}
 	for name, endpoint := range map[string]func(*testing.T) string{"closed port": closed, "hanging server": hanging} {
 		t.Run(name, func(t *testing.T) {
+			t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint(t))
+			t.Setenv("OTEL_METRIC_EXPORT_INTERVAL", "100")
 			rec := tracetest.NewSpanRecorder()
 			tel, err := telemetry.New(context.Background(), telemetry.Config{
-				ServiceName: "echo",
-				Getenv: func(k string) string {
-					return map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint(t), "OTEL_METRIC_EXPORT_INTERVAL": "100"}[k]
-				},
+				ServiceName:    "echo",
 				SpanProcessors: []sdktrace.SpanProcessor{rec},
 				Stderr:         io.Discard,
 			})
