@@ -43,6 +43,22 @@
 // or timeout) are reported through the OpenTelemetry error handler (otel.SetErrorHandler;
 // app.Main sends it to stderr) and replaced by the default.
 //
+// # Profiles linked to spans
+//
+// With Config.Profile set (app.StartTelemetry sets it: one service per process) and
+// PYROSCOPE_SERVER_ADDRESS set, New starts github.com/grafana/pyroscope-go: the process's
+// CPU profile is pushed every 15 s to that Pyroscope as application service.name (its
+// service_name label). The TracerProvider is wrapped with github.com/grafana/otel-profiling-go:
+// while a span runs, its goroutine's CPU samples carry the pprof labels span_id and
+// span_name of the local root span (the span that entered this process, such as
+// "process order.create"), and that span gets the attribute pyroscope.profile.id, which
+// Grafana's traces-to-profiles link uses. PYROSCOPE_BASIC_AUTH_USER,
+// PYROSCOPE_BASIC_AUTH_PASSWORD and PYROSCOPE_TENANT_ID are passed on. The names are
+// those of Pyroscope's own agents (the OpenTelemetry specification has no variables for
+// pushing profiles). Unset, nothing is profiled and spans are not wrapped. Uploads run in
+// the background (at most 20 queued, then dropped, 30 s timeout each), so a Pyroscope
+// that is down or hangs costs no request anything; Shutdown pushes what was sampled last.
+//
 // # A dead backend never blocks a request
 //
 // Spans and log records are queued in memory (bounded) and exported in the background

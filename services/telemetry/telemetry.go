@@ -52,6 +52,10 @@ type Config struct {
 	Stderr io.Writer
 	// LogLevel is the minimum level of Logger (both text and OTLP); default Info.
 	LogLevel slog.Level
+	// Profile pushes the process's CPU profile to Pyroscope, with span ids on the
+	// samples, when PYROSCOPE_SERVER_ADDRESS is set (see the package documentation). The
+	// Go CPU profiler is one per process: set it on one Telemetry per process at most.
+	Profile bool
 }
 
 // Telemetry holds one service's providers. Nothing is installed globally. With
@@ -159,6 +163,13 @@ func New(ctx context.Context, cfg Config) (*Telemetry, error) {
 	t.shutdown = []func(context.Context) error{tp.Shutdown, mp.Shutdown, lp.Shutdown}
 	name, _ := res.Set().Value(semconv.ServiceNameKey)
 	t.Logger = newLogger(cfg.Stderr, cfg.LogLevel, name.AsString(), lp)
+	if profiling(cfg) {
+		var stop func(context.Context) error
+		if t.TracerProvider, stop, err = startProfiling(name.AsString(), tp); err != nil {
+			return nil, errors.Join(err, t.Shutdown(ctx))
+		}
+		t.shutdown = append(t.shutdown, stop)
+	}
 	if err := runtime.Start(runtime.WithMeterProvider(mp)); err != nil {
 		return nil, errors.Join(fmt.Errorf("telemetry: runtime metrics: %w", err), t.Shutdown(ctx))
 	}

@@ -263,7 +263,11 @@ func newRecorded(t *testing.T, cfg Config, env map[string]string) (*Telemetry, *
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = tel.Shutdown(ctx) // again, in most tests: a no-op
+	})
 	return tel, rec
 }
 
