@@ -1,8 +1,9 @@
-package telemetry
+package telemetry_test
 
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,8 +12,58 @@ import (
 	"time"
 
 	"github.com/google/pprof/profile"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/natsotel/reference/natsotel"
+	"github.com/natsotel/reference/services/internal/testenv"
+	"github.com/natsotel/reference/services/telemetry"
 )
+
+// newProfiled returns a Telemetry with Profile set, pushing to the Pyroscope at addr,
+// whose spans are recorded.
+func newProfiled(t *testing.T, addr string) (*telemetry.Telemetry, *tracetest.SpanRecorder) {
+	t.Helper()
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+	t.Setenv("OTEL_SDK_DISABLED", "")
+	t.Setenv("PYROSCOPE_SERVER_ADDRESS", addr)
+	rec := tracetest.NewSpanRecorder()
+	tel, err := telemetry.New(context.Background(), telemetry.Config{
+		ServiceName: "order", Profile: true, SpanProcessors: []sdktrace.SpanProcessor{rec}, Stderr: io.Discard,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = tel.Shutdown(ctx) // again, in most tests: a no-op
+	})
+	return tel, rec
+}
+
+// shutdown shuts tel down within 10 s.
+func shutdown(t *testing.T, tel *telemetry.Telemetry) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := tel.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// profileID returns the pyroscope.profile.id attribute of s.
+func profileID(s sdktrace.ReadOnlySpan) string {
+	for _, kv := range s.Attributes() {
+		if kv.Key == "pyroscope.profile.id" {
+			return kv.Value.AsString()
+		}
+	}
+	return ""
+}
 
 // pyroscopeServer receives what pyroscope-go pushes (POST /ingest, the pprof profile in
 // the multipart form file "profile") and keeps the parsed profiles.
@@ -84,7 +135,7 @@ var sink uint64
 // pyroscope-go pushes; Shutdown pushes what was sampled since the last upload.
 func TestProfilesCarrySpanIDs(t *testing.T) {
 	pyro, url := newPyroscopeServer(t)
-	tel, rec := newRecorded(t, Config{ServiceName: "order", Profile: true}, map[string]string{"PYROSCOPE_SERVER_ADDRESS": url})
+	tel, rec := newProfiled(t, url)
 	tracer := tel.TracerProvider.Tracer("test")
 
 	ctx, root := tracer.Start(context.Background(), "process order.create")
@@ -97,11 +148,7 @@ func TestProfilesCarrySpanIDs(t *testing.T) {
 	sink += burn(300 * time.Millisecond)
 	other.End()
 
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := tel.Shutdown(sctx); err != nil {
-		t.Fatal(err)
-	}
+	shutdown(t, tel)
 	bySpan := pyro.cpuSamples("span_id")
 	byName := pyro.cpuSamples("span_name")
 	t.Logf("profiles pushed as %v; CPU by span_id %v, by span_name %v", pyro.names, bySpan, byName)
@@ -120,14 +167,8 @@ func TestProfilesCarrySpanIDs(t *testing.T) {
 		if bySpan[id] < 150*time.Millisecond || byName[name] < 150*time.Millisecond {
 			t.Errorf("%s (span %s): %v of CPU samples labelled with its id, %v with its name", name, id, bySpan[id], byName[name])
 		}
-		var profileID string
-		for _, kv := range s.Attributes() {
-			if kv.Key == "pyroscope.profile.id" {
-				profileID = kv.Value.AsString()
-			}
-		}
-		if profileID != id {
-			t.Errorf("%s: pyroscope.profile.id = %q, want %s", name, profileID, id)
+		if got := profileID(s); got != id {
+			t.Errorf("%s: pyroscope.profile.id = %q, want %s", name, got, id)
 		}
 	}
 	if id := spans["reserve"].SpanContext().SpanID().String(); bySpan[id] != 0 {
@@ -144,24 +185,104 @@ func TestProfilesCarrySpanIDs(t *testing.T) {
 	}
 }
 
+// A micro endpoint served through natsotel: the CPU its handler burns is labelled with
+// the id of the request's server span (the local root in the serving process), which is
+// what Grafana opens from a slow "process" span.
+func TestProfilesOfNATSRequests(t *testing.T) {
+	pyro, url := newPyroscopeServer(t)
+	tel, rec := newProfiled(t, url)
+	nc, err := nats.Connect(testenv.Server(t).ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	conn, err := natsotel.Wrap(nc, tel.NATSOptions()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := conn.AddService(micro.Config{Name: "work", Version: "1.0.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop()
+	if err := svc.AddEndpoint("burn", func(ctx context.Context, req micro.Request) {
+		sink += burn(100 * time.Millisecond)
+		_ = req.Respond(nil)
+	}, micro.WithEndpointSubject("work.burn")); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if _, err := conn.Request(ctx, "work.burn", nil); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+	}
+	shutdown(t, tel)
+
+	bySpan := pyro.cpuSamples("span_id")
+	var servers []trace.SpanID
+	for _, s := range rec.Ended() {
+		if s.SpanKind() == trace.SpanKindServer {
+			servers = append(servers, s.SpanContext().SpanID())
+			if profileID(s) != s.SpanContext().SpanID().String() {
+				t.Errorf("server span %q: pyroscope.profile.id = %q", s.Name(), profileID(s))
+			}
+		}
+	}
+	if len(servers) != 4 {
+		t.Fatalf("%d server spans, want 4", len(servers))
+	}
+	var total time.Duration
+	for _, id := range servers {
+		total += bySpan[id.String()]
+	}
+	t.Logf("CPU labelled with the 4 server spans: %v (by span_id: %v)", total, bySpan)
+	if total < 200*time.Millisecond { // about 400 ms burnt; half is enough
+		t.Errorf("only %v of CPU samples labelled with the server spans' ids", total)
+	}
+}
+
 // With Pyroscope unreachable or hanging, spans cost no more and Shutdown returns by its
-// deadline.
+// deadline. Last in the file: the hanging profiler finishes stopping only after the test
+// (the Go CPU profiler is one per process, and the next profiling test needs it).
 func TestProfilesDeadPyroscope(t *testing.T) {
-	for name, url := range map[string]func(*testing.T) string{"closed port": closedPortURL, "hanging server": hangingServerURL} {
-		t.Run(name, func(t *testing.T) {
-			tel, rec := newRecorded(t, Config{ServiceName: "order", Profile: true, Stderr: io.Discard},
-				map[string]string{"PYROSCOPE_SERVER_ADDRESS": url(t)})
+	closed := func(t *testing.T) string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return "http://" + l.Addr().String()
+	}
+	hanging := func(t *testing.T) string {
+		release := make(chan struct{})
+		h := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}))
+		t.Cleanup(func() { close(release); h.Close() })
+		return h.URL
+	}
+	for _, tc := range []struct {
+		name string
+		url  func(*testing.T) string
+	}{{"closed port", closed}, {"hanging server", hanging}} {
+		t.Run(tc.name, func(t *testing.T) {
+			tel, rec := newProfiled(t, tc.url(t))
 			tracer := tel.TracerProvider.Tracer("test")
-			const n = 5000
+			const n = 2000
 			start := time.Now()
 			for range n {
 				_, span := tracer.Start(context.Background(), "op")
 				span.End()
 			}
-			sink += burn(100 * time.Millisecond) // something to upload
 			if took := time.Since(start); took > 2*time.Second || len(rec.Ended()) != n {
 				t.Fatalf("%d spans in %v, want %d quickly", len(rec.Ended()), took, n)
 			}
+			sink += burn(100 * time.Millisecond) // something to upload
 			sctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 			defer cancel()
 			start = time.Now()
