@@ -46,7 +46,7 @@ func newProfiled(t *testing.T, addr string) (*telemetry.Telemetry, *tracetest.Sp
 }
 
 // shutdown shuts tel down within 10 s.
-func shutdown(t *testing.T, tel *telemetry.Telemetry) {
+func shutdown(t testing.TB, tel *telemetry.Telemetry) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -73,7 +73,7 @@ type pyroscopeServer struct {
 	profiles []*profile.Profile
 }
 
-func newPyroscopeServer(t *testing.T) (*pyroscopeServer, string) {
+func newPyroscopeServer(t testing.TB) (*pyroscopeServer, string) {
 	p := &pyroscopeServer{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f, _, err := r.FormFile("profile")
@@ -240,6 +240,30 @@ func TestProfilesOfNATSRequests(t *testing.T) {
 	t.Logf("CPU labelled with the 4 server spans: %v (by span_id: %v)", total, bySpan)
 	if total < 200*time.Millisecond { // about 400 ms burnt; half is enough
 		t.Errorf("only %v of CPU samples labelled with the server spans' ids", total)
+	}
+}
+
+// BenchmarkSpan measures what Profile adds to starting and ending a span (a pprof label
+// set and two SetGoroutineLabels calls). Compare with: go test -run - -bench Span -count 6
+func BenchmarkSpan(b *testing.B) {
+	_, url := newPyroscopeServer(b)
+	for _, addr := range []string{"", url} {
+		b.Run(map[string]string{"": "plain", url: "profiled"}[addr], func(b *testing.B) {
+			b.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+			b.Setenv("PYROSCOPE_SERVER_ADDRESS", addr)
+			tel, err := telemetry.New(context.Background(), telemetry.Config{ServiceName: "bench", Profile: true, Stderr: io.Discard})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer shutdown(b, tel)
+			tracer := tel.TracerProvider.Tracer("bench")
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				_, span := tracer.Start(ctx, "process order.create")
+				span.End()
+			}
+		})
 	}
 }
 
