@@ -204,7 +204,6 @@ func TestProfilesOfNATSRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer svc.Stop()
 	if err := svc.AddEndpoint("burn", func(ctx context.Context, req micro.Request) {
 		sink += burn(100 * time.Millisecond)
 		_ = req.Respond(nil)
@@ -217,6 +216,10 @@ func TestProfilesOfNATSRequests(t *testing.T) {
 			t.Fatal(err)
 		}
 		cancel()
+	}
+	// Shutdown returns once every handler returned, so every server span has ended.
+	if err := svc.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 	shutdown(t, tel)
 
