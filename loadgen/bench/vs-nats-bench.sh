@@ -4,6 +4,9 @@
 # (make build), the nats CLI (make tools). For each client count, ROUNDS rounds run both
 # tools one after the other, in alternating order (so drift on a shared machine hits both),
 # and print loadgen/nats-bench throughput ratios: per round, then median, min and max.
+# A third run, nats bench sending the headers every loadgen request carries (a sampled
+# traceparent and the loadgen's baggage), shows how much of a gap is the trace context
+# itself (the services continue the trace and copy the baggage) rather than the loadgen.
 #
 #   make bench-loadgen                                  # order.get, 1 8 32 clients
 #   make bench-loadgen BENCH_ARGS='ROUNDS=7 MSGS=50000'
@@ -60,10 +63,11 @@ if [ -z "$payload" ]; then
 	printf '{"id":"%s"}' "$id" >"$payload"
 fi
 
-natsbench() { # clients -> msgs/s
-	"$nats" bench service request "$SUBJECT" --payload "$payload" --clients "$1" --msgs "$MSGS" --no-progress 2>&1 |
+natsbench() { # clients [nats flags] -> msgs/s
+	"$nats" bench service request "$SUBJECT" --payload "$payload" --clients "$1" --msgs "$MSGS" --no-progress "${@:2}" 2>&1 |
 		sed -n 's/.*stats: \([0-9,]*\) msgs\/sec.*/\1/p' | tail -1 | tr -d ,
 }
+traced=(-H traceparent:00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01 -H baggage:synthetic=true,loadgen.scenario=custom)
 loadgen() { # clients -> req/s
 	"$BIN/loadgen" -mode closed -workers "$1" -count "$MSGS" -subject "$SUBJECT" -payload "$payload" \
 		-progress=-1s -control=false -fail-on-unexpected 2>"$work/loadgen.log" |
@@ -72,15 +76,23 @@ loadgen() { # clients -> req/s
 
 echo "endpoint $SUBJECT, $MSGS requests a run, $ROUNDS rounds, nats CLI $("$nats" --version 2>&1)"
 for c in $CLIENTS; do
-	ratios=()
+	ratios=() tratios=()
 	for r in $(seq "$ROUNDS"); do
-		if [ $((r % 2)) = 1 ]; then nb=$(natsbench "$c"); lg=$(loadgen "$c"); else lg=$(loadgen "$c"); nb=$(natsbench "$c"); fi
-		[ -n "$nb" ] && [ -n "$lg" ] || { echo "a run failed (nats bench '$nb', loadgen '$lg'); see $work/loadgen.log" >&2; cat "$work/loadgen.log" >&2; exit 1; }
-		ratio=$(awk -v a="$lg" -v b="$nb" 'BEGIN { printf "%.3f", a / b }')
-		ratios+=("$ratio")
-		printf "clients %-3s round %s: nats bench %8.0f/s  loadgen %8.0f/s  ratio %s\n" "$c" "$r" "$nb" "$lg" "$ratio"
+		if [ $((r % 2)) = 1 ]; then
+			nb=$(natsbench "$c"); lg=$(loadgen "$c"); nt=$(natsbench "$c" "${traced[@]}")
+		else
+			nt=$(natsbench "$c" "${traced[@]}"); lg=$(loadgen "$c"); nb=$(natsbench "$c")
+		fi
+		[ -n "$nb" ] && [ -n "$nt" ] && [ -n "$lg" ] || { echo "a run failed (nats bench '$nb' '$nt', loadgen '$lg')" >&2; cat "$work/loadgen.log" >&2; exit 1; }
+		ratios+=("$(awk -v a="$lg" -v b="$nb" 'BEGIN { printf "%.3f", a / b }')")
+		tratios+=("$(awk -v a="$lg" -v b="$nt" 'BEGIN { printf "%.3f", a / b }')")
+		printf "clients %-3s round %s: nats bench %6.0f/s, with trace headers %6.0f/s; loadgen %6.0f/s; ratios %s, %s\n" \
+			"$c" "$r" "$nb" "$nt" "$lg" "${ratios[-1]}" "${tratios[-1]}"
 	done
-	printf '%s\n' "${ratios[@]}" | sort -n | awk -v c="$c" '{ v[NR] = $1 } END {
-		m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-		printf "clients %-3s loadgen/nats-bench: median %.3f  min %.3f  max %.3f  (n=%d)\n", c, m, v[1], v[NR], NR }'
+	for what in "loadgen/nats-bench" "loadgen/nats-bench-with-headers"; do
+		if [ "$what" = loadgen/nats-bench ]; then set -- "${ratios[@]}"; else set -- "${tratios[@]}"; fi
+		printf '%s\n' "$@" | sort -n | awk -v c="$c" -v w="$what" '{ v[NR] = $1 } END {
+			m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+			printf "clients %-3s %-32s median %.3f  min %.3f  max %.3f  (n=%d)\n", c, w, m, v[1], v[NR], NR }'
+	done
 done

@@ -27,10 +27,10 @@ const (
 // before it counts as late: 10ms. Late is meant to say the generator could not keep its
 // schedule (CPU starved, or the Concurrency cap reached), not to measure timer jitter:
 // a Go timer on an idle host wakes within ~0.1ms, but in a busy process (the whole shop in
-// `make demo`, a shared CI machine) wake-ups 1-5ms late are routine. With 1ms, 20-30% of
-// the demo's requests at 20/s counted late on a loaded 2-core host, which reads like a
-// fault; with 10ms a few percent did. Latency is measured from the intended time either
-// way, so no delay is hidden by the threshold.
+// `make demo`, a shared CI machine) wake-ups 1-5ms late are routine. The demo at 20/s on
+// a shared 2-core host (load average ~10) counted 29% late at 1ms, 11% at 2ms, 5% at 10ms
+// and 1% at 20ms: at 1ms, "late" reads like a fault of the shop. Latency is measured from
+// the intended time either way, so the threshold hides no delay.
 const DefaultLateThreshold = 10 * time.Millisecond
 
 // Config configures a Runner. The zero value runs the DefaultMix open-loop at 20 req/s

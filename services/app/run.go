@@ -36,7 +36,8 @@ type Options struct {
 	Name string
 	// Version is service.version.
 	Version string
-	// Getenv reads configuration (NATS_*, OTEL_*, LOG_LEVEL); default os.Getenv.
+	// Getenv reads NATS_*, SERVE_CONCURRENCY and LOG_LEVEL; default os.Getenv. The OTEL_*
+	// variables are read from the process environment by the SDK itself.
 	Getenv func(string) string
 	// Stderr receives the text logs; default os.Stderr.
 	Stderr io.Writer

@@ -147,13 +147,18 @@ func TestHelp(t *testing.T) {
 	if code := run(t.Context(), []string{"-h"}, func(string) string { return "" }, io.Discard, &stderr); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	for _, want := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "-replicas", "-duration", "-port", "4222"} {
+	for _, want := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "LOG_LEVEL", "-logs", "-replicas", "-duration", "-port", "4222"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("help lacks %q", want)
 		}
 	}
 	if code := run(t.Context(), []string{"-mix", "nope=1"}, func(string) string { return "" }, io.Discard, io.Discard); code != 2 {
 		t.Errorf("bad mix: exit %d, want 2", code)
+	}
+	stderr.Reset()
+	badLevel := func(k string) string { return map[string]string{"LOG_LEVEL": "loud"}[k] }
+	if code := run(t.Context(), nil, badLevel, io.Discard, &stderr); code != 2 || !strings.Contains(stderr.String(), "LOG_LEVEL") {
+		t.Errorf("bad LOG_LEVEL: exit %d, %q", code, stderr.String())
 	}
 }
 
