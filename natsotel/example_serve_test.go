@@ -30,7 +30,7 @@ func ExampleWithConcurrency() {
 		arrived.Wait()
 		_ = req.Respond([]byte("reserved"))
 	})
-	_ = srv.NATS().Flush()
+	_ = srv.Raw().Flush()
 
 	cli := env.connect("order")
 	var wg sync.WaitGroup

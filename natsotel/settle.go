@@ -39,33 +39,33 @@ type settledMsg struct {
 	consumer string // messaging.destination.subscription.name, "" if unknown
 }
 
-func (m *settledMsg) Ack() error { return m.settle(nil, specAck, m.Msg.Ack) }
+func (m *settledMsg) Ack() error { return m.settle(m.ctx, specAck, m.Msg.Ack) }
 
 func (m *settledMsg) DoubleAck(ctx context.Context) error {
-	return m.settle(ctx, specAck, func() error { return m.Msg.DoubleAck(ctx) })
-}
-
-func (m *settledMsg) Nak() error { return m.settle(nil, specNak, m.Msg.Nak) }
-
-func (m *settledMsg) NakWithDelay(delay time.Duration) error {
-	return m.settle(nil, specNak, func() error { return m.Msg.NakWithDelay(delay) })
-}
-
-func (m *settledMsg) Term() error { return m.settle(nil, specTerm, m.Msg.Term) }
-
-func (m *settledMsg) TermWithReason(reason string) error {
-	return m.settle(nil, specTerm, func() error { return m.Msg.TermWithReason(reason) })
-}
-
-func (m *settledMsg) InProgress() error { return m.settle(nil, specInProgress, m.Msg.InProgress) }
-
-// settle runs fn, which settles the message, in a span of spec. The span's parent is the
-// process span, also when the caller's ctx (DoubleAck) carries no span.
-func (m *settledMsg) settle(ctx context.Context, spec *opSpec, fn func() error) error {
 	parent := m.ctx
-	if ctx != nil && trace.SpanContextFromContext(ctx).IsValid() {
+	if trace.SpanContextFromContext(ctx).IsValid() {
 		parent = ctx
 	}
+	return m.settle(parent, specAck, func() error { return m.Msg.DoubleAck(ctx) })
+}
+
+func (m *settledMsg) Nak() error { return m.settle(m.ctx, specNak, m.Msg.Nak) }
+
+func (m *settledMsg) NakWithDelay(delay time.Duration) error {
+	return m.settle(m.ctx, specNak, func() error { return m.Msg.NakWithDelay(delay) })
+}
+
+func (m *settledMsg) Term() error { return m.settle(m.ctx, specTerm, m.Msg.Term) }
+
+func (m *settledMsg) TermWithReason(reason string) error {
+	return m.settle(m.ctx, specTerm, func() error { return m.Msg.TermWithReason(reason) })
+}
+
+func (m *settledMsg) InProgress() error { return m.settle(m.ctx, specInProgress, m.Msg.InProgress) }
+
+// settle runs fn, which settles the message, in a span of spec, the child of the span in
+// parent: the process span, or the span in the ctx given to DoubleAck.
+func (m *settledMsg) settle(parent context.Context, spec *opSpec, fn func() error) error {
 	c := m.c
 	ctx, cl := c.start(parent, c.op(spec, m.dest, m.group, m.temp), nil)
 	var b *attrBuf
