@@ -20,12 +20,6 @@ type JetStream struct {
 	conn *Conn
 }
 
-// JSHandler handles a JetStream message; ctx carries the CONSUMER "process" span. msg's
-// Ack, DoubleAck, Nak, NakWithDelay, Term, TermWithReason and InProgress are CLIENT spans
-// "<op> <stream>" (messaging.operation.type=settle; op is ack, nak, term or in_progress),
-// children of the process span, measured by messaging.client.operation.duration.
-type JSHandler func(ctx context.Context, msg jetstream.Msg)
-
 // JetStream returns the instrumented JetStream context of the connection.
 func (c *Conn) JetStream(opts ...jetstream.JetStreamOpt) (*JetStream, error) {
 	js, err := jetstream.New(c.nc, opts...)
@@ -97,9 +91,10 @@ func (j *JetStream) publish(ctx context.Context, m *nats.Msg, opts []jetstream.P
 	return ack, nil
 }
 
-// Consume runs h for every message of cons in a CONSUMER span (child of the producer span).
-// See Process for the span.
-func (j *JetStream) Consume(cons jetstream.Consumer, h JSHandler, opts ...jetstream.PullConsumeOpt) (jetstream.ConsumeContext, error) {
+// Consume runs h for every message of cons in a CONSUMER span (child of the producer span)
+// that ctx carries. See Process for the span and for what msg's Ack, Nak, Term and
+// InProgress record.
+func (j *JetStream) Consume(cons jetstream.Consumer, h func(ctx context.Context, msg jetstream.Msg), opts ...jetstream.PullConsumeOpt) (jetstream.ConsumeContext, error) {
 	_, _, durable := j.conn.consumerOf(cons)
 	return cons.Consume(func(msg jetstream.Msg) {
 		j.process(context.Background(), msg, h, durable)
@@ -134,16 +129,21 @@ func (j *JetStream) Messages(cons jetstream.Consumer, opts ...jetstream.PullMess
 // jetstream.Consumer passed to Consume, Messages or Fetch (no server round trip); messages
 // of a consumer never passed to any of them (cons.Messages called directly) carry no group.
 //
+// The msg h gets records its settlement: Ack, DoubleAck, Nak, NakWithDelay, Term,
+// TermWithReason and InProgress are CLIENT spans "<op> <stream>"
+// (messaging.operation.type=settle; op is ack, nak, term or in_progress), children of the
+// process span, measured by messaging.client.operation.duration.
+//
 // A panic in h is recovered, also for subjects WithFilter excludes: it is recorded on the
 // span and passed to the WithPanicHandler function, and the message is left unacknowledged,
 // so JetStream redelivers it after AckWait. A runtime.Goexit in h ends the span too.
-func (j *JetStream) Process(ctx context.Context, msg jetstream.Msg, h JSHandler) {
+func (j *JetStream) Process(ctx context.Context, msg jetstream.Msg, h func(ctx context.Context, msg jetstream.Msg)) {
 	j.process(ctx, msg, h, "")
 }
 
 // process is Process; durable names the message's consumer when the caller knows it is
 // durable ("" to look it up among the durable consumers seen by Consume and Fetch).
-func (j *JetStream) process(ctx context.Context, msg jetstream.Msg, h JSHandler, durable string) {
+func (j *JetStream) process(ctx context.Context, msg jetstream.Msg, h func(context.Context, jetstream.Msg), durable string) {
 	c := j.conn
 	if ctx == nil {
 		ctx = context.Background()

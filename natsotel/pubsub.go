@@ -8,9 +8,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// MsgHandler handles a core NATS message; ctx carries the CONSUMER span.
-type MsgHandler func(ctx context.Context, msg *nats.Msg)
-
 // Publish publishes data to subject in a PRODUCER span named "send <subject>" (or
 // "send <template>" with WithDestinationTemplate) and injects the trace context into the
 // message headers. Publishes to inbox subjects (_INBOX.*, _INBOX_<user>.* or the
@@ -56,24 +53,24 @@ func (c *Conn) publishErr(m *nats.Msg, err error) error {
 	return wrapOpError(c.nc, opSend, m, err)
 }
 
-// Subscribe subscribes to subject; h runs for every message in a CONSUMER span named
-// "process <subject>" (the subscription subject, wildcards included), the child of the
+// Subscribe subscribes to subject; h runs for every message with ctx carrying a CONSUMER
+// span "process <subject>" (the subscription subject, wildcards included), the child of the
 // producer's span (or a new root linking to it with WithConsumerLinks). The span's
 // messaging.destination.name is the message's subject; when that differs from the
 // subscription subject, the latter is messaging.destination.template (metrics use it as
 // messaging.destination.name). A panic in h is recovered, also for subjects WithFilter
 // excludes: it is recorded on the span and passed to the WithPanicHandler function.
-func (c *Conn) Subscribe(subject string, h MsgHandler) (*nats.Subscription, error) {
+func (c *Conn) Subscribe(subject string, h func(ctx context.Context, msg *nats.Msg)) (*nats.Subscription, error) {
 	return c.nc.Subscribe(subject, c.msgHandler(subject, "", h))
 }
 
 // QueueSubscribe is Subscribe in a queue group; the group becomes
 // messaging.consumer.group.name.
-func (c *Conn) QueueSubscribe(subject, queue string, h MsgHandler) (*nats.Subscription, error) {
+func (c *Conn) QueueSubscribe(subject, queue string, h func(ctx context.Context, msg *nats.Msg)) (*nats.Subscription, error) {
 	return c.nc.QueueSubscribe(subject, queue, c.msgHandler(subject, queue, h))
 }
 
-func (c *Conn) msgHandler(subject, queue string, h MsgHandler) nats.MsgHandler {
+func (c *Conn) msgHandler(subject, queue string, h func(context.Context, *nats.Msg)) nats.MsgHandler {
 	dest, temp := c.destination(subject)
 	info := c.op(specConsume, dest, queue, temp)
 	return func(m *nats.Msg) {

@@ -24,7 +24,7 @@ var (
 	specInProgress = &opSpec{op: opInProgress, kind: trace.SpanKindClient, opType: semconv.MessagingOperationTypeSettle}
 )
 
-// settledMsg is the jetstream.Msg a JSHandler receives: its Ack, DoubleAck, Nak,
+// settledMsg is the jetstream.Msg a Consume or Process handler receives: its Ack, DoubleAck, Nak,
 // NakWithDelay, Term, TermWithReason and InProgress are CLIENT spans "<op> <stream>"
 // (messaging.operation.type=settle), children of the process span in ctx, and measured by
 // messaging.client.operation.duration. Everything else is the message's own.

@@ -15,7 +15,7 @@ import (
 	"github.com/natsotel/reference/natsotel"
 )
 
-// Ack, DoubleAck, Nak, Term and InProgress of a message a JSHandler got are CLIENT spans
+// Ack, DoubleAck, Nak, Term and InProgress of a message a Consume handler got are CLIENT spans
 // with messaging.operation.type=settle, children of the message's process span, measured
 // by messaging.client.operation.duration (and not counted as sent messages).
 func TestJetStreamSettleSpans(t *testing.T) {
