@@ -27,6 +27,7 @@ var goServices = map[string]string{
 	"billing":   "services/cmd/billing",
 	"loadgen":   "loadgen/cmd/loadgen",
 	"probe":     "loadgen/cmd/probe",
+	"nats-hops": "loadgen/cmd/nats-hops",
 }
 
 // repoRoot is the directory holding compose.yaml, go.work and the Dockerfile.
