@@ -1,7 +1,8 @@
 // Command demo runs the whole shop in one process, without Docker: an embedded NATS
 // server with JetStream (temporary storage), the order, inventory and billing services
 // (each with its own OpenTelemetry providers and service.name), the load generator and the
-// micro probe. Every few seconds it prints the live service graph computed from the spans
+// micro probe, and the nats-hops bridge (the server's message trace events as spans).
+// Every few seconds it prints the live service graph computed from the spans
 // with Tempo's pairing rule. With OTEL_EXPORTER_OTLP_ENDPOINT set, everything is also
 // exported there (for example to grafana/otel-lgtm).
 //
@@ -78,6 +79,7 @@ type options struct {
 	probeInterval time.Duration
 	storeDir      string
 	logLevel      slog.Level
+	hops          bool
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -93,6 +95,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.DurationVar(&o.graphInterval, "graph-interval", 5*time.Second, "how often the service graph is printed")
 	fs.DurationVar(&o.graphWindow, "graph-window", 30*time.Second, "window of the graph's rate and error share")
 	fs.DurationVar(&o.probeInterval, "probe-interval", 5*time.Second, "micro probe interval")
+	fs.BoolVar(&o.hops, "hops", true, "trace the server's hops (msg_trace) and record them as spans of service nats-hops")
 	fs.StringVar(&o.storeDir, "store", "", "JetStream directory (default: a temporary directory removed on exit)")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log level of every component (debug, info, warn, error)")
 	fs.Usage = func() {
@@ -137,6 +140,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		},
 		Load:  &load.Config{Rate: o.rate, Mix: mix},
 		Probe: &probe.Config{Interval: o.probeInterval},
+		Hops:  o.hops,
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, "demo:", err)
