@@ -522,6 +522,10 @@ func provokeTrouble(t *testing.T, st *harness.Stack, loadgen string) {
 	}
 }
 
+// obiSeries selects OBI's series in the OBI dashboard (deploy/grafana/dashboards/obi.json):
+// no OBI runs here, so those queries are not evaluated.
+const obiSeries = `and on (job, instance) target_info{telemetry_sdk_name!="opentelemetry"}`
+
 // checkDashboards evaluates every PromQL expression of deploy/grafana/dashboards/*.json
 // against this Prometheus, with template variables resolved as Grafana would, and lists
 // the ones that return no data. A trailing "or vector(0)" (a panel's zero instead of "No
@@ -553,6 +557,10 @@ func checkDashboards(t *testing.T, st *harness.Stack) {
 			t.Errorf("%s: %v", filepath.Base(f), err)
 		}
 		for _, q := range d.Queries {
+			if strings.Contains(q.Expr, obiSeries) {
+				t.Logf("skipped (OBI's series need the compose obi profile: eBPF, not run here) %v", q)
+				continue
+			}
 			total++
 			expr := strings.TrimSuffix(harness.SubstituteVariables(q.Expr, vars), " or vector(0)")
 			s, err := st.Prometheus.PollQuery(ctx, expr, 3*time.Second, harness.NonEmpty)
