@@ -127,6 +127,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	graph := servicegraph.New(servicegraph.Config{Window: o.graphWindow})
+	hops := newHopTimes()
 	st, err := stack.Start(ctx, stack.Config{
 		Host:              o.host,
 		Port:              port,
@@ -135,8 +136,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Getenv:            getenv,
 		Stderr:            stderr,
 		LogLevel:          o.logLevel,
-		Telemetry: func(_ string, tc *telemetry.Config) {
+		Telemetry: func(service string, tc *telemetry.Config) {
 			tc.SpanProcessors = append(tc.SpanProcessors, graph)
+			if service == stack.HopsService {
+				tc.SpanProcessors = append(tc.SpanProcessors, hops)
+			}
 		},
 		Load:  &load.Config{Rate: o.rate, Mix: mix},
 		Probe: &probe.Config{Interval: o.probeInterval},
@@ -156,7 +160,7 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case <-t.C:
-			printGraph(stdout, graph.Snapshot(), st.Probe)
+			printGraph(stdout, graph.Snapshot(), st.Probe, hops)
 		}
 	}
 
@@ -164,7 +168,7 @@ loop:
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 	defer cancel()
 	stopErr := st.Stop(sctx)
-	printGraph(stdout, graph.Snapshot(), nil)
+	printGraph(stdout, graph.Snapshot(), nil, hops)
 	if sum, ok := st.LoadSummary(); ok {
 		fmt.Fprint(stdout, sum.String())
 	}
@@ -210,9 +214,10 @@ NATS server (JetStream in %s): %s
 	fmt.Fprintln(w)
 }
 
-func printGraph(w io.Writer, snap servicegraph.Snapshot, p *probe.Probe) {
+func printGraph(w io.Writer, snap servicegraph.Snapshot, p *probe.Probe, hops *hopTimes) {
 	fmt.Fprintf(w, "── service graph at %s (server-side latency) ──\n", snap.At.Format(time.TimeOnly))
 	_ = servicegraph.Render(w, snap)
+	hops.print(w)
 	if p == nil {
 		return
 	}

@@ -49,7 +49,8 @@ func TestDemoPrintsServiceGraph(t *testing.T) {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, stderr.String())
 	}
 	for _, want := range []string{"nats --server nats://127.0.0.1:", "micro ls", "loadgen.control",
-		"service graph at", "micro instances:", "loadgen open loop:", "unexpected 0"} {
+		"service graph at", "micro instances:", "loadgen open loop:", "unexpected 0",
+		"nats-server hops", "deliver order.create", "store ORDER_EVENTS"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
 		}
