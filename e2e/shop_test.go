@@ -578,6 +578,10 @@ func checkDashboards(t *testing.T, st *harness.Stack) {
 	if len(failed) > 0 {
 		t.Errorf("%d of %d dashboard queries return no data:\n  %s", len(failed), total, strings.Join(failed, "\n  "))
 	}
+	// The OBI dashboard tells the SDK's series from OBI's by joining target_info on job
+	// and instance: the SDK's series must join, with telemetry_sdk_name "opentelemetry".
+	st.Prometheus.WaitQuery(t, `messaging_process_duration_seconds_count and on (job, instance) target_info{telemetry_sdk_name="opentelemetry"}`,
+		30*time.Second, harness.NonEmpty)
 }
 
 func firstLine(s string) string {

@@ -24,11 +24,13 @@ func BenchmarkRecord(b *testing.B) {
 		`"events":[{"type":"in","ts":"2026-12-02T21:13:21.008283693Z","kind":0,"cid":8,"name":"loadgen","acc":"SHOP","subj":"order.create"},` +
 		`{"type":"eg","ts":"2026-12-02T21:13:21.008290066Z","kind":0,"cid":7,"name":"order","sub":"order.create","queue":"q"}]}`)}
 	b.ReportAllocs()
+	cpu0 := processCPU(b)
 	for b.Loop() {
 		if err := br.Record(m); err != nil {
 			b.Fatal(err)
 		}
 	}
+	b.ReportMetric(float64((processCPU(b)-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
 }
 
 // processCPU is the user and system CPU time this process has used.
