@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -78,5 +79,40 @@ func checkHops(t *testing.T, rec *tracetest.SpanRecorder) {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestNATSConfigTraceDestination: the message trace events (every header of every traced
+// message) are readable by nats-hops alone; the users that send traced messages may
+// publish there (the server drops their traced messages otherwise), which is also what
+// lets them forge events; nats-hops may do nothing else.
+func TestNATSConfigTraceDestination(t *testing.T) {
+	s := startNATS(t)
+	// The users whose code sends traced messages (nats_config_test.go fails, with the
+	// server's permission violation, if another one starts to).
+	senders := []string{"order", "loadgen"}
+	for _, user := range append(sortedCopy(mapKeys(mayCall)), "nats-hops") {
+		t.Run(user, func(t *testing.T) {
+			c := newPermChecker(t, s, user)
+			if got, want := c.canSubscribe(natsHopsSubject, ""), user == "nats-hops"; got != want {
+				t.Errorf("subscribe %s: allowed=%v, want %v", natsHopsSubject, got, want)
+			}
+			if got, want := c.canPublish(natsHopsSubject), slices.Contains(senders, user); got != want {
+				t.Errorf("publish %s: allowed=%v, want %v", natsHopsSubject, got, want)
+			}
+			if user != "nats-hops" {
+				return
+			}
+			for _, subj := range []string{"order.create", "$SRV.PING", "$KV.orders.x", "$JS.API.INFO"} {
+				if c.canPublish(subj) {
+					t.Errorf("nats-hops may publish %s", subj)
+				}
+			}
+			for _, subj := range []string{">", "order.>", "_INBOX.>", "$SRV.PING"} {
+				if c.canSubscribe(subj, "") {
+					t.Errorf("nats-hops may subscribe to %s", subj)
+				}
+			}
+		})
 	}
 }
