@@ -1,7 +1,7 @@
 // Package deploy holds what `docker compose up` runs besides the Go code: the NATS server
-// configuration (nats/nats.conf), Grafana's dashboards and provisioning (grafana/), OBI's
-// configuration for the compose profile obi (obi/), and the tests that prove them without a
-// Docker engine:
+// configuration (nats/nats.conf), Grafana's dashboards and provisioning (grafana/), the files
+// that replace otel-lgtm's Tempo config and datasources (lgtm/), OBI's configuration for the
+// compose profile obi (obi/), and the tests that prove them without a Docker engine:
 //
 //   - compose_test.go loads compose.yaml with compose-go, exactly as `docker compose` does,
 //     and checks the wiring: builds, OTLP endpoint, NATS credentials that exist in
@@ -14,6 +14,9 @@
 //   - obi_test.go loads compose.yaml with the obi profile and checks OBI's wiring and
 //     configuration (the one thing here that needs eBPF to run).
 //   - dashboards_test.go parses every dashboard and checks datasources, uids, queries.
+//   - lgtm_test.go checks the files compose mounts over otel-lgtm's own (lgtm/): the Tempo
+//     configuration and the datasources (otel-lgtm's uids, every datasourceUid link,
+//     traces to profiles), /tmp on a tmpfs, no start_interval, the database/dup opt-in.
 //   - image_build_test.go runs the Dockerfile's `go build` line for every image compose
 //     builds.
 //

@@ -24,6 +24,7 @@ import (
 	"github.com/natsotel/reference/services/contracts"
 	"github.com/natsotel/reference/services/inventory"
 	"github.com/natsotel/reference/services/order"
+	"github.com/natsotel/reference/services/provision"
 )
 
 // TestNATSConfigRunsTheShop is nats.conf's positive proof: the real server runs it, every
@@ -64,8 +65,11 @@ func TestNATSConfigRunsTheShop(t *testing.T) {
 		watchedMu.Unlock()
 	}
 
-	// The three services, started together as compose does (they race to create the
-	// shared ORDER_EVENTS stream).
+	// The provisioning step, as compose runs it before the services: its own user creates
+	// the stream, the buckets and the consumer, which the services' users may not.
+	provisionAs(t, ctx, getenv("provision"))
+
+	// The three services, started together as compose does.
 	type result struct {
 		name string
 		err  error
@@ -243,6 +247,29 @@ func TestNATSConfigRunsTheShop(t *testing.T) {
 		if r.err != nil {
 			t.Errorf("%s: shutdown: %v\n%s", r.name, r.err, logs[r.name])
 		}
+	}
+}
+
+// provisionAs runs the provisioning step (services/cmd/provision's wiring) with getenv.
+func provisionAs(t *testing.T, ctx context.Context, getenv func(string) string) {
+	t.Helper()
+	nc, err := app.Connect(ctx, "provision", getenv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	w := newWatchedConn("provision", nc)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := provision.Run(pctx, js, nil); err != nil {
+		t.Fatalf("provision: %v", err)
+	}
+	if v := w.violations(t); len(v) > 0 {
+		t.Errorf("provision: permission violations: %v", v)
 	}
 }
 

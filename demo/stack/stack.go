@@ -3,6 +3,10 @@
 // its own OpenTelemetry providers, so each has its own service.name exactly as in
 // separate processes), optionally the load generator and the micro probe.
 //
+// Every component's telemetry reads the process's OTEL_* environment (exporters,
+// sampler, resource attributes); OTEL_SERVICE_NAME must be unset, or it would give every
+// component the same service.name.
+//
 // It is what `make demo` (demo/cmd/demo) runs and what the in-process end-to-end test
 // drives.
 package stack
@@ -19,6 +23,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/natsotel/reference/loadgen/hops"
 	"github.com/natsotel/reference/loadgen/load"
@@ -28,6 +33,7 @@ import (
 	"github.com/natsotel/reference/services/contracts"
 	"github.com/natsotel/reference/services/inventory"
 	"github.com/natsotel/reference/services/order"
+	"github.com/natsotel/reference/services/provision"
 	"github.com/natsotel/reference/services/telemetry"
 )
 
@@ -53,10 +59,6 @@ type Config struct {
 	// InventoryReplicas is the number of inventory instances; default 1.
 	InventoryReplicas int
 
-	// Getenv is passed to every component's telemetry (OTEL_EXPORTER_OTLP_ENDPOINT and the
-	// other OTEL_* variables). OTEL_SERVICE_NAME is hidden from it, since each component
-	// sets its own. Default: os.Getenv.
-	Getenv func(string) string
 	// Stderr receives every component's text logs; default os.Stderr.
 	Stderr io.Writer
 	// LogLevel of every component; default Info.
@@ -145,16 +147,6 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if cfg.Stderr == nil {
 		cfg.Stderr = os.Stderr
 	}
-	getenv := cfg.Getenv
-	if getenv == nil {
-		getenv = os.Getenv
-	}
-	cfg.Getenv = func(k string) string {
-		if k == "OTEL_SERVICE_NAME" {
-			return ""
-		}
-		return getenv(k)
-	}
 
 	s := &Stack{cfg: cfg, storeDir: cfg.StoreDir}
 	defer func() {
@@ -182,8 +174,14 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		}
 	}
 
-	// Services: the order service creates the stream the inventory consumer reads, but
-	// every Start is idempotent, so the order does not matter for correctness.
+	// The provisioning step, as in compose (services/cmd/provision): streams, buckets
+	// and inventory's consumer exist before any service starts. (The embedded server
+	// sets no permissions, so the services could create them too; under
+	// deploy/nats/nats.conf they may not.)
+	if err := s.provision(ctx); err != nil {
+		return nil, err
+	}
+
 	n, err := s.node(ctx, contracts.OrderService)
 	if err != nil {
 		return nil, err
@@ -232,6 +230,23 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	return s, nil
 }
 
+// provision runs services/provision on its own connection.
+func (s *Stack) provision(ctx context.Context) error {
+	nc, err := nats.Connect(s.URL(), nats.Name("provision"))
+	if err != nil {
+		return fmt.Errorf("stack: provision: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("stack: provision: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(s.cfg.Stderr, &slog.HandlerOptions{Level: s.cfg.LogLevel})).With("service", "provision")
+	return provision.Run(pctx, js, log)
+}
+
 // serverConfig puts every client, connecting without credentials, into one account: the
 // server's message tracing (msg_trace) can only be set on a named account.
 const serverConfig = `
@@ -270,7 +285,6 @@ func (s *Stack) node(ctx context.Context, service string) (*Node, error) {
 	tc := telemetry.Config{
 		ServiceName:    service,
 		ServiceVersion: "demo",
-		Getenv:         s.cfg.Getenv,
 		Stderr:         s.cfg.Stderr,
 		LogLevel:       s.cfg.LogLevel,
 	}

@@ -28,6 +28,7 @@ const (
 	MetricRequests       = "nats.micro.endpoint.requests"
 	MetricErrors         = "nats.micro.endpoint.errors"
 	MetricProcessingTime = "nats.micro.endpoint.processing_time.average"
+	MetricInFlight       = "nats.micro.endpoint.in_flight"
 )
 
 // pingBuckets suit a loopback or LAN round trip (100 µs .. 1 s); the semconv messaging
@@ -72,6 +73,11 @@ func newInstruments(mp metric.MeterProvider, p *Probe) (*instruments, error) {
 	if err != nil {
 		return nil, wrap(MetricProcessingTime, err)
 	}
+	inflight, err := m.Int64ObservableGauge(MetricInFlight, metric.WithUnit("{request}"),
+		metric.WithDescription("Handlers of the endpoint running at the probe, from natsotel's $SRV.STATS data."))
+	if err != nil {
+		return nil, wrap(MetricInFlight, err)
+	}
 	ins.reg, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		for _, in := range p.Instances() {
 			v := int64(0)
@@ -86,10 +92,11 @@ func newInstruments(mp metric.MeterProvider, p *Probe) (*instruments, error) {
 				o.ObserveInt64(reqs, e.Requests, set)
 				o.ObserveInt64(errs, e.Errors, set)
 				o.ObserveFloat64(avg, e.AverageProcessingTime.Seconds(), set)
+				o.ObserveInt64(inflight, e.InFlight, set)
 			}
 		}
 		return nil
-	}, up, reqs, errs, avg)
+	}, up, reqs, errs, avg, inflight)
 	if err != nil {
 		return nil, wrap("callback", err)
 	}

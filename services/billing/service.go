@@ -42,7 +42,8 @@ type Service struct {
 	stopErr  error
 }
 
-// Start creates the payments bucket if missing and registers the micro service.
+// Start binds to the payments bucket (created by the provisioning step,
+// services/provision; or here when missing and allowed) and registers the micro service.
 func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -54,7 +55,7 @@ func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Confi
 	if err != nil {
 		return nil, fmt.Errorf("billing: %w", err)
 	}
-	kv, err := jsutil.Bucket(ctx, js, contracts.BucketPayments, "billing: payment per order id (card last 4 digits only)", 5)
+	kv, err := jsutil.Bucket(ctx, js, contracts.BucketPayments)
 	if err != nil {
 		return nil, fmt.Errorf("billing: %w", err)
 	}
@@ -110,7 +111,7 @@ func (s *Service) Faults() *fault.Injector { return s.srv.Faults }
 // it returned. It does not close the connection.
 func (s *Service) Stop(ctx context.Context) error {
 	s.stopOnce.Do(func() {
-		s.stopErr = s.srv.Shutdown(ctx, s.conn.NATS(), s.svc)
+		s.stopErr = s.srv.Shutdown(ctx, s.svc)
 	})
 	return s.stopErr
 }

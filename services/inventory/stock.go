@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 
 	"github.com/natsotel/reference/natsotel"
 	"github.com/natsotel/reference/services/contracts"
@@ -30,7 +31,11 @@ type stock struct {
 	kv          *natsotel.KeyValue
 	maxAttempts int
 	rnd         func(int64) int64
+	turns       sync.Map // sku -> turn
 }
+
+// turn is a lock whose wait ends with the caller's context.
+type turn chan struct{}
 
 func (s *stock) get(ctx context.Context, sku string) (stockRecord, uint64, error) {
 	e, err := s.kv.Get(ctx, sku)
@@ -47,7 +52,21 @@ func (s *stock) get(ctx context.Context, sku string) (stockRecord, uint64, error
 // update applies fn to the SKU's record and writes it back if fn reports a change, with
 // optimistic concurrency: the write only succeeds against the revision that was read,
 // otherwise it reads again and retries, after a jittered backoff, up to maxAttempts times.
+//
+// The compare-and-set is what makes replicas safe against each other. Within one replica
+// the handlers run concurrently too, and a popular SKU gets many updates at once: all
+// reading the same revision and all but one failing their write, again and again, the
+// SKU's throughput would fall as load rises. So one replica updates a SKU one caller at a
+// time (its turn), each in its own context, so its KeyValue spans stay in its own trace.
 func (s *stock) update(ctx context.Context, sku string, fn func(*stockRecord) bool) error {
+	v, _ := s.turns.LoadOrStore(sku, make(turn, 1))
+	t := v.(turn)
+	select {
+	case t <- struct{}{}:
+		defer func() { <-t }()
+	case <-ctx.Done():
+		return fmt.Errorf("waiting to update the stock of %s: %w", sku, ctx.Err())
+	}
 	for attempt := 1; ; attempt++ {
 		r, rev, err := s.get(ctx, sku)
 		if err != nil {

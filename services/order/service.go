@@ -91,7 +91,8 @@ type Service struct {
 	stopErr       error
 }
 
-// Start creates the orders bucket and the order events stream if missing and registers
+// Start binds to the orders bucket and the order events stream (created by the
+// provisioning step, services/provision; or here when missing and allowed) and registers
 // the micro service.
 func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Config) (*Service, error) {
 	cfg.defaults()
@@ -102,7 +103,7 @@ func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Confi
 	if err != nil {
 		return nil, fmt.Errorf("order: %w", err)
 	}
-	orders, err := jsutil.Bucket(ctx, js, contracts.BucketOrders, "order: orders by id", 5)
+	orders, err := jsutil.Bucket(ctx, js, contracts.BucketOrders)
 	if err != nil {
 		return nil, fmt.Errorf("order: %w", err)
 	}
@@ -150,7 +151,7 @@ func (s *Service) endpoints() []rpc.Endpoint {
 		{Name: "create", Handler: rpc.Typed(s.srv, s.create),
 			Description: "Create an order: reserve, charge, confirm; compensate and fail otherwise. Error replies carry the order as body",
 			Request:     "contracts.CreateOrderRequest", Response: "contracts.Order",
-			Errors: "400 invalid request, 402 payment declined, 409 out of stock, 413 too large, 503 a dependency did not answer"},
+			Errors: "400 invalid request, 402 payment declined, 409 out of stock or idempotency key reused for another order, 413 too large, 503 a dependency did not answer or the order is still pending"},
 		{Name: "get", Handler: rpc.Typed(s.srv, s.get),
 			Description: "An order by id",
 			Request:     "contracts.GetOrderRequest", Response: "contracts.Order",
@@ -174,7 +175,7 @@ func (s *Service) Faults() *fault.Injector { return s.srv.Faults }
 func (s *Service) Stop(ctx context.Context) error {
 	s.stopOnce.Do(func() {
 		var errs []error
-		if err := s.srv.Shutdown(ctx, s.conn.NATS(), s.svc); err != nil {
+		if err := s.srv.Shutdown(ctx, s.svc); err != nil {
 			errs = append(errs, err)
 		}
 		close(s.quit)

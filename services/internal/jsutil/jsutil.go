@@ -1,80 +1,17 @@
-// Package jsutil holds the JetStream resources the services share and create
-// idempotently at start: the order events stream and the KeyValue buckets, plus the
-// compare-and-set helpers around KeyValue revisions.
+// Package jsutil holds the JetStream resources of the shop (the order events stream, the
+// KeyValue buckets, inventory's durable consumer: their configurations, and how a service
+// binds to them), plus the compare-and-set helpers around KeyValue revisions.
 package jsutil
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	mrand "math/rand/v2"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/natsotel/reference/natsotel"
-	"github.com/natsotel/reference/services/contracts"
 )
-
-// OrderEventsConfig is the configuration of contracts.OrderEventsStream. Order (the
-// producer) and inventory (the consumer) both create the stream with it when missing.
-func OrderEventsConfig() jetstream.StreamConfig {
-	return jetstream.StreamConfig{
-		Name:        contracts.OrderEventsStream,
-		Description: "Order outcome events (confirmed, failed)",
-		Subjects:    []string{contracts.OrderEventsSubjects},
-		Retention:   jetstream.LimitsPolicy,
-		Storage:     jetstream.FileStorage,
-		MaxAge:      24 * time.Hour,
-		Discard:     jetstream.DiscardOld,
-		Duplicates:  2 * time.Minute, // Nats-Msg-Id = order id + status deduplicates retries
-	}
-}
-
-// EnsureOrderEvents returns the order events stream, creating it when missing. An
-// existing stream is used as is (its configuration is not changed), so that replicas
-// starting together and operators who tuned the stream do not fight.
-func EnsureOrderEvents(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
-	for attempt := 0; ; attempt++ {
-		s, err := js.Stream(ctx, contracts.OrderEventsStream)
-		if err == nil {
-			return s, nil
-		}
-		if !errors.Is(err, jetstream.ErrStreamNotFound) {
-			return nil, fmt.Errorf("looking up stream %s: %w", contracts.OrderEventsStream, err)
-		}
-		s, err = js.CreateStream(ctx, OrderEventsConfig())
-		if err == nil {
-			return s, nil
-		}
-		// Another replica created it first (with possibly different settings): look it up again.
-		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) || attempt > 2 {
-			return nil, fmt.Errorf("creating stream %s: %w", contracts.OrderEventsStream, err)
-		}
-	}
-}
-
-// Bucket returns the KeyValue bucket name, creating it when missing.
-func Bucket(ctx context.Context, js *natsotel.JetStream, name, description string, history uint8) (*natsotel.KeyValue, error) {
-	kv, err := js.KeyValue(ctx, name)
-	if err == nil {
-		return kv, nil
-	}
-	if !errors.Is(err, jetstream.ErrBucketNotFound) {
-		return nil, fmt.Errorf("looking up bucket %s: %w", name, err)
-	}
-	kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      name,
-		Description: description,
-		History:     history,
-		Storage:     jetstream.FileStorage,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("creating bucket %s: %w", name, err)
-	}
-	return kv, nil
-}
 
 // IsConflict reports whether err is a failed compare-and-set: Create on an existing key
 // or Update with a stale revision.
