@@ -120,7 +120,7 @@ func (s *Service) scan(ctx context.Context) error {
 	for {
 		from := max(r.next, 1)
 		msgs, err := jetstreamext.GetBatch(ctx, js, stream, scanBatch,
-			jetstreamext.GetBatchSeq(from), jetstreamext.GetBatchSubject(prefix+orderKeys))
+			jetstreamext.GetBatchSeq(from), jetstreamext.GetBatchSubject(prefix+contracts.OrderKeys))
 		if err != nil {
 			return fmt.Errorf("reading orders: %w", err)
 		}
@@ -158,11 +158,6 @@ func (s *Service) scan(ctx context.Context) error {
 		}
 	}
 }
-
-// orderKeys is the subject filter of the order records in the orders bucket: order ids
-// are one token ("ord-..."); idempotency keys ("idem.<key>", see idempotency.go) are two,
-// and are left out.
-const orderKeys = "*"
 
 // kvOperationHeader is the header KeyValue writes on delete and purge markers.
 const kvOperationHeader = "KV-Operation"
