@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/natsotel/reference/services/contracts"
@@ -117,46 +118,55 @@ func (s *Service) scan(ctx context.Context) error {
 	js := s.js.Raw()
 	stream := "KV_" + contracts.BucketOrders
 	prefix := "$KV." + contracts.BucketOrders + "."
+	// Only each order's last record read counts: keep it, decode it at the end. The
+	// position advances only once everything read is applied, so an error leaves the
+	// next pass to read it again.
+	last := map[string]*jetstream.RawStreamMsg{}
+	next := max(r.next, 1)
 	for {
-		from := max(r.next, 1)
 		msgs, err := jetstreamext.GetBatch(ctx, js, stream, scanBatch,
-			jetstreamext.GetBatchSeq(from), jetstreamext.GetBatchSubject(prefix+contracts.OrderKeys))
+			jetstreamext.GetBatchSeq(next), jetstreamext.GetBatchSubject(prefix+contracts.OrderKeys))
 		if err != nil {
 			return fmt.Errorf("reading orders: %w", err)
 		}
-		n := 0
+		n, done := 0, false
 		for m, err := range msgs {
 			if errors.Is(err, jetstreamext.ErrNoMessages) {
-				return nil // nothing written since the last pass
+				done = true // nothing more was written
+				break
 			}
 			if err != nil {
-				return fmt.Errorf("reading orders from revision %d: %w", from, err)
+				return fmt.Errorf("reading orders from revision %d: %w", next, err)
 			}
 			n++
-			r.next = max(r.next, m.Sequence+1)
-			key := strings.TrimPrefix(m.Subject, prefix)
-			if op := m.Header.Get(kvOperationHeader); op == "DEL" || op == "PURGE" {
-				delete(r.open, key)
-				continue
-			}
-			rec, err := decodeRecord(key, m.Data)
-			switch {
-			case err != nil:
-				s.log.WarnContext(ctx, "skipping an unreadable order record", "key", key, "error", err)
-				delete(r.open, key)
-			case rec.unfinished():
-				r.open[key] = rec.UpdatedAt
-			default:
-				delete(r.open, key)
-			}
+			next = max(next, m.Sequence+1)
+			last[strings.TrimPrefix(m.Subject, prefix)] = m
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("reading orders: %w", ctx.Err())
 		}
-		if n < scanBatch {
-			return nil // caught up
+		if done || n < scanBatch {
+			break // caught up
 		}
 	}
+	for key, m := range last {
+		if op := m.Header.Get(kvOperationHeader); op == "DEL" || op == "PURGE" {
+			delete(r.open, key)
+			continue
+		}
+		rec, err := decodeRecord(key, m.Data)
+		switch {
+		case err != nil:
+			s.log.WarnContext(ctx, "skipping an unreadable order record", "key", key, "error", err)
+			delete(r.open, key)
+		case rec.unfinished():
+			r.open[key] = rec.UpdatedAt
+		default:
+			delete(r.open, key)
+		}
+	}
+	r.next = next
+	return nil
 }
 
 // kvOperationHeader is the header KeyValue writes on delete and purge markers.
