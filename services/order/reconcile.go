@@ -118,10 +118,9 @@ func (s *Service) scan(ctx context.Context) error {
 	js := s.js.Raw()
 	stream := "KV_" + contracts.BucketOrders
 	prefix := "$KV." + contracts.BucketOrders + "."
-	// Only each order's last record read counts: keep it, decode it at the end. The
-	// position advances only once everything read is applied, so an error leaves the
-	// next pass to read it again.
-	last := map[string]*jetstream.RawStreamMsg{}
+	// Records are applied as they arrive (in revision order, so each order ends with its
+	// last one); the position advances only at the end, so after an error the next pass
+	// reads the same records again, which changes nothing already applied.
 	next := max(r.next, 1)
 	for {
 		msgs, err := jetstreamext.GetBatch(ctx, js, stream, scanBatch,
@@ -140,33 +139,35 @@ func (s *Service) scan(ctx context.Context) error {
 			}
 			n++
 			next = max(next, m.Sequence+1)
-			last[strings.TrimPrefix(m.Subject, prefix)] = m
+			s.apply(ctx, strings.TrimPrefix(m.Subject, prefix), m)
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("reading orders: %w", ctx.Err())
 		}
 		if done || n < scanBatch {
-			break // caught up
+			r.next = next // caught up
+			return nil
 		}
 	}
-	for key, m := range last {
-		if op := m.Header.Get(kvOperationHeader); op == "DEL" || op == "PURGE" {
-			delete(r.open, key)
-			continue
-		}
-		rec, err := decodeRecord(key, m.Data)
-		switch {
-		case err != nil:
-			s.log.WarnContext(ctx, "skipping an unreadable order record", "key", key, "error", err)
-			delete(r.open, key)
-		case rec.unfinished():
-			r.open[key] = rec.UpdatedAt
-		default:
-			delete(r.open, key)
-		}
+}
+
+// apply updates r.open with one record of the orders bucket. Called with r.mu held.
+func (s *Service) apply(ctx context.Context, key string, m *jetstream.RawStreamMsg) {
+	r := &s.rec
+	if op := m.Header.Get(kvOperationHeader); op == "DEL" || op == "PURGE" {
+		delete(r.open, key)
+		return
 	}
-	r.next = next
-	return nil
+	rec, err := decodeRecord(key, m.Data)
+	switch {
+	case err != nil:
+		s.log.WarnContext(ctx, "skipping an unreadable order record", "key", key, "error", err)
+		delete(r.open, key)
+	case rec.unfinished():
+		r.open[key] = rec.UpdatedAt
+	default:
+		delete(r.open, key)
+	}
 }
 
 // kvOperationHeader is the header KeyValue writes on delete and purge markers.
