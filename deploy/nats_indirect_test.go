@@ -215,7 +215,10 @@ func TestNATSConfigRefusesReplyInjection(t *testing.T) {
 			"$JS.API.STREAM.DELETE.KV_payments", streamConfig(ajs, "KV_payments")},
 		{"probe", "$SRV.STATS.order", contracts.OrderService,
 			"$KV.stock.sku-5", kvValue(ajs, contracts.BucketStock, "sku-5")},
+		// Every service answers $SRV.PING: a target none of them may publish to.
 		{"probe", "$SRV.PING", contracts.BillingService,
+			"$JS.API.STREAM.DELETE." + contracts.OrderEventsStream, streamConfig(ajs, contracts.OrderEventsStream)},
+		{"probe", "$SRV.PING.billing", contracts.BillingService,
 			contracts.SubjectOrderConfirmed, streamConfig(ajs, contracts.OrderEventsStream)},
 	} {
 		t.Run(c.attacker+" "+c.subject+" reply "+c.reply, func(t *testing.T) {
