@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/natsotel/reference/loadgen/load"
 	"github.com/natsotel/reference/loadgen/probe"
@@ -128,7 +129,11 @@ func TestNATSConfigRunsTheShop(t *testing.T) {
 	}
 	defer lnc.Close()
 	watch("loadgen", lnc)
-	lconn, err := natsotel.Wrap(lnc)
+	// The NATS server hops bridge under its own user, started before the load. The load
+	// generator samples its traces as cmd/loadgen does: a traced message from a user that
+	// may not publish to the msg_trace destination would be dropped by the server.
+	hops := startHopsBridge(t, ctx, getenv("nats-hops"), watch)
+	lconn, err := natsotel.Wrap(lnc, natsotel.WithTracerProvider(sampledProvider(t)), natsotel.WithPropagators(propagation.TraceContext{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,6 +223,8 @@ func TestNATSConfigRunsTheShop(t *testing.T) {
 	}
 	waitForReservations(t, ctx, anc, sum.Confirmed, contracts.ReservationCommitted)
 	waitForReservations(t, ctx, anc, sum.Failed, contracts.ReservationReleased, "")
+
+	checkHops(t, hops)
 
 	// Nothing was refused along the way.
 	for _, w := range watched {
