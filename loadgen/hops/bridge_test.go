@@ -123,14 +123,13 @@ func TestJetStreamStoreHop(t *testing.T) {
 	startBridge(t, s, rec)
 
 	conn := traced(t, s, "order", rec)
-	raw, err := jetstream.New(conn.NATS())
+	js, err := conn.JetStream()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := raw.CreateStream(t.Context(), jetstream.StreamConfig{Name: "ORDER_EVENTS", Subjects: []string{"events.order.>"}}); err != nil {
+	if _, err := js.Raw().CreateStream(t.Context(), jetstream.StreamConfig{Name: "ORDER_EVENTS", Subjects: []string{"events.order.>"}}); err != nil {
 		t.Fatal(err)
 	}
-	js := conn.WrapJetStream(raw)
 	if _, err := js.Publish(t.Context(), "events.order.confirmed", []byte("{}")); err != nil {
 		t.Fatal(err)
 	}
