@@ -333,7 +333,8 @@ func TestReplyGuard(t *testing.T) {
 
 	attacker := connect(t, s, "attacker")
 	victim := connect(t, s, "victim")
-	for _, reply := range []string{"$KV.stock.sku-3", "$JS.API.STREAM.DELETE.KV_payments", "events.order.failed", "_INBOX", "_INBOX_.x"} {
+	// ("$JS." replies are refused by nats-server 2.15.3 itself, before any responder.)
+	for _, reply := range []string{"$KV.stock.sku-3", "$KV.payments.ord-1", "events.order.failed", "_INBOX", "_INBOX_.x"} {
 		sub, err := victim.SubscribeSync(reply)
 		if err != nil {
 			t.Fatal(err)
