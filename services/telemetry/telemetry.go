@@ -213,6 +213,11 @@ func (t *Telemetry) NATSOptions() []natsotel.Option {
 		natsotel.WithTracerProvider(t.TracerProvider),
 		natsotel.WithMeterProvider(t.MeterProvider),
 		natsotel.WithPropagators(t.Propagator),
+		// natsotel recovers handler panics (answered 500, recorded on the span): log them.
+		natsotel.WithPanicHandler(func(ctx context.Context, err *natsotel.PanicError) {
+			t.Logger.ErrorContext(ctx, "handler panicked", "subject", err.Subject,
+				"panic", fmt.Sprint(err.Value), "stack", string(err.Stack))
+		}),
 	}
 }
 

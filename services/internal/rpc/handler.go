@@ -5,13 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
-	"runtime/debug"
 
 	"github.com/nats-io/nats.go/micro"
-	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/natsotel/reference/natsotel"
 	"github.com/natsotel/reference/services/contracts"
@@ -39,8 +35,9 @@ func NoFaults() Option { return func(o *options) { o.noFaults = true } }
 
 // Typed adapts fn to a natsotel.Handler: the body is decoded with Decode into a Req, fn's
 // result is replied as JSON, an *Error becomes that micro error, any other error becomes
-// 500 "internal error" (logged, never sent), and a panic becomes 500 "internal error"
-// recorded on the span with its stack in the log. Once s.Inflight is closed (Shutdown), a
+// 500 "internal error" (logged, never sent). A panic is natsotel's to recover: it answers
+// 500 "internal error", records it on the span and passes it to the WithPanicHandler
+// function (telemetry.NATSOptions logs it with its stack). Once s.Inflight is closed (Shutdown), a
 // request is answered 503 "service is stopping" before anything else.
 func Typed[Req, Resp any](s *Server, fn func(ctx context.Context, req *Req) (Resp, error), opts ...Option) natsotel.Handler {
 	var o options
@@ -53,7 +50,6 @@ func Typed[Req, Resp any](s *Server, fn func(ctx context.Context, req *Req) (Res
 			return
 		}
 		defer s.Inflight.End()
-		defer s.recoverPanic(ctx, req)
 		if s.Faults != nil && !o.noFaults {
 			s.Faults.Annotate(ctx)
 			if s.Faults.Drop(ctx) {
@@ -69,19 +65,6 @@ func Typed[Req, Resp any](s *Server, fn func(ctx context.Context, req *Req) (Res
 		out, err := fn(ctx, &in)
 		s.respond(ctx, req, out, err)
 	}
-}
-
-// recoverPanic answers a panicking handler with 500 and records the panic. Deferred.
-func (s *Server) recoverPanic(ctx context.Context, req micro.Request) {
-	r := recover()
-	if r == nil {
-		return
-	}
-	span := trace.SpanFromContext(ctx)
-	span.RecordError(fmt.Errorf("panic: %v", r))
-	span.SetStatus(codes.Error, "panic")
-	s.Log.ErrorContext(ctx, "handler panicked", "subject", req.Subject(), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-	_ = req.Error(contracts.CodeInternal, "internal error", nil)
 }
 
 // respond replies out as JSON, or err as a micro error.
@@ -134,7 +117,6 @@ func (s *Server) fail(ctx context.Context, req micro.Request, e *Error) {
 // is the configuration in force. Control requests are never dropped.
 func Control(s *Server) natsotel.Handler {
 	return func(ctx context.Context, req micro.Request) {
-		defer s.recoverPanic(ctx, req)
 		if len(bytes.TrimSpace(req.Data())) > 0 {
 			cfg, derr := Decode[contracts.FaultConfig](req.Data())
 			if derr != nil {
