@@ -29,7 +29,8 @@ import (
 //   - billing-drop: billing drops 10 % of charges (each costs its order the 2 s request
 //     timeout), 32 closed-loop workers.
 //   - saturation: no fault, 128 closed-loop workers; reports the CPU each process used
-//     per second of the run (2.0 would be both cores).
+//     per second of the run, the load generator (this process) included (2.0 would be
+//     both cores).
 //   - tracing-p99: 100 orders/s open loop against two copies of the shop, one with the
 //     default sampler and one with OTEL_TRACES_SAMPLER=always_off, request by request in
 //     turn; reports both p99s and their ratio.
@@ -142,9 +143,10 @@ func (s *benchShop) closed(b *testing.B, workers int, d time.Duration) load.Summ
 	return sum
 }
 
-// cpu returns the CPU time each process (and nats-server) used so far.
+// cpu returns the CPU time each process used so far: the services, nats-server, and this
+// one (the load generator).
 func (s *benchShop) cpu(b *testing.B) map[string]time.Duration {
-	out := map[string]time.Duration{"nats-server": procCPU(b, s.nats.Proc.Pid())}
+	out := map[string]time.Duration{"nats-server": procCPU(b, s.nats.Proc.Pid()), "loadgen": procCPU(b, os.Getpid())}
 	for name, p := range s.procs {
 		out[name] = procCPU(b, p.Pid())
 	}
