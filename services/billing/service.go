@@ -21,6 +21,11 @@ const Version = "1.0.0"
 
 // Config configures the billing service. The zero value is a working configuration.
 type Config struct {
+	// Replicas is the number of JetStream replicas of the stream and buckets this
+	// service creates when they are missing (1 on a single server, 3 on a three-node
+	// cluster; existing ones are used as they are). Default 1; the binaries read
+	// NATS_JS_REPLICAS (app.JetStreamReplicas).
+	Replicas int
 	// FaultSeed seeds the fault injector (0: random).
 	FaultSeed uint64
 	// DisableControl leaves out the control endpoint (no runtime fault injection).
@@ -54,7 +59,7 @@ func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Confi
 	if err != nil {
 		return nil, fmt.Errorf("billing: %w", err)
 	}
-	kv, err := jsutil.Bucket(ctx, js, contracts.BucketPayments, "billing: payment per order id (card last 4 digits only)", 5)
+	kv, err := jsutil.Bucket(ctx, js, contracts.BucketPayments, "billing: payment per order id (card last 4 digits only)", 5, cfg.Replicas)
 	if err != nil {
 		return nil, fmt.Errorf("billing: %w", err)
 	}

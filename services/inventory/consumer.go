@@ -17,7 +17,7 @@ import (
 // on the order events stream and starts consuming it. Every replica consumes the same
 // durable consumer, so each event is handled by one of them.
 func (s *Service) startConsumer(ctx context.Context, js *natsotel.JetStream) (jetstream.ConsumeContext, error) {
-	stream, err := jsutil.EnsureOrderEvents(ctx, js.Raw())
+	stream, err := jsutil.EnsureOrderEvents(ctx, js.Raw(), s.cfg.Replicas)
 	if err != nil {
 		return nil, err
 	}

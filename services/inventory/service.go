@@ -36,6 +36,11 @@ type Config struct {
 	// StaleAfter is how long a reservation may stay "reserving" before Sweep releases
 	// it. Default 1m.
 	StaleAfter time.Duration
+	// Replicas is the number of JetStream replicas of the stream and buckets this
+	// service creates when they are missing (1 on a single server, 3 on a three-node
+	// cluster; existing ones are used as they are). Default 1; the binaries read
+	// NATS_JS_REPLICAS (app.JetStreamReplicas).
+	Replicas int
 	// FaultSeed seeds the fault injector (0: random).
 	FaultSeed uint64
 	// DisableControl leaves out the control endpoint (no runtime fault injection).
@@ -96,11 +101,11 @@ func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Confi
 	if err != nil {
 		return nil, fmt.Errorf("inventory: %w", err)
 	}
-	stockKV, err := jsutil.Bucket(ctx, js, contracts.BucketStock, "inventory: units available and held per SKU", 1)
+	stockKV, err := jsutil.Bucket(ctx, js, contracts.BucketStock, "inventory: units available and held per SKU", 1, cfg.Replicas)
 	if err != nil {
 		return nil, fmt.Errorf("inventory: %w", err)
 	}
-	resKV, err := jsutil.Bucket(ctx, js, contracts.BucketReservations, "inventory: reservation per order id", 5)
+	resKV, err := jsutil.Bucket(ctx, js, contracts.BucketReservations, "inventory: reservation per order id", 5, cfg.Replicas)
 	if err != nil {
 		return nil, fmt.Errorf("inventory: %w", err)
 	}

@@ -40,6 +40,11 @@ type Config struct {
 	// compensation outstanding, before reconciliation takes it over. It must exceed the
 	// longest create. Default max(1m, 10*RequestTimeout).
 	AbandonAfter time.Duration
+	// Replicas is the number of JetStream replicas of the stream and buckets this
+	// service creates when they are missing (1 on a single server, 3 on a three-node
+	// cluster; existing ones are used as they are). Default 1; the binaries read
+	// NATS_JS_REPLICAS (app.JetStreamReplicas).
+	Replicas int
 	// FaultSeed seeds the fault injector (0: random).
 	FaultSeed uint64
 	// DisableControl leaves out the control endpoint (no runtime fault injection).
@@ -102,11 +107,11 @@ func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Confi
 	if err != nil {
 		return nil, fmt.Errorf("order: %w", err)
 	}
-	orders, err := jsutil.Bucket(ctx, js, contracts.BucketOrders, "order: orders by id", 5)
+	orders, err := jsutil.Bucket(ctx, js, contracts.BucketOrders, "order: orders by id", 5, cfg.Replicas)
 	if err != nil {
 		return nil, fmt.Errorf("order: %w", err)
 	}
-	if _, err := jsutil.EnsureOrderEvents(ctx, js.Raw()); err != nil {
+	if _, err := jsutil.EnsureOrderEvents(ctx, js.Raw(), cfg.Replicas); err != nil {
 		return nil, fmt.Errorf("order: %w", err)
 	}
 	s := &Service{

@@ -17,9 +17,10 @@ import (
 	"github.com/natsotel/reference/services/contracts"
 )
 
-// OrderEventsConfig is the configuration of contracts.OrderEventsStream. Order (the
-// producer) and inventory (the consumer) both create the stream with it when missing.
-func OrderEventsConfig() jetstream.StreamConfig {
+// OrderEventsConfig is the configuration of contracts.OrderEventsStream with the given
+// number of replicas (0 means 1). Order (the producer) and inventory (the consumer) both
+// create the stream with it when missing.
+func OrderEventsConfig(replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        contracts.OrderEventsStream,
 		Description: "Order outcome events (confirmed, failed)",
@@ -29,13 +30,15 @@ func OrderEventsConfig() jetstream.StreamConfig {
 		MaxAge:      24 * time.Hour,
 		Discard:     jetstream.DiscardOld,
 		Duplicates:  2 * time.Minute, // Nats-Msg-Id = order id + status deduplicates retries
+		Replicas:    replicas,
 	}
 }
 
-// EnsureOrderEvents returns the order events stream, creating it when missing. An
-// existing stream is used as is (its configuration is not changed), so that replicas
-// starting together and operators who tuned the stream do not fight.
-func EnsureOrderEvents(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
+// EnsureOrderEvents returns the order events stream, creating it with replicas copies
+// when missing. An existing stream is used as is (its configuration, replicas included,
+// is not changed), so that replicas starting together and operators who tuned the
+// stream do not fight.
+func EnsureOrderEvents(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.Stream, error) {
 	for attempt := 0; ; attempt++ {
 		s, err := js.Stream(ctx, contracts.OrderEventsStream)
 		if err == nil {
@@ -44,7 +47,7 @@ func EnsureOrderEvents(ctx context.Context, js jetstream.JetStream) (jetstream.S
 		if !errors.Is(err, jetstream.ErrStreamNotFound) {
 			return nil, fmt.Errorf("looking up stream %s: %w", contracts.OrderEventsStream, err)
 		}
-		s, err = js.CreateStream(ctx, OrderEventsConfig())
+		s, err = js.CreateStream(ctx, OrderEventsConfig(replicas))
 		if err == nil {
 			return s, nil
 		}
@@ -55,8 +58,9 @@ func EnsureOrderEvents(ctx context.Context, js jetstream.JetStream) (jetstream.S
 	}
 }
 
-// Bucket returns the KeyValue bucket name, creating it when missing.
-func Bucket(ctx context.Context, js *natsotel.JetStream, name, description string, history uint8) (*natsotel.KeyValue, error) {
+// Bucket returns the KeyValue bucket name, creating it with replicas copies (0 means 1)
+// when missing; an existing bucket is used as is.
+func Bucket(ctx context.Context, js *natsotel.JetStream, name, description string, history uint8, replicas int) (*natsotel.KeyValue, error) {
 	kv, err := js.KeyValue(ctx, name)
 	if err == nil {
 		return kv, nil
@@ -69,6 +73,7 @@ func Bucket(ctx context.Context, js *natsotel.JetStream, name, description strin
 		Description: description,
 		History:     history,
 		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating bucket %s: %w", name, err)
