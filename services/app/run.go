@@ -35,7 +35,8 @@ type Options struct {
 	Name string
 	// Version is service.version.
 	Version string
-	// Getenv reads configuration (NATS_*, OTEL_*, LOG_LEVEL); default os.Getenv.
+	// Getenv reads configuration (NATS_*, OTEL_*, LOG_LEVEL, HEALTH_ADDR); default
+	// os.Getenv. HEALTH_ADDR (e.g. ":8080") serves /readyz and /livez (see health).
 	Getenv func(string) string
 	// Stderr receives the text logs; default os.Stderr.
 	Stderr io.Writer
@@ -67,6 +68,11 @@ func Run(ctx context.Context, opts Options, start StartFunc) (err error) {
 	}
 	defer flush()
 	log := tel.Logger
+	hc, err := startHealth(opts.Getenv("HEALTH_ADDR"), log)
+	if err != nil {
+		return err
+	}
+	defer hc.close()
 
 	nc, err := Connect(ctx, opts.Name, opts.Getenv, log)
 	if err != nil {
@@ -82,6 +88,7 @@ func Run(ctx context.Context, opts Options, start StartFunc) (err error) {
 		close(closed)
 	})
 	defer nc.Close() // no-op after a completed drain
+	hc.connected(nc)
 
 	conn, err := natsotel.Wrap(nc, tel.NATSOptions()...)
 	if err != nil {
@@ -91,12 +98,14 @@ func Run(ctx context.Context, opts Options, start StartFunc) (err error) {
 	if err != nil {
 		return err
 	}
+	hc.setServing(true)
 	if opts.Ready != nil {
 		opts.Ready(conn, svc)
 	}
 	log.Info("running; stop with SIGINT or SIGTERM", "version", opts.Version)
 	<-ctx.Done()
 
+	hc.setServing(false)
 	log.Info("shutting down", "timeout", opts.StopTimeout)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opts.StopTimeout)
 	defer cancel()
