@@ -15,14 +15,14 @@ import (
 // every process the test starts through it. When the test fails, its cleanup prints the
 // tail of every process log.
 type Stack struct {
-	Tools      Tools
-	Dir        string // logs, configs, data of this test
+	Tools Tools
+	Dir   string // logs, configs, data of this test
 	// NATS is the nats-server; nil when the stack runs a cluster (NATSCluster).
 	NATS *NATSServer
 	// NATSCluster is set instead of NATS when StackConfig.NATSClusterSize > 0.
 	NATSCluster *NATSCluster
-	Prometheus *Prometheus
-	Collector  *Collector
+	Prometheus  *Prometheus
+	Collector   *Collector
 
 	// MetricExportInterval is OTEL_METRIC_EXPORT_INTERVAL (ms) given to services (default 1000).
 	MetricExportInterval int
