@@ -19,6 +19,8 @@ const (
 	ServiceKey  = attribute.Key("nats.micro.service")
 	InstanceKey = attribute.Key("nats.micro.instance")
 	EndpointKey = attribute.Key("nats.micro.endpoint")
+	// ServerKey is the server_name of the NATS server an instance is connected to.
+	ServerKey = attribute.Key("nats.server.name")
 )
 
 // Metric names.
@@ -28,6 +30,7 @@ const (
 	MetricRequests       = "nats.micro.endpoint.requests"
 	MetricErrors         = "nats.micro.endpoint.errors"
 	MetricProcessingTime = "nats.micro.endpoint.processing_time.average"
+	MetricInstances      = "nats.micro.instances"
 )
 
 // pingBuckets suit a loopback or LAN round trip (100 µs .. 1 s); the semconv messaging
@@ -72,8 +75,18 @@ func newInstruments(mp metric.MeterProvider, p *Probe) (*instruments, error) {
 	if err != nil {
 		return nil, wrap(MetricProcessingTime, err)
 	}
+	perServer, err := m.Int64ObservableGauge(MetricInstances, metric.WithUnit("{instance}"),
+		metric.WithDescription("Instances that answered the last probe, by service and by the NATS server they are connected to (only with monitoring URLs)."))
+	if err != nil {
+		return nil, wrap(MetricInstances, err)
+	}
 	ins.reg, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		type where struct{ service, server string }
+		counts := map[where]int64{}
 		for _, in := range p.Instances() {
+			if in.Up && len(p.cfg.MonitorURLs) > 0 {
+				counts[where{in.Service, in.Server}]++
+			}
 			v := int64(0)
 			if in.Up {
 				v = 1
@@ -88,8 +101,11 @@ func newInstruments(mp metric.MeterProvider, p *Probe) (*instruments, error) {
 				o.ObserveFloat64(avg, e.AverageProcessingTime.Seconds(), set)
 			}
 		}
+		for w, n := range counts {
+			o.ObserveInt64(perServer, n, metric.WithAttributes(ServiceKey.String(w.service), ServerKey.String(w.server)))
+		}
 		return nil
-	}, up, reqs, errs, avg)
+	}, up, reqs, errs, avg, perServer)
 	if err != nil {
 		return nil, wrap("callback", err)
 	}
