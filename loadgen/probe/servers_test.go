@@ -120,4 +120,3 @@ func TestProbeMonitoringUnreachable(t *testing.T) {
 		t.Errorf("PerServer = %v, want %v", round.PerServer, w)
 	}
 }
-
