@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -31,8 +32,13 @@ import (
 // user, and the real load generator and probe drive and watch them. Any subject a user
 // lacks shows up as a "Permissions Violation" (or a failed start, or a timeout).
 func TestNATSConfigRunsTheShop(t *testing.T) {
-	s := startNATS(t)
-	project := loadCompose(t)
+	runShop(t, startNATS(t).ClientURL(), loadCompose(t))
+}
+
+// runShop runs the services, the load generator and the probe with the environment
+// project gives them, against the server(s) at natsURL, and checks that nothing was
+// refused.
+func runShop(t *testing.T, natsURL string, project *types.Project) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 
@@ -46,7 +52,7 @@ func TestNATSConfigRunsTheShop(t *testing.T) {
 		return func(key string) string {
 			switch key {
 			case "NATS_URL":
-				return s.ClientURL()
+				return natsURL
 			case "OTEL_EXPORTER_OTLP_ENDPOINT":
 				return ""
 			}
@@ -69,17 +75,26 @@ func TestNATSConfigRunsTheShop(t *testing.T) {
 		name string
 		err  error
 	}
+	// NATS_JS_REPLICAS as the binaries read it (services/cmd).
+	replicas := map[string]int{}
+	for _, name := range []string{contracts.OrderService, contracts.InventoryService, contracts.BillingService} {
+		n, err := app.JetStreamReplicas(getenv(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		replicas[name] = n
+	}
 	starts := map[string]app.StartFunc{
 		contracts.OrderService: func(ctx context.Context, c *natsotel.Conn, log *slog.Logger) (app.Stopper, error) {
 			// Reconciliation every 200 ms instead of 30 s, so its KeyValue watch runs under
 			// the order user's permissions during the test.
-			return order.Start(ctx, c, log, order.Config{ReconcileInterval: 200 * time.Millisecond})
+			return order.Start(ctx, c, log, order.Config{ReconcileInterval: 200 * time.Millisecond, Replicas: replicas[contracts.OrderService]})
 		},
 		contracts.InventoryService: func(ctx context.Context, c *natsotel.Conn, log *slog.Logger) (app.Stopper, error) {
-			return inventory.Start(ctx, c, log, inventory.Config{})
+			return inventory.Start(ctx, c, log, inventory.Config{Replicas: replicas[contracts.InventoryService]})
 		},
 		contracts.BillingService: func(ctx context.Context, c *natsotel.Conn, log *slog.Logger) (app.Stopper, error) {
-			return billing.Start(ctx, c, log, billing.Config{})
+			return billing.Start(ctx, c, log, billing.Config{Replicas: replicas[contracts.BillingService]})
 		},
 	}
 	ready := make(chan string, len(starts))
@@ -204,7 +219,7 @@ func TestNATSConfigRunsTheShop(t *testing.T) {
 	// A human with the nats CLI (admin): the loadgen's control endpoint answers, and the
 	// asynchronous consumer (inventory, its own user) commits every confirmed order's
 	// reservation and releases every failed one's.
-	anc, err := nats.Connect(s.ClientURL(), nats.UserInfo("admin", natsUser(natsConfig(t), "admin").Password))
+	anc, err := nats.Connect(natsURL, nats.UserInfo("admin", natsUser(natsConfig(t), "admin").Password))
 	if err != nil {
 		t.Fatal(err)
 	}
