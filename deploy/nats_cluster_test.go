@@ -234,7 +234,9 @@ func TestNATSClusterConfigRunsTheShop(t *testing.T) {
 	}
 
 	natsURL := strings.Join(urls, ",")
-	runShop(t, natsURL, loadClusterCompose(t))
+	// Three in-process nodes replicating every write under -race on a busy machine are
+	// slower than one server: a request may take seconds.
+	runShop(t, natsURL, loadClusterCompose(t), 10*time.Second)
 
 	nc, err := nats.Connect(natsURL, nats.UserInfo("admin", natsUser(natsConfig(t), "admin").Password))
 	if err != nil {

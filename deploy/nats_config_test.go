@@ -32,13 +32,13 @@ import (
 // user, and the real load generator and probe drive and watch them. Any subject a user
 // lacks shows up as a "Permissions Violation" (or a failed start, or a timeout).
 func TestNATSConfigRunsTheShop(t *testing.T) {
-	runShop(t, startNATS(t).ClientURL(), loadCompose(t))
+	runShop(t, startNATS(t).ClientURL(), loadCompose(t), 2*time.Second)
 }
 
 // runShop runs the services, the load generator and the probe with the environment
 // project gives them, against the server(s) at natsURL, and checks that nothing was
-// refused.
-func runShop(t *testing.T, natsURL string, project *types.Project) {
+// refused. timeout bounds each load generator request.
+func runShop(t *testing.T, natsURL string, project *types.Project, timeout time.Duration) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 
@@ -143,7 +143,7 @@ func runShop(t *testing.T, natsURL string, project *types.Project) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runner, err := load.New(lconn, lgLog, load.Config{Mode: load.ModeClosed, Workers: 8, Count: 120, Seed: 7, Timeout: 2 * time.Second, Progress: -1})
+	runner, err := load.New(lconn, lgLog, load.Config{Mode: load.ModeClosed, Workers: 8, Count: 120, Seed: 7, Timeout: timeout, Progress: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,26 +59,59 @@ func EnsureOrderEvents(ctx context.Context, js jetstream.JetStream, replicas int
 }
 
 // Bucket returns the KeyValue bucket name, creating it with replicas copies (0 means 1)
-// when missing; an existing bucket is used as is.
+// when missing; an existing bucket is used as is, except for leaderReads.
 func Bucket(ctx context.Context, js *natsotel.JetStream, name, description string, history uint8, replicas int) (*natsotel.KeyValue, error) {
 	kv, err := js.KeyValue(ctx, name)
-	if err == nil {
-		return kv, nil
-	}
-	if !errors.Is(err, jetstream.ErrBucketNotFound) {
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      name,
+			Description: description,
+			History:     history,
+			Storage:     jetstream.FileStorage,
+			Replicas:    replicas,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("creating bucket %s: %w", name, err)
+		}
+	} else if err != nil {
 		return nil, fmt.Errorf("looking up bucket %s: %w", name, err)
 	}
-	kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      name,
-		Description: description,
-		History:     history,
-		Storage:     jetstream.FileStorage,
-		Replicas:    replicas,
-	})
+	changed, err := leaderReads(ctx, js.Raw(), name)
 	if err != nil {
-		return nil, fmt.Errorf("creating bucket %s: %w", name, err)
+		return nil, err
+	}
+	if changed {
+		// nats.go picks direct or leader gets when it binds: bind again.
+		if kv, err = js.KeyValue(ctx, name); err != nil {
+			return nil, fmt.Errorf("looking up bucket %s: %w", name, err)
+		}
 	}
 	return kv, nil
+}
+
+// leaderReads turns direct gets off on a replicated bucket's stream, so that Get is
+// answered by the stream leader. With direct gets (nats.go always creates buckets with
+// AllowDirect) any replica answers, and a follower that has not yet applied a write
+// answers with the old value or "not found": a service would not read its own write
+// (inventory saw a reservation it had just created vanish, under load on three nodes).
+// Leader reads are the workaround nats-server#6557 and #7281 recommend until
+// read-after-write lands in the clients; a leader change can still serve one stale read.
+// A bucket with one replica keeps direct gets (its only copy is the leader). It reports
+// whether it changed the stream.
+func leaderReads(ctx context.Context, js jetstream.JetStream, bucket string) (bool, error) {
+	s, err := js.Stream(ctx, "KV_"+bucket)
+	if err != nil {
+		return false, fmt.Errorf("looking up bucket %s: %w", bucket, err)
+	}
+	cfg := s.CachedInfo().Config
+	if cfg.Replicas <= 1 || !cfg.AllowDirect {
+		return false, nil
+	}
+	cfg.AllowDirect = false
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		return false, fmt.Errorf("bucket %s: turning direct gets off: %w", bucket, err)
+	}
+	return true, nil
 }
 
 // IsConflict reports whether err is a failed compare-and-set: Create on an existing key
