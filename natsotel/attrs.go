@@ -55,7 +55,8 @@ const (
 	ErrTypeRevisionMismatch = "revision_mismatch"
 	ErrTypeKeyExists        = "key_exists"
 	ErrTypePanic            = "panic"
-	ErrTypeNoReply          = "no_reply" // a micro handler returned without answering
+	ErrTypeNoReply          = "no_reply"      // a micro handler returned without answering
+	ErrTypeReplyRefused     = "reply_refused" // a request whose reply subject is not an inbox
 	ErrTypeOther            = "_OTHER"
 )
 

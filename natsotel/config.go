@@ -29,6 +29,8 @@ type config struct {
 	requestTimeout time.Duration
 	destTemplate   func(subject string) string
 	onPanic        PanicHandler
+	concurrency    int
+	replyPrefixes  []string
 }
 
 type optionFunc func(*config)
@@ -127,8 +129,24 @@ func WithDefaultRequestTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.requestTimeout = d })
 }
 
+// WithConcurrency sets how many requests each micro endpoint of a Service handles at once
+// (default DefaultConcurrency). Each request beyond it waits in the endpoint's pending queue
+// until a handler returns; see serve.go for the back-pressure. n <= 1 serves one request at a
+// time on micro's delivery goroutine, as micro itself does.
+func WithConcurrency(n int) Option {
+	return optionFunc(func(c *config) { c.concurrency = max(n, 1) })
+}
+
+// WithReplyPrefixes adds subject prefixes that micro endpoints may answer to, besides the
+// inboxes ("_INBOX.", "_INBOX_<user>.", the connection's own inbox prefix) and the "_R_."
+// replies of service imports. Use it for requesters with an inbox prefix of their own. The
+// prefix "" allows any reply subject and so switches the guard off: see replyAllowed.
+func WithReplyPrefixes(prefixes ...string) Option {
+	return optionFunc(func(c *config) { c.replyPrefixes = append(c.replyPrefixes, prefixes...) })
+}
+
 func newConfig(opts []Option) config {
-	c := config{requestTimeout: DefaultRequestTimeout}
+	c := config{requestTimeout: DefaultRequestTimeout, concurrency: DefaultConcurrency}
 	for _, o := range opts {
 		if o != nil {
 			o.apply(&c)

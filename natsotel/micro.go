@@ -6,9 +6,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Handler handles a micro request; ctx carries the SERVER span (child of the caller's
@@ -32,29 +35,38 @@ const (
 // ErrNilHandler is returned when an endpoint is added without a handler.
 var ErrNilHandler = errors.New("natsotel: nil handler")
 
-// Service is a micro.Service whose endpoints are traced. Discovery ($SRV.PING, INFO, STATS)
-// is answered by micro itself and stays untraced. The embedded micro.Service gives Info,
-// Stats, Reset, Stop and Stopped; its own AddEndpoint/AddGroup (reachable as
-// s.Service.AddEndpoint) add untraced endpoints.
+// Service is a micro.Service whose endpoints are traced and serve up to WithConcurrency
+// requests at once each. Discovery ($SRV.PING, INFO, STATS) is answered by micro itself and
+// stays untraced. The embedded micro.Service gives Info, Stats, Reset, Stop and Stopped; its
+// own AddEndpoint/AddGroup (reachable as s.Service.AddEndpoint) add untraced, serial
+// endpoints. Stop with Shutdown, which waits for the handlers still running.
 type Service struct {
 	micro.Service
-	conn *Conn
-	mu   sync.Mutex // serialises endpoint registration (see addEndpoint)
+	conn    *Conn
+	mu      sync.Mutex // serialises endpoint registration (see addEndpoint)
+	eps     sync.Map   // endpoint subject -> *endpoint, for the stats data
+	running inflight   // handlers running on goroutines of their own
 }
 
 // AddService is micro.AddService on the instrumented connection. A cfg.Endpoint is added as
-// a traced endpoint named "default", as micro would.
+// a traced endpoint named "default", as micro would. Unless cfg has a StatsHandler, each
+// endpoint's $SRV.STATS data carries the handler figures natsotel measures (see
+// endpointStats).
 func (c *Conn) AddService(cfg micro.Config) (*Service, error) {
 	ep := cfg.Endpoint
 	cfg.Endpoint = nil
 	if ep != nil && ep.Handler == nil {
 		return nil, ErrNilHandler
 	}
+	s := &Service{conn: c}
+	if cfg.StatsHandler == nil {
+		cfg.StatsHandler = s.statsData
+	}
 	svc, err := micro.AddService(c.nc, cfg)
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{Service: svc, conn: c}
+	s.Service = svc
 	if ep != nil {
 		opts := []micro.EndpointOpt{micro.WithEndpointSubject(ep.Subject)}
 		if ep.Metadata != nil {
@@ -116,9 +128,12 @@ func (g *Group) Raw() micro.Group { return g.g }
 // endpoint is the traced handler of one micro endpoint.
 type endpoint struct {
 	c     *Conn
+	svc   *Service
 	h     Handler
+	slots slots                  // nil: one request at a time, on micro's delivery goroutine
 	ready chan struct{}          // closed once meta is set
 	meta  atomic.Pointer[opInfo] // SERVER "process <endpoint subject>" operation
+	stats endpointStats
 }
 
 // addEndpoint registers the endpoint with micro and then resolves its subject and queue group
@@ -130,11 +145,14 @@ func (s *Service) addEndpoint(add func(string, micro.Handler, ...micro.EndpointO
 	if h == nil {
 		return ErrNilHandler
 	}
-	ep := &endpoint{c: s.conn, h: h, ready: make(chan struct{})}
+	ep := &endpoint{c: s.conn, svc: s, h: h, ready: make(chan struct{})}
+	if n := s.conn.cfg.concurrency; n > 1 {
+		ep.slots = make(slots, n)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := len(s.Service.Info().Endpoints)
-	err := add(name, micro.HandlerFunc(ep.handle), opts...)
+	err := add(name, micro.HandlerFunc(ep.dispatch), opts...)
 
 	subject, queue := name, ""
 	if prefix != "" {
@@ -156,13 +174,17 @@ func (s *Service) addEndpoint(add func(string, micro.Handler, ...micro.EndpointO
 		if idx >= 0 {
 			subject, queue = infos[idx].Subject, infos[idx].QueueGroup
 		}
+		s.eps.Store(subject, ep)
 	}
 	ep.meta.Store(s.conn.op(specServe, subject, queue, false))
 	close(ep.ready)
 	return err
 }
 
-func (ep *endpoint) handle(req micro.Request) {
+// serve runs the handler for one request, traced unless the Filter says otherwise, and
+// records its outcome in the endpoint's stats. A request whose reply subject is not an inbox
+// is refused without running the handler (see replyAllowed).
+func (ep *endpoint) serve(req micro.Request) {
 	info := ep.meta.Load()
 	if info == nil {
 		<-ep.ready
@@ -172,27 +194,32 @@ func (ep *endpoint) handle(req micro.Request) {
 	ctx := c.cfg.prop.Extract(context.Background(), HeaderCarrier(req.Headers()))
 	r := &tracedRequest{Request: req}
 	subject := req.Subject()
-	if !c.traced(subject) {
-		defer func() {
-			if p := recover(); p != nil {
-				r.answerPanic() // answer first: the panic handler may be slow
-				c.recovered(ctx, nil, subject, p)
-			}
-		}()
-		ep.h(ctx, r)
-		return
+	traced := c.traced(subject)
+	var cl call
+	if traced {
+		ctx, cl = c.begin(ctx, info, subject, len(req.Data()))
+	} else {
+		cl.start = time.Now()
 	}
-
-	ctx, cl := c.begin(ctx, info, subject, len(req.Data()))
 	// Ends the span however the handler ends: return, panic or runtime.Goexit.
 	defer func() {
 		if p := recover(); p != nil {
-			r.answerPanic()
+			r.answerPanic() // answer first: the panic handler may be slow
 			c.recovered(ctx, cl.span, subject, p)
 		}
 		errType, desc := r.outcome()
-		cl.end(ctx, errType, desc, 1)
+		ep.stats.record(time.Since(cl.start), errType, desc)
+		if traced {
+			cl.end(ctx, errType, desc, 1)
+		}
 	}()
+	if reply := req.Reply(); reply != "" && !c.replyAllowed(reply) {
+		r.refuse(reply)
+		if traced && cl.span.IsRecording() {
+			cl.span.AddEvent("reply refused", trace.WithAttributes(replySubjectKey.String(truncate(reply, maxRefusedReply))))
+		}
+		return
+	}
 	ep.h(ctx, r)
 }
 
@@ -202,6 +229,7 @@ type tracedRequest struct {
 
 	mu       sync.Mutex
 	sent     bool   // an answer was sent: the caller got it, its outcome is final
+	refused  bool   // the reply subject was refused: nothing handled, nothing sent
 	panicked bool   // the handler panicked
 	errType  string // outcome of the answer sent, or the error of the last failed attempt
 	errDesc  string
@@ -256,6 +284,27 @@ func answerErrorType(err error) string {
 	return ErrTypeOther
 }
 
+// replySubjectKey names the refused reply subject on the "reply refused" span event.
+const replySubjectKey = attribute.Key("messaging.nats.reply_subject")
+
+// maxRefusedReply bounds how much of a refused reply subject is recorded.
+const maxRefusedReply = 128
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// refuse marks the request as refused for its reply subject.
+func (r *tracedRequest) refuse(reply string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.refused, r.errType = true, ErrTypeReplyRefused
+	r.errDesc = "reply subject is not an inbox: " + truncate(reply, maxRefusedReply)
+}
+
 // answerPanic answers a panicking handler's request with a 500, unless it was answered.
 func (r *tracedRequest) answerPanic() {
 	r.mu.Lock()
@@ -274,6 +323,8 @@ func (r *tracedRequest) outcome() (string, string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch {
+	case r.refused:
+		return r.errType, r.errDesc
 	case r.panicked:
 		return panicCode, "handler panic"
 	case r.sent:

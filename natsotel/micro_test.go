@@ -73,9 +73,32 @@ func TestMicroPanicAnswered500AndServiceKeepsServing(t *testing.T) {
 	if panicked != 1 {
 		t.Errorf("want 1 exception event, got %d", panicked)
 	}
-	if st := waitStats(t, svc, 2); st.NumErrors != 1 {
-		t.Errorf("micro stats %+v", st)
+	// Handlers run on goroutines of their own: micro counts the requests but not the errors;
+	// the handler's figures are in the endpoint's stats data.
+	st := waitStats(t, svc, 2)
+	if hs := handlerStats(t, st); hs.NumRequests != 2 || hs.NumErrors != 1 || !strings.HasPrefix(hs.LastError, "500") {
+		t.Errorf("handler stats %+v", hs)
 	}
+}
+
+// handlerStats decodes the figures natsotel puts into an endpoint's $SRV.STATS data.
+type handlerStatsJSON struct {
+	Concurrency           int           `json:"concurrency"`
+	InFlight              int           `json:"in_flight"`
+	NumRequests           int64         `json:"num_requests"`
+	NumErrors             int64         `json:"num_errors"`
+	LastError             string        `json:"last_error"`
+	ProcessingTime        time.Duration `json:"processing_time"`
+	AverageProcessingTime time.Duration `json:"average_processing_time"`
+}
+
+func handlerStats(t *testing.T, st *micro.EndpointStats) handlerStatsJSON {
+	t.Helper()
+	var hs handlerStatsJSON
+	if err := json.Unmarshal(st.Data, &hs); err != nil {
+		t.Fatalf("stats data %q: %v", st.Data, err)
+	}
+	return hs
 }
 
 func TestMicroDiscoveryUntraced(t *testing.T) {

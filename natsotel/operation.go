@@ -283,7 +283,8 @@ func (cl *call) end(ctx context.Context, errType, desc string, n int64) {
 		cl.span.SetAttributes(semconv.ErrorTypeKey.String(errType))
 		cl.span.SetStatus(codes.Error, desc)
 	}
-	cl.span.End()
+	// Metrics first, then the span's end: whoever sees the span ended sees its metrics.
+	defer cl.span.End()
 
 	c := cl.c
 	mo := cl.info.metricOptions(c, errType, cl.srv)
