@@ -27,6 +27,10 @@ var clusterStreams = []string{
 	"KV_" + contracts.BucketReservations, "KV_" + contracts.BucketPayments,
 }
 
+// requestTimeout bounds each request of a polling check: a request sent just before its
+// server died gets no answer, and must not use up the whole poll.
+const requestTimeout = 2 * time.Second
+
 // clusterDownTime is how long the killed leader stays away: long enough for the other two
 // nodes to elect new leaders and serve without it.
 const clusterDownTime = 5 * time.Second
@@ -136,9 +140,9 @@ func TestFaultNATSCluster(t *testing.T) {
 	if out := nonBusinessCounts(outside); len(out) > 0 {
 		t.Errorf("requests outside the fault windows failed: %s", faultkit.FormatCounts(out))
 	}
-	// A bound the test can fail on: failover takes a few seconds (election timeouts,
-	// reconnect), never the load generator's whole request timeout several times over.
-	if gap > 15*time.Second {
+	// A bound the test can fail on: failover takes seconds (Raft election timeouts of
+	// 4-9 s, reconnects; 7-12 s measured here on a loaded 2-core machine), not minutes.
+	if gap > 20*time.Second {
 		t.Errorf("no order succeeded for %v", gap)
 	}
 
@@ -167,6 +171,8 @@ func TestFaultNATSCluster(t *testing.T) {
 // leader, and every follower current.
 func waitStreamsCurrent(ctx context.Context, js jetstream.JetStream, replicas int, timeout time.Duration) error {
 	return faultkit.Poll(ctx, timeout, 100*time.Millisecond, func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		defer cancel()
 		for _, name := range clusterStreams {
 			s, err := js.Stream(ctx, name)
 			if err != nil {
@@ -206,6 +212,8 @@ func colocateLeaders(ctx context.Context, cl *harness.NATSCluster, nc *nats.Conn
 	}
 	req, _ := json.Marshal(map[string]any{"placement": map[string]any{"preferred": meta.Name()}})
 	err = faultkit.Poll(ctx, 30*time.Second, 200*time.Millisecond, func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		defer cancel()
 		s, err := js.Stream(ctx, contracts.OrderEventsStream)
 		if err != nil {
 			return err
@@ -260,6 +268,8 @@ func waitNewLeaders(ctx context.Context, cl *harness.NATSCluster, js jetstream.J
 		}
 	}
 	err = faultkit.Poll(ctx, timeout, 50*time.Millisecond, func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		defer cancel()
 		if meta == 0 {
 			z, err := other.JSZ(ctx)
 			if err != nil {
