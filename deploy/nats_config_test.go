@@ -32,13 +32,14 @@ import (
 // user, and the real load generator and probe drive and watch them. Any subject a user
 // lacks shows up as a "Permissions Violation" (or a failed start, or a timeout).
 func TestNATSConfigRunsTheShop(t *testing.T) {
-	runShop(t, startNATS(t).ClientURL(), loadCompose(t), 2*time.Second)
+	runShop(t, startNATS(t).ClientURL(), loadCompose(t), 2*time.Second, 0)
 }
 
 // runShop runs the services, the load generator and the probe with the environment
 // project gives them, against the server(s) at natsURL, and checks that nothing was
-// refused. timeout bounds each load generator request.
-func runShop(t *testing.T, natsURL string, project *types.Project, timeout time.Duration) {
+// refused. timeout bounds each load generator request, orderTimeout each of order's
+// downstream requests (0: order's default).
+func runShop(t *testing.T, natsURL string, project *types.Project, timeout, orderTimeout time.Duration) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 
@@ -88,7 +89,7 @@ func runShop(t *testing.T, natsURL string, project *types.Project, timeout time.
 		contracts.OrderService: func(ctx context.Context, c *natsotel.Conn, log *slog.Logger) (app.Stopper, error) {
 			// Reconciliation every 200 ms instead of 30 s, so its KeyValue watch runs under
 			// the order user's permissions during the test.
-			return order.Start(ctx, c, log, order.Config{ReconcileInterval: 200 * time.Millisecond, Replicas: replicas[contracts.OrderService]})
+			return order.Start(ctx, c, log, order.Config{ReconcileInterval: 200 * time.Millisecond, RequestTimeout: orderTimeout, Replicas: replicas[contracts.OrderService]})
 		},
 		contracts.InventoryService: func(ctx context.Context, c *natsotel.Conn, log *slog.Logger) (app.Stopper, error) {
 			return inventory.Start(ctx, c, log, inventory.Config{Replicas: replicas[contracts.InventoryService]})
