@@ -11,7 +11,7 @@
 # `go build` line (flags, target, environment) for every image compose builds, so a broken
 # command is caught without a Docker engine.
 
-ARG GO_VERSION=1.26.8
+ARG GO_VERSION=1.27.0
 
 FROM golang:${GO_VERSION}-trixie AS build
 

@@ -33,8 +33,12 @@ test: ## unit and in-process end-to-end tests of every module, with -race
 	@set -e; for m in $(SOLO_MODULES); do echo "== go test $$m (GOWORK=off)"; (cd $$m && GOWORK=off $(GO) test -race -count=1 ./...); done
 
 .PHONY: demo
+# Built, then exec'd (not `go run`, which exits 1 when Ctrl-C interrupts the program it runs,
+# so make printed "Error 1" after a clean stop). Flags: make demo ARGS='-rate 100 -logs'.
 demo: ## the whole system in one process on an embedded NATS server; prints the live service graph
-	cd demo && $(GO) run ./cmd/demo $(ARGS)
+	@mkdir -p .cache
+	cd demo && $(GO) build -o ../.cache/demo ./cmd/demo
+	exec ./.cache/demo $(ARGS)
 
 .PHONY: build
 build: ## build every binary into ./bin
@@ -78,6 +82,14 @@ fuzz: ## every fuzz target for FUZZTIME (default 20s)
 	      echo "== fuzz $$pkg $$f"; GO=$(GO) bash $(CURDIR)/.ci/fuzz-target $$pkg $$f $(FUZZTIME); \
 	    done; done); done
 
+.PHONY: bench-serve
+bench-serve: tools ## the shop's serving figures (slow dependency, dropped charges, saturation, tracing p99), one vs concurrent handlers
+	cd e2e && $(GO) test -run '^$$' -bench BenchmarkServe -benchtime 1x -count $${COUNT:-3} -timeout 60m . | tee ../bench-serve.txt
+
 .PHONY: bench
 bench: ## natsotel benchmarks (natsotel vs bare nats.go), 6 runs for benchstat
 	cd natsotel && $(GO) test -run '^$$' -bench . -benchmem -count 6 ./... | tee ../bench.txt
+
+.PHONY: bench-loadgen
+bench-loadgen: tools build ## loadgen closed loop vs `nats bench service request` on the real services: throughput ratios, interleaved
+	env $(BENCH_ARGS) bash loadgen/bench/vs-nats-bench.sh

@@ -31,7 +31,7 @@ const (
 
 func TestComposeLoads(t *testing.T) {
 	p := loadCompose(t)
-	want := []string{"billing", "inventory", "lgtm", "loadgen", "nats", "order", "probe"}
+	want := []string{"billing", "inventory", "lgtm", "loadgen", "nats", "order", "probe", "provision"}
 	if got := p.ServiceNames(); !slices.Equal(sortedCopy(got), want) {
 		t.Fatalf("services = %v, want %v", sortedCopy(got), want)
 	}
@@ -107,18 +107,28 @@ func TestComposeGoServices(t *testing.T) {
 				t.Errorf("NATS user %s has no permissions: least privilege needs an allow list", u.Username)
 			}
 
-			for _, dep := range []string{"nats", "lgtm"} {
+			deps := map[string]string{"nats": types.ServiceConditionHealthy, "lgtm": types.ServiceConditionHealthy}
+			restart := types.RestartPolicyUnlessStopped
+			if oneShot[name] {
+				deps = map[string]string{"nats": types.ServiceConditionHealthy}
+				restart = types.RestartPolicyNo
+			} else if name != "loadgen" { // loadgen waits for the services, which wait for these
+				for s := range oneShot {
+					deps[s] = types.ServiceConditionCompletedSuccessfully
+				}
+			}
+			for dep, cond := range deps {
 				d, ok := svc.DependsOn[dep]
 				if !ok {
 					t.Errorf("depends_on misses %s", dep)
 					continue
 				}
-				if d.Condition != types.ServiceConditionHealthy {
-					t.Errorf("depends_on %s: condition %q, want %s", dep, d.Condition, types.ServiceConditionHealthy)
+				if d.Condition != cond {
+					t.Errorf("depends_on %s: condition %q, want %s", dep, d.Condition, cond)
 				}
 			}
-			if svc.Restart != types.RestartPolicyUnlessStopped {
-				t.Errorf("restart = %q, want %s", svc.Restart, types.RestartPolicyUnlessStopped)
+			if svc.Restart != restart {
+				t.Errorf("restart = %q, want %s", svc.Restart, restart)
 			}
 
 			// Scale-safe: `docker compose up --scale inventory=3` needs no fixed name

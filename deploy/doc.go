@@ -1,5 +1,6 @@
 // Package deploy holds what `docker compose up` runs besides the Go code: the NATS server
-// configuration (nats/nats.conf), Grafana's dashboards and provisioning (grafana/), and the
+// configuration (nats/nats.conf), Grafana's dashboards and provisioning (grafana/), the files
+// that replace otel-lgtm's Tempo config and datasources (lgtm/), and the
 // tests that prove them without a Docker engine:
 //
 //   - compose_test.go loads compose.yaml with compose-go, exactly as `docker compose` does,
@@ -9,6 +10,9 @@
 //     service with its own user, places real orders through them, and shows that each
 //     user is refused every subject outside its rights.
 //   - dashboards_test.go parses every dashboard and checks datasources, uids, queries.
+//   - lgtm_test.go checks the files compose mounts over otel-lgtm's own (lgtm/): the Tempo
+//     configuration and the datasources (otel-lgtm's uids, every datasourceUid link,
+//     traces to profiles), /tmp on a tmpfs, no start_interval, the database/dup opt-in.
 //   - image_build_test.go runs the Dockerfile's `go build` line for every image compose
 //     builds.
 //

@@ -27,7 +27,12 @@ var goServices = map[string]string{
 	"billing":   "services/cmd/billing",
 	"loadgen":   "loadgen/cmd/loadgen",
 	"probe":     "loadgen/cmd/probe",
+	"provision": "services/cmd/provision",
 }
+
+// oneShot lists the Go services of goServices that run once and exit (restart "no"),
+// which every long-running service waits for (depends_on: service_completed_successfully).
+var oneShot = map[string]bool{"provision": true}
 
 // repoRoot is the directory holding compose.yaml, go.work and the Dockerfile.
 func repoRoot(t testing.TB) string {

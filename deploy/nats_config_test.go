@@ -24,6 +24,7 @@ import (
 	"github.com/natsotel/reference/services/contracts"
 	"github.com/natsotel/reference/services/inventory"
 	"github.com/natsotel/reference/services/order"
+	"github.com/natsotel/reference/services/provision"
 )
 
 // TestNATSConfigRunsTheShop is nats.conf's positive proof: the real server runs it, every
@@ -70,32 +71,26 @@ func runShop(t *testing.T, natsURL string, project *types.Project, timeout, orde
 		watchedMu.Unlock()
 	}
 
-	// The three services, started together as compose does (they race to create the
-	// shared ORDER_EVENTS stream).
+	// The provisioning step, as compose runs it before the services: its own user creates
+	// the stream, the buckets and the consumer, which the services' users may not.
+	provisionAs(t, ctx, getenv("provision"))
+
+	// The three services, started together as compose does.
 	type result struct {
 		name string
 		err  error
-	}
-	// NATS_JS_REPLICAS as the binaries read it (services/cmd).
-	replicas := map[string]int{}
-	for _, name := range []string{contracts.OrderService, contracts.InventoryService, contracts.BillingService} {
-		n, err := app.JetStreamReplicas(getenv(name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		replicas[name] = n
 	}
 	starts := map[string]app.StartFunc{
 		contracts.OrderService: func(ctx context.Context, c *natsotel.Conn, log *slog.Logger) (app.Stopper, error) {
 			// Reconciliation every 200 ms instead of 30 s, so its KeyValue watch runs under
 			// the order user's permissions during the test.
-			return order.Start(ctx, c, log, order.Config{ReconcileInterval: 200 * time.Millisecond, RequestTimeout: orderTimeout, Replicas: replicas[contracts.OrderService]})
+			return order.Start(ctx, c, log, order.Config{ReconcileInterval: 200 * time.Millisecond, RequestTimeout: orderTimeout})
 		},
 		contracts.InventoryService: func(ctx context.Context, c *natsotel.Conn, log *slog.Logger) (app.Stopper, error) {
-			return inventory.Start(ctx, c, log, inventory.Config{Replicas: replicas[contracts.InventoryService]})
+			return inventory.Start(ctx, c, log, inventory.Config{})
 		},
 		contracts.BillingService: func(ctx context.Context, c *natsotel.Conn, log *slog.Logger) (app.Stopper, error) {
-			return billing.Start(ctx, c, log, billing.Config{Replicas: replicas[contracts.BillingService]})
+			return billing.Start(ctx, c, log, billing.Config{})
 		},
 	}
 	ready := make(chan string, len(starts))
@@ -252,6 +247,33 @@ func runShop(t *testing.T, natsURL string, project *types.Project, timeout, orde
 		if r.err != nil {
 			t.Errorf("%s: shutdown: %v\n%s", r.name, r.err, logs[r.name])
 		}
+	}
+}
+
+// provisionAs runs the provisioning step (services/cmd/provision's wiring) with getenv.
+func provisionAs(t *testing.T, ctx context.Context, getenv func(string) string) {
+	t.Helper()
+	nc, err := app.Connect(ctx, "provision", getenv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	w := newWatchedConn("provision", nc)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	replicas, err := app.JetStreamReplicas(getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := provision.Run(pctx, js, nil, replicas); err != nil {
+		t.Fatalf("provision: %v", err)
+	}
+	if v := w.violations(t); len(v) > 0 {
+		t.Errorf("provision: permission violations: %v", v)
 	}
 }
 

@@ -44,7 +44,8 @@ var mayCall = map[string][]string{
 		contracts.ControlSubject(contracts.InventoryService),
 		contracts.ControlSubject(contracts.BillingService),
 	},
-	"probe": nil,
+	"probe":     nil,
+	"provision": nil,
 }
 
 // mayServe is, per NATS user, the endpoints it may subscribe to (serve).
@@ -58,8 +59,9 @@ var mayServe = map[string][]string{
 		contracts.SubjectBillingCharge, contracts.SubjectBillingRefund, contracts.SubjectBillingPayment,
 		contracts.ControlSubject(contracts.BillingService),
 	},
-	"loadgen": {load.ControlSubject},
-	"probe":   nil,
+	"loadgen":   {load.ControlSubject},
+	"probe":     nil,
+	"provision": nil,
 }
 
 // bucketOwner maps each KeyValue bucket to the only user that may read or write it.
@@ -247,12 +249,25 @@ func TestNATSConfigLeastPrivilege(t *testing.T) {
 		// Only inventory's durable consumer is read and acked, by inventory.
 		{"pub", "$JS.API.CONSUMER.MSG.NEXT.ORDER_EVENTS." + contracts.InventoryCommitConsumer, only("inventory")},
 		{"pub", "$JS.ACK.ORDER_EVENTS." + contracts.InventoryCommitConsumer + ".1.1.1.1.0", only("inventory")},
+		{"pub", "$JS.API.CONSUMER.INFO.ORDER_EVENTS." + contracts.InventoryCommitConsumer, only("inventory", "provision")},
 		{"pub", "$JS.API.CONSUMER.CREATE.ORDER_EVENTS.someone-else", nobody},
+		{"pub", "$JS.API.CONSUMER.CREATE.ORDER_EVENTS.someone-else.events.order.>", nobody},
+		{"pub", "$JS.API.CONSUMER.CREATE.ORDER_EVENTS", nobody},
+		{"pub", "$JS.API.CONSUMER.DURABLE.CREATE.ORDER_EVENTS.x", nobody},
 		{"pub", "$JS.API.CONSUMER.DELETE.ORDER_EVENTS." + contracts.InventoryCommitConsumer, nobody},
-		// No service can destroy data.
+		// Only provisioning creates the inventory consumer (with a filter subject, as
+		// nats.go asks); no service creates any consumer: a consumer create request names
+		// its deliver subject, which the server does not check against the creator's
+		// permissions.
+		{"pub", "$JS.API.CONSUMER.CREATE.ORDER_EVENTS." + contracts.InventoryCommitConsumer + ".events.order.>", only("provision")},
+		{"pub", "$JS.API.CONSUMER.CREATE.KV_orders", nobody},
+		{"pub", "$JS.API.CONSUMER.CREATE.KV_orders.x.$KV.orders.>", nobody},
+		// No service can destroy data or reshape a stream; only provisioning creates and
+		// updates them, and nobody deletes or purges.
 		{"pub", "$JS.API.STREAM.DELETE.ORDER_EVENTS", nobody},
-		{"pub", "$JS.API.STREAM.UPDATE.ORDER_EVENTS", nobody},
-		{"pub", "$JS.API.STREAM.CREATE.ORDER_EVENTS", only("order", "inventory")},
+		{"pub", "$JS.API.STREAM.UPDATE.ORDER_EVENTS", only("provision")},
+		{"pub", "$JS.API.STREAM.CREATE.ORDER_EVENTS", only("provision")},
+		{"pub", "$JS.API.STREAM.INFO.ORDER_EVENTS", only("order", "inventory", "provision")},
 		{"pub", "$JS.API.STREAM.PURGE.ORDER_EVENTS", nobody},
 		{"pub", "$JS.API.STREAM.DELETE.KV_stock", nobody},
 		{"pub", "$JS.API.STREAM.LIST", nobody},
@@ -282,7 +297,12 @@ func TestNATSConfigLeastPrivilege(t *testing.T) {
 		rules = append(rules,
 			rule{"pub", "$KV." + bucket + ".some-key", only(owner)},
 			rule{"pub", "$JS.API.DIRECT.GET." + stream + ".$KV." + bucket + ".some-key", only(owner)},
-			rule{"pub", "$JS.API.STREAM.INFO." + stream, only(owner)},
+			rule{"pub", "$JS.API.STREAM.INFO." + stream, only(owner, "provision")},
+			rule{"pub", "$JS.API.STREAM.CREATE." + stream, only("provision")},
+			rule{"pub", "$JS.API.STREAM.UPDATE." + stream, only("provision")},
+			rule{"pub", "$JS.API.STREAM.DELETE." + stream, nobody},
+			rule{"pub", "$JS.API.STREAM.PURGE." + stream, nobody},
+			rule{"pub", "$JS.API.CONSUMER.CREATE." + stream, nobody},
 			rule{"sub", "$KV." + bucket + ".>", nobody},
 		)
 	}

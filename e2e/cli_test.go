@@ -169,6 +169,11 @@ var scenarioCommands = []cliCommand{
 		Want: []string{`"nak_share":0.25`},
 	},
 	{
+		// Where nak_share shows without a tracing backend: the consumer's redelivery count.
+		Args: []string{"consumer", "info", contracts.OrderEventsStream, contracts.InventoryCommitConsumer},
+		Want: []string{"Redelivered Messages"},
+	},
+	{
 		// Everything off again: the reply is the zero configuration.
 		Args: []string{"req", contracts.ControlSubject(contracts.BillingService), `{}`},
 		Want: []string{"{}"},

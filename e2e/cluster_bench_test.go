@@ -30,8 +30,8 @@ func BenchmarkClusterOrders(b *testing.B) {
 	tools := harness.RequireTools(b)
 	st := harness.StartStack(b, tools, harness.StackConfig{NATSClusterSize: 3})
 	plain := &harness.Builder{Dir: b.TempDir(), NoRace: true}
-	env := []string{"NATS_JS_REPLICAS=3"}
-	shop := harness.StartShop(b, st, plain, harness.ShopConfig{Env: env})
+	provisionReplicated(b, st.NATSURL())
+	shop := harness.StartShop(b, st, plain, harness.ShopConfig{})
 	bins := plain.Get(b)
 
 	orders := []*harness.Process{shop.Order}
@@ -39,7 +39,7 @@ func BenchmarkClusterOrders(b *testing.B) {
 	scale := func(n int) {
 		for len(orders) < n {
 			started++
-			p := st.StartService(b, fmt.Sprintf("order-%d", started), bins.Order, contracts.OrderService, nil, env...)
+			p := st.StartService(b, fmt.Sprintf("order-%d", started), bins.Order, contracts.OrderService, nil)
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			err := faultkit.Poll(ctx, 60*time.Second, 50*time.Millisecond, func(context.Context) error {
 				if !strings.Contains(p.Logs(), harness.ReadyLog) {

@@ -17,6 +17,7 @@ import (
 	"github.com/natsotel/reference/e2e/harness"
 	"github.com/natsotel/reference/loadgen/load"
 	"github.com/natsotel/reference/services/contracts"
+	"github.com/natsotel/reference/services/provision"
 )
 
 // clusterStreams are the streams the shop creates: the order events and the stream
@@ -36,7 +37,8 @@ const requestTimeout = 2 * time.Second
 const clusterDownTime = 5 * time.Second
 
 // TestFaultNATSCluster runs the shop on a three-node nats-server cluster with every
-// stream and bucket at R3 (NATS_JS_REPLICAS=3), and under a steady load (1) kills with
+// stream and bucket at R3 (provisioned as services/cmd/provision does with
+// NATS_JS_REPLICAS=3), and under a steady load (1) kills with
 // SIGKILL the node that leads both the JetStream meta group and ORDER_EVENTS, brings it
 // back after clusterDownTime, then (2) restarts all three nodes one after the other
 // (SIGTERM, start, wait until every stream has all its replicas current again). Figures:
@@ -47,7 +49,8 @@ func TestFaultNATSCluster(t *testing.T) {
 	tools := harness.RequireTools(t)
 	st := harness.StartStack(t, tools, harness.StackConfig{NATSClusterSize: 3})
 	cl := st.NATSCluster
-	shop := harness.StartShop(t, st, builder, harness.ShopConfig{Env: []string{"NATS_JS_REPLICAS=3"}})
+	provisionReplicated(t, cl.URL)
+	shop := harness.StartShop(t, st, builder, harness.ShopConfig{})
 	services := []*harness.Process{shop.Order, shop.Inventory[0], shop.Billing}
 	before := pids(services...)
 	ctx := context.Background()
@@ -322,4 +325,24 @@ func longestGap(calls []faultkit.Call, origin time.Time) (time.Duration, time.Du
 		prev = e
 	}
 	return gap, at.Sub(origin)
+}
+
+// provisionReplicated runs the provisioning step (services/provision) against the cluster
+// with three replicas, before the services start and bind.
+func provisionReplicated(t testing.TB, url string) {
+	t.Helper()
+	nc, err := nats.Connect(url, nats.Name("provision"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := provision.Run(ctx, js, nil, 3); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -3,6 +3,10 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -61,6 +65,13 @@ func TestPipelineSelfTest(t *testing.T) {
 	_, process := server.Start(pctx, "process events", trace.WithSpanKind(trace.SpanKindConsumer))
 	process.End()
 	publish.End()
+	// A request from outside (a root SERVER span) and one to an uninstrumented service named
+	// by a peer attribute: Tempo's virtual nodes "user" and "payments-api".
+	_, root := server.Start(ctx, "handle", trace.WithSpanKind(trace.SpanKindServer))
+	root.End()
+	_, external := client.Start(ctx, "charge", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("peer.service", "payments-api")))
+	external.End()
 	// Database (KeyValue bucket), which has no server side.
 	_, get := client.Start(ctx, "get selftest-bucket", trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(semconv.DBSystemNameKey.String("nats"), semconv.DBNamespace("selftest-bucket")))
@@ -99,16 +110,18 @@ func TestPipelineSelfTest(t *testing.T) {
 
 	prom := st.Prometheus
 	edges := map[string]string{
-		`traces_service_graph_request_total{client="selftest-client",server="selftest-server",connection_type=""}`:                            "request/reply edge",
-		`traces_service_graph_request_total{client="selftest-client",server="selftest-server",connection_type="messaging_system"}`:            "messaging edge",
-		`traces_service_graph_request_total{client="selftest-client",server="selftest-bucket",connection_type="database"}`:                    "database edge",
-		`traces_service_graph_request_failed_total{client="selftest-client",server="selftest-server",connection_type=""}`:                     "failed request",
-		`traces_service_graph_request_server_seconds_bucket{client="selftest-client",server="selftest-server",le="+Inf"}`:                     "server latency histogram",
-		`traces_service_graph_request_client_seconds_count{client="selftest-client",server="selftest-server"}`:                                "client latency histogram",
-		`traces_spanmetrics_calls_total{service="selftest-server",span_kind="SPAN_KIND_SERVER",span_name="handle"}`:                           "Tempo span-metrics calls",
-		`traces_spanmetrics_latency_bucket{service="selftest-server",span_kind="SPAN_KIND_SERVER",status_code="STATUS_CODE_ERROR",le="+Inf"}`: "Tempo span-metrics latency",
-		`selftest_sent_messages_total{job="shop/selftest-client",service_name="selftest-client",service_namespace="shop",instance!=""}`:       "application counter",
-		`selftest_operation_duration_seconds_bucket{job="shop/selftest-client",le="+Inf"}`:                                                    "application histogram",
+		`traces_service_graph_request_total{client="selftest-client",server="selftest-server",connection_type=""}`:                                "request/reply edge",
+		`traces_service_graph_request_total{client="selftest-client",server="selftest-server",connection_type="messaging_system"}`:                "messaging edge",
+		`traces_service_graph_request_total{client="selftest-client",server="selftest-bucket",connection_type="database"}`:                        "database edge",
+		`traces_service_graph_request_failed_total{client="selftest-client",server="selftest-server",connection_type=""}`:                         "failed request",
+		`traces_service_graph_request_server_seconds_bucket{client="selftest-client",server="selftest-server",le="+Inf"}`:                         "server latency histogram",
+		`traces_service_graph_request_client_seconds_count{client="selftest-client",server="selftest-server"}`:                                    "client latency histogram",
+		`traces_service_graph_request_total{client="user",server="selftest-server",connection_type="virtual_node",virtual_node="client"}`:         "virtual client node",
+		`traces_service_graph_request_total{client="selftest-client",server="payments-api",connection_type="virtual_node",virtual_node="server"}`: "virtual server node (peer.service)",
+		`traces_spanmetrics_calls_total{service="selftest-server",span_kind="SPAN_KIND_SERVER",span_name="handle"}`:                               "Tempo span-metrics calls",
+		`traces_spanmetrics_latency_bucket{service="selftest-server",span_kind="SPAN_KIND_SERVER",status_code="STATUS_CODE_ERROR",le="+Inf"}`:     "Tempo span-metrics latency",
+		`selftest_sent_messages_total{job="shop/selftest-client",service_name="selftest-client",service_namespace="shop",instance!=""}`:           "application counter",
+		`selftest_operation_duration_seconds_bucket{job="shop/selftest-client",le="+Inf"}`:                                                        "application histogram",
 	}
 	for q, what := range edges {
 		s := prom.WaitQuery(t, q, 30*time.Second, harness.NonEmpty)
@@ -117,8 +130,9 @@ func TestPipelineSelfTest(t *testing.T) {
 	// Both pairs of the request/reply edge were counted, one of them failed.
 	prom.WaitQuery(t, `sum(traces_service_graph_request_total{client="selftest-client",server="selftest-server",connection_type=""}) == 2`,
 		10*time.Second, harness.NonEmpty)
-	prom.WaitQuery(t, `sum(traces_service_graph_request_total{client="selftest-client",server="selftest-server",failed="true"}) == 1`,
+	prom.WaitQuery(t, `sum(traces_service_graph_request_failed_total{client="selftest-client",server="selftest-server",connection_type=""}) == 1`,
 		10*time.Second, harness.NonEmpty)
+	checkTempoShape(t, prom)
 
 	st.Collector.WaitSpans(t, 10*time.Second, func(spans []harness.Span) error {
 		if len(spans) < 8 {
@@ -140,4 +154,46 @@ func TestPipelineSelfTest(t *testing.T) {
 func selfTestResource(service string) *resource.Resource {
 	return resource.NewWithAttributes(semconv.SchemaURL,
 		semconv.ServiceName(service), semconv.ServiceNamespace("shop"), semconv.ServiceInstanceID(service+"-1"))
+}
+
+// checkTempoShape: the service-graph and span metrics carry only the labels Tempo's
+// metrics-generator remote-writes (no "failed" label, none of the labels Prometheus derives
+// from OTLP resources), and their histograms have the buckets of deploy/lgtm/tempo-config.yaml.
+func checkTempoShape(t *testing.T, prom *harness.Prometheus) {
+	t.Helper()
+	ctx := context.Background()
+	for _, label := range []string{"failed", "job", "instance", "service_name", "service_namespace", "service_instance_id", "otel_scope_name"} {
+		q := fmt.Sprintf(`{__name__=~"traces_.+", %s!=""}`, label)
+		s, err := prom.Query(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(s) > 0 {
+			t.Errorf("%s: Tempo writes no %q label, got\n%s", q, label, harness.FormatSamples(s[:min(len(s), 5)]))
+		}
+	}
+	if s, err := prom.Query(ctx, `traces_target_info`); err != nil || len(s) > 0 {
+		t.Errorf("traces_target_info: Tempo writes none without enable_target_info (err %v, %d series)", err, len(s))
+	}
+	gen, err := harness.RepoTempoGenerator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for metric, want := range map[string][]float64{
+		`traces_service_graph_request_server_seconds_bucket{client="selftest-client",server="selftest-server"}`: gen.ServiceGraphs.HistogramBuckets,
+		`traces_service_graph_request_client_seconds_bucket{client="selftest-client",server="selftest-server"}`: gen.ServiceGraphs.HistogramBuckets,
+		`traces_spanmetrics_latency_bucket{service="selftest-server",span_name="handle"}`:                       gen.SpanMetrics.HistogramBuckets,
+	} {
+		s := prom.WaitQuery(t, metric, 10*time.Second, harness.NonEmpty)
+		les := map[float64]bool{}
+		for _, x := range s {
+			if le, err := strconv.ParseFloat(x.Metric["le"], 64); err == nil && !math.IsInf(le, 1) {
+				les[le] = true
+			}
+		}
+		got := slices.Sorted(maps.Keys(les))
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: buckets %v, want %s's %v", metric, got, harness.TempoConfigPath, want)
+		}
+	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/natsotel/reference/loadgen/load"
 	"github.com/natsotel/reference/loadgen/probe"
@@ -27,6 +28,7 @@ import (
 	"github.com/natsotel/reference/services/contracts"
 	"github.com/natsotel/reference/services/inventory"
 	"github.com/natsotel/reference/services/order"
+	"github.com/natsotel/reference/services/provision"
 	"github.com/natsotel/reference/services/telemetry"
 )
 
@@ -165,8 +167,14 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		return nil, err
 	}
 
-	// Services: the order service creates the stream the inventory consumer reads, but
-	// every Start is idempotent, so the order does not matter for correctness.
+	// The provisioning step, as in compose (services/cmd/provision): streams, buckets
+	// and inventory's consumer exist before any service starts. (The embedded server
+	// has no authorization, so the services could create them too; under
+	// deploy/nats/nats.conf they may not.)
+	if err := s.provision(ctx); err != nil {
+		return nil, err
+	}
+
 	n, err := s.node(ctx, contracts.OrderService)
 	if err != nil {
 		return nil, err
@@ -213,6 +221,23 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		}
 	}
 	return s, nil
+}
+
+// provision runs services/provision on its own connection.
+func (s *Stack) provision(ctx context.Context) error {
+	nc, err := nats.Connect(s.URL(), nats.Name("provision"))
+	if err != nil {
+		return fmt.Errorf("stack: provision: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("stack: provision: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(s.cfg.Stderr, &slog.HandlerOptions{Level: s.cfg.LogLevel})).With("service", "provision")
+	return provision.Run(pctx, js, log, 1)
 }
 
 func (s *Stack) startServer() error {

@@ -17,6 +17,7 @@ import (
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
 	"helm.sh/helm/v4/pkg/engine"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -30,10 +31,14 @@ var (
 	services = []string{"order", "inventory", "billing"}
 )
 
+// users are the NATS users the chart makes Secrets for: the programs, provisioning and
+// the admin.
+func users() []string { return append(slices.Clone(programs), "provision", "admin") }
+
 // passwords sets every password the chart requires.
 func passwords() map[string]any {
 	p := map[string]any{}
-	for _, u := range append(slices.Clone(programs), "admin") {
+	for _, u := range users() {
 		p[u] = u + "-secret"
 	}
 	return p
@@ -44,6 +49,7 @@ type rendered struct {
 	deployments map[string]*appsv1.Deployment
 	secrets     map[string]*corev1.Secret
 	pdbs        map[string]*policyv1.PodDisruptionBudget
+	jobs        map[string]*batchv1.Job
 }
 
 // render renders the chart as `helm template shop deploy/helm/shop -n shop` does, with
@@ -62,7 +68,7 @@ func render(t *testing.T, values map[string]any) (rendered, error) {
 	if err != nil {
 		return rendered{}, err
 	}
-	r := rendered{deployments: map[string]*appsv1.Deployment{}, secrets: map[string]*corev1.Secret{}, pdbs: map[string]*policyv1.PodDisruptionBudget{}}
+	r := rendered{deployments: map[string]*appsv1.Deployment{}, secrets: map[string]*corev1.Secret{}, pdbs: map[string]*policyv1.PodDisruptionBudget{}, jobs: map[string]*batchv1.Job{}}
 	names := slices.Sorted(func(yield func(string) bool) {
 		for n := range files {
 			if !yield(n) {
@@ -101,6 +107,9 @@ func decode(t *testing.T, where string, doc []byte, r *rendered) {
 	case "v1/Secret":
 		s := &corev1.Secret{}
 		obj, name = s, func() string { r.secrets[s.Name] = s; return s.Name }
+	case "batch/v1/Job":
+		j := &batchv1.Job{}
+		obj, name = j, func() string { r.jobs[j.Name] = j; return j.Name }
 	case "policy/v1/PodDisruptionBudget":
 		p := &policyv1.PodDisruptionBudget{}
 		obj, name = p, func() string { r.pdbs[p.Name] = p; return p.Name }
@@ -156,8 +165,11 @@ func TestChartRendersStrictly(t *testing.T) {
 	if got := slices.Sorted(mapKeys(r.deployments)); !slices.Equal(got, sorted(programs)) {
 		t.Errorf("deployments %v, want %v", got, sorted(programs))
 	}
+	if got := slices.Sorted(mapKeys(r.jobs)); !slices.Equal(got, []string{"provision"}) {
+		t.Errorf("jobs %v, want provision", got)
+	}
 	var wantSecrets []string
-	for _, u := range append(slices.Clone(programs), "admin") {
+	for _, u := range users() {
 		wantSecrets = append(wantSecrets, "shop-nats-"+u)
 	}
 	if got := slices.Sorted(mapKeys(r.secrets)); !slices.Equal(got, sorted(wantSecrets)) {
@@ -264,8 +276,8 @@ func TestChartWiring(t *testing.T) {
 				}
 				return
 			}
-			if value("NATS_JS_REPLICAS") != "3" {
-				t.Errorf("NATS_JS_REPLICAS %q, want 3", value("NATS_JS_REPLICAS"))
+			if _, ok := e["NATS_JS_REPLICAS"]; ok {
+				t.Error("NATS_JS_REPLICAS set on a service: only provisioning creates resources")
 			}
 			if d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
 				t.Errorf("replicas %v, want 2", d.Spec.Replicas)
@@ -427,4 +439,49 @@ func deref(p *int64) any {
 		return "unset"
 	}
 	return *p
+}
+
+// TestChartProvisionJob: provisioning runs as a Helm hook after install and upgrade (the
+// Secrets exist by then), as the provision user, with the replicas of the cluster, and
+// retries until NATS answers.
+func TestChartProvisionJob(t *testing.T) {
+	r := mustRender(t, defaults())
+	j := r.jobs["provision"]
+	if j == nil {
+		t.Fatal("no provision job")
+	}
+	if hook := j.Annotations["helm.sh/hook"]; hook != "post-install,post-upgrade" {
+		t.Errorf("helm.sh/hook %q", hook)
+	}
+	if j.Annotations["helm.sh/hook-delete-policy"] != "before-hook-creation" {
+		t.Error("a previous run's Job would block the next one (Jobs are immutable)")
+	}
+	if j.Spec.BackoffLimit == nil || *j.Spec.BackoffLimit < 3 {
+		t.Errorf("backoffLimit %v: the Job must outlast NATS starting", j.Spec.BackoffLimit)
+	}
+	pod := j.Spec.Template.Spec
+	if pod.RestartPolicy != corev1.RestartPolicyNever && pod.RestartPolicy != corev1.RestartPolicyOnFailure {
+		t.Errorf("restartPolicy %q", pod.RestartPolicy)
+	}
+	c := pod.Containers[0]
+	if c.Image != "registry.example.com/natsotel/provision:1.0.0" {
+		t.Errorf("image %s", c.Image)
+	}
+	e := env(t, c)
+	if e["NATS_JS_REPLICAS"].Value != "3" || len(strings.Split(e["NATS_URL"].Value, ",")) != 3 {
+		t.Errorf("NATS_JS_REPLICAS %q, NATS_URL %q", e["NATS_JS_REPLICAS"].Value, e["NATS_URL"].Value)
+	}
+	for _, k := range []string{"NATS_USER", "NATS_PASSWORD"} {
+		if ref := e[k].ValueFrom; ref == nil || ref.SecretKeyRef.Name != "shop-nats-provision" || ref.SecretKeyRef.Key != k {
+			t.Errorf("%s: %+v", k, e[k])
+		}
+	}
+	if r.secrets["shop-nats-provision"].StringData["NATS_USER"] != "provision" {
+		t.Error("the provision Secret's user is not provision")
+	}
+	for k := range e {
+		if !readBySource(t, k) {
+			t.Errorf("%s is read nowhere in services/ or loadgen/", k)
+		}
+	}
 }

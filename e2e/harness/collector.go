@@ -39,6 +39,10 @@ func StartCollector(t testing.TB, tools Tools, dir string, prom *Prometheus, cfg
 	if cfg.Debug {
 		level = "debug"
 	}
+	tempo, err := RepoTempoGenerator()
+	if err != nil {
+		t.Fatalf("collector: %v", err)
+	}
 	cfgPath := filepath.Join(dir, "otelcol.yaml")
 	c.Proc = startTool(t, toolStart{
 		attempt: func(int) ProcessConfig {
@@ -54,6 +58,7 @@ func StartCollector(t testing.TB, tools Tools, dir string, prom *Prometheus, cfg
 				"MetricsFile":    c.MetricsFile,
 				"LogLevel":       level,
 				"Debug":          cfg.Debug,
+				"Tempo":          tempo.collector(),
 			})
 			return ProcessConfig{
 				Name:   "otelcol",

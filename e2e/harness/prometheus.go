@@ -295,7 +295,13 @@ func (p *Prometheus) Metadata(ctx context.Context, metric string) ([]map[string]
 // renderTemplate executes the embedded config template name into path.
 func renderTemplate(t testing.TB, name, path string, data any) {
 	t.Helper()
-	tmpl, err := template.ParseFS(config.FS, name)
+	tmpl, err := template.New(name).Funcs(template.FuncMap{
+		// json renders a value as JSON, which is also YAML (lists of strings in flow style).
+		"json": func(v any) (string, error) {
+			b, err := json.Marshal(v)
+			return string(b), err
+		},
+	}).ParseFS(config.FS, name)
 	if err != nil {
 		t.Fatalf("template %s: %v", name, err)
 	}

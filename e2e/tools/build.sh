@@ -31,7 +31,7 @@ export GOBIN="$bin"
 # Versions (keep in sync with e2e/tools/otelcol/builder-config.yaml and e2e/harness/tools.go).
 OTELCOL_BUILDER_VERSION=v0.145.0
 PROMETHEUS_VERSION=v0.316.0 # Prometheus 3.x module tag
-NATS_SERVER_VERSION=v2.15.2
+NATS_SERVER_VERSION=v2.15.3
 NATSCLI_VERSION=v0.5.1
 
 manifest="$repo/e2e/tools/otelcol/builder-config.yaml"

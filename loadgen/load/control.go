@@ -36,11 +36,21 @@ type ControlRequest struct {
 // maxControlBytes bounds a control request body.
 const maxControlBytes = 4096
 
-// Apply applies req to r and returns the resulting state. Errors are micro-style: the
-// returned code is contracts.CodeBadRequest.
+// Limits of the control values (and of Config.Rate): beyond them a request is refused
+// with 400, not clamped. MaxRate bounds the effective rate too (base rate times a burst
+// multiplier).
+const (
+	MaxRate            = 10_000.0
+	MaxBurstMultiplier = 100.0
+	MaxBurstSeconds    = 24 * 3600
+)
+
+// Apply checks all of req, then applies it to r (rate, then burst) and returns the
+// resulting state. A request with any bad value changes nothing: the error says which
+// value and what is accepted (the control endpoint answers it as a 400).
 func (r *Runner) Apply(req ControlRequest) (State, error) {
-	if req.BurstSeconds != nil && *req.BurstSeconds > 0 && req.BurstMultiplier == nil {
-		return r.State(), errors.New("burst_seconds needs burst_multiplier")
+	if err := r.check(req); err != nil {
+		return r.State(), err
 	}
 	if req.Rate != nil {
 		if err := r.SetRate(*req.Rate); err != nil {
@@ -48,22 +58,79 @@ func (r *Runner) Apply(req ControlRequest) (State, error) {
 		}
 	}
 	if req.BurstMultiplier != nil || req.BurstSeconds != nil {
-		secs := 0
+		secs, mult := 0, 0.0
 		if req.BurstSeconds != nil {
 			secs = *req.BurstSeconds
 		}
-		mult := 0.0
 		if req.BurstMultiplier != nil {
 			mult = *req.BurstMultiplier
-		}
-		if secs < 0 || secs > 24*3600 {
-			return r.State(), fmt.Errorf("burst_seconds %d: want 0..86400", secs)
 		}
 		if err := r.Burst(mult, time.Duration(secs)*time.Second); err != nil {
 			return r.State(), err
 		}
 	}
 	return r.State(), nil
+}
+
+// check validates every value of req against the limits and the current base rate.
+func (r *Runner) check(req ControlRequest) error {
+	if r.cfg.Mode != ModeOpen && (req.Rate != nil || req.BurstMultiplier != nil || req.BurstSeconds != nil) {
+		return errors.New("rate and bursts apply to open-loop mode only")
+	}
+	rate := r.State().Rate
+	if req.Rate != nil {
+		if err := checkRate(*req.Rate); err != nil {
+			return err
+		}
+		rate = *req.Rate
+	}
+	if req.BurstSeconds != nil && (*req.BurstSeconds < 0 || *req.BurstSeconds > MaxBurstSeconds) {
+		return fmt.Errorf("burst_seconds %d: want 0..%d", *req.BurstSeconds, MaxBurstSeconds)
+	}
+	if req.BurstSeconds != nil && *req.BurstSeconds > 0 && req.BurstMultiplier == nil {
+		return errors.New("burst_seconds needs burst_multiplier")
+	}
+	if m := req.BurstMultiplier; m != nil {
+		if !(*m > 0 && *m <= MaxBurstMultiplier) { // also false for NaN
+			return fmt.Errorf("burst_multiplier %v: want a number above 0 and at most %v", *m, MaxBurstMultiplier)
+		}
+		if rate**m > MaxRate {
+			return fmt.Errorf("burst_multiplier %v: rate %v times it is over the maximum rate %v", *m, rate, MaxRate)
+		}
+	}
+	return nil
+}
+
+// checkRate validates an open-loop rate.
+func checkRate(rate float64) error {
+	if !(rate >= 0 && rate <= MaxRate) { // also false for NaN
+		return fmt.Errorf("rate %v: want a number from 0 to %v requests per second", rate, MaxRate)
+	}
+	return nil
+}
+
+// decodeControl decodes a control request body: empty (read only) or one JSON object
+// with the fields of ControlRequest, none of them null.
+func decodeControl(data []byte) (ControlRequest, error) {
+	var cr ControlRequest
+	if len(bytes.TrimSpace(data)) == 0 {
+		return cr, nil
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil || fields == nil {
+		return cr, errors.New(`invalid control request: want a JSON object such as {"rate": 50}`)
+	}
+	for name, v := range fields {
+		if string(bytes.TrimSpace(v)) == "null" {
+			return cr, fmt.Errorf("invalid control request: %s is null; leave it out to keep the current value", name)
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cr); err != nil {
+		return cr, fmt.Errorf("invalid control request: %w", err)
+	}
+	return cr, nil
 }
 
 // AddControlService registers the "loadgen" micro service with its "control" endpoint
@@ -108,14 +175,10 @@ func (r *Runner) handleControl(req micro.Request) {
 		_ = req.Error(contracts.CodeTooLarge, fmt.Sprintf("control request over %d bytes", maxControlBytes), nil)
 		return
 	}
-	var cr ControlRequest
-	if len(bytes.TrimSpace(data)) > 0 {
-		dec := json.NewDecoder(bytes.NewReader(data))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&cr); err != nil {
-			_ = req.Error(contracts.CodeBadRequest, "invalid control request: "+err.Error(), nil)
-			return
-		}
+	cr, err := decodeControl(data)
+	if err != nil {
+		_ = req.Error(contracts.CodeBadRequest, err.Error(), nil)
+		return
 	}
 	state, err := r.Apply(cr)
 	if err != nil {

@@ -3,8 +3,10 @@ package load
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/natsotel/reference/natsotel"
@@ -100,4 +102,68 @@ func TestControlInClosedModeRejectsRate(t *testing.T) {
 	if st, err := r.Apply(ControlRequest{}); err != nil || st.Mode != ModeClosed || st.Rate != 0 {
 		t.Fatalf("read: %+v %v", st, err)
 	}
+}
+
+// Absurd control values are refused with a 400 naming the value, and change nothing,
+// not even the fields of the same request that were fine.
+func TestControlRejectsAbsurdValues(t *testing.T) {
+	nc := connect(t, startServer(t))
+	conn, _ := tracedConn(t, nc)
+	r, err := New(conn, nil, Config{Rate: 200, Progress: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := r.AddControlService(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop()
+	for _, c := range []struct{ body, mention string }{
+		{`{"rate": 1e308}`, "rate"},
+		{`{"rate": 10001}`, "rate"},
+		{`{"rate": -1}`, "rate"},
+		{`{"rate": -0.5, "burst_seconds": 0}`, "rate"},
+		{`{"rate": NaN}`, "invalid"},
+		{`{"rate": "Infinity"}`, "invalid"},
+		{`null`, "JSON object"},
+		{`[]`, "JSON object"},
+		{`3`, "JSON object"},
+		{`{"rate": null}`, "rate is null"},
+		{`{"burst_multiplier": null, "burst_seconds": 10}`, "burst_multiplier is null"},
+		{`{"burst_multiplier": 1000, "burst_seconds": 10}`, "burst_multiplier"},
+		{`{"burst_multiplier": -2, "burst_seconds": 10}`, "burst_multiplier"},
+		{`{"burst_multiplier": -2}`, "burst_multiplier"},
+		{`{"burst_multiplier": 0, "burst_seconds": 0}`, "burst_multiplier"},
+		{`{"burst_multiplier": 60, "burst_seconds": 10}`, "maximum rate"}, // 200 * 60 > MaxRate
+		{`{"burst_multiplier": 2, "burst_seconds": 86401}`, "burst_seconds"},
+		{`{"rate": 50, "burst_multiplier": 1000, "burst_seconds": 10}`, "burst_multiplier"},
+	} {
+		reply, err := conn.Request(t.Context(), ControlSubject, []byte(c.body))
+		var se *natsotel.ServiceError
+		if !errors.As(err, &se) || se.CodeText != contracts.CodeBadRequest {
+			t.Errorf("%s: want a 400 micro error, got %v (reply %q)", c.body, err, replyData(reply))
+			continue
+		}
+		if !strings.Contains(se.Description, c.mention) {
+			t.Errorf("%s: error %q does not mention %q", c.body, se.Description, c.mention)
+		}
+		if st := r.State(); st.Rate != 200 || st.EffectiveRate != 200 || st.BurstMultiplier != 0 {
+			t.Fatalf("%s changed the state: %+v", c.body, st)
+		}
+	}
+	// At the limits, accepted.
+	max, mult, secs := MaxRate, 2.0, 1
+	if _, err := r.Apply(ControlRequest{Rate: &max}); err != nil {
+		t.Fatalf("rate %v: %v", max, err)
+	}
+	if _, err := r.Apply(ControlRequest{BurstMultiplier: &mult, BurstSeconds: &secs}); err == nil {
+		t.Fatal("a burst over the maximum rate: want error")
+	}
+}
+
+func replyData(m *nats.Msg) []byte {
+	if m == nil {
+		return nil
+	}
+	return m.Data
 }

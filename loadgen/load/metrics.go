@@ -3,6 +3,7 @@ package load
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -32,6 +33,7 @@ const (
 var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
 
 type instruments struct {
+	sets     sync.Map // durationSet -> metric.MeasurementOption, made once per pair
 	duration metric.Float64Histogram
 	late     metric.Int64Counter
 	dropped  metric.Int64Counter
@@ -53,7 +55,7 @@ func newInstruments(mp metric.MeterProvider, targetRate func() (float64, bool)) 
 	}
 	if ins.late, err = m.Int64Counter(MetricRequestsLate,
 		metric.WithUnit("{request}"),
-		metric.WithDescription("Open-loop requests sent later than intended by more than the late threshold (default 1 ms).")); err != nil {
+		metric.WithDescription("Open-loop requests sent later than intended by more than the late threshold (default 10 ms).")); err != nil {
 		return nil, fmt.Errorf("load: %s: %w", MetricRequestsLate, err)
 	}
 	if ins.dropped, err = m.Int64Counter(MetricRequestsDropped,
@@ -83,9 +85,19 @@ func scenarioSet(s Scenario) metric.MeasurementOption {
 	return metric.WithAttributeSet(attribute.NewSet(ScenarioKey.String(string(s))))
 }
 
+type durationSet struct {
+	scenario Scenario
+	outcome  string
+}
+
 func (ins *instruments) recordDuration(ctx context.Context, s Scenario, outcome string, d time.Duration) {
-	ins.duration.Record(ctx, d.Seconds(), metric.WithAttributeSet(attribute.NewSet(
-		ScenarioKey.String(string(s)), OutcomeKey.String(outcome))))
+	k := durationSet{s, outcome}
+	opt, ok := ins.sets.Load(k)
+	if !ok {
+		opt, _ = ins.sets.LoadOrStore(k, metric.WithAttributeSet(attribute.NewSet(
+			ScenarioKey.String(string(s)), OutcomeKey.String(outcome))))
+	}
+	ins.duration.Record(ctx, d.Seconds(), opt.(metric.MeasurementOption))
 }
 
 func (ins *instruments) close() {

@@ -25,6 +25,9 @@ const (
 	// ScenarioLookup reads back a recently created order with order.get (expects ok; 404
 	// when no order has been created yet and a made-up id is looked up).
 	ScenarioLookup Scenario = "lookup"
+	// ScenarioCustom is every request when Config.Subject is set: its subject and payload
+	// (expects a reply without a micro error). It is not part of a Mix.
+	ScenarioCustom Scenario = "custom"
 )
 
 // Scenarios lists every scenario in a stable order.

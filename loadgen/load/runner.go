@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -48,6 +49,7 @@ type Runner struct {
 	st      *stats
 	ins     *instruments
 	baggage map[Scenario]baggage.Baggage
+	custom  *request // every request when Config.Subject is set
 
 	ran     atomic.Bool
 	changed chan struct{} // wakes the open-loop scheduler after SetRate or Burst
@@ -100,7 +102,10 @@ func New(conn Requester, log *slog.Logger, cfg Config) (*Runner, error) {
 		changed: make(chan struct{}, 1),
 		rate:    cfg.Rate,
 	}
-	for _, s := range Scenarios {
+	if cfg.Subject != "" {
+		r.custom = &request{scenario: ScenarioCustom, subject: cfg.Subject, body: cfg.Payload, expect: []string{OutcomeOK}}
+	}
+	for _, s := range append(slices.Clone(Scenarios), ScenarioCustom) {
 		b, err := scenarioBaggage(s)
 		if err != nil {
 			return nil, err
@@ -153,25 +158,31 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	// Requests outlive ctx (so a stop lets them finish) and never have a parent span: the
 	// natsotel CLIENT span of each order is the root of its trace.
 	reqCtx := trace.ContextWithSpanContext(context.WithoutCancel(ctx), trace.SpanContext{})
+	bagCtx := make(map[Scenario]context.Context, len(r.baggage))
+	for s, b := range r.baggage {
+		bagCtx[s] = baggage.ContextWithBaggage(reqCtx, b)
+	}
 
-	r.log.Info("loadgen starting", "mode", r.cfg.Mode, "rate", r.cfg.Rate, "workers", r.cfg.Workers,
-		"concurrency", r.cfg.Concurrency, "duration", r.cfg.Duration, "count", r.cfg.Count, "mix", r.cfg.Mix.String())
+	what := []any{"mix", r.cfg.Mix.String()}
+	if r.custom != nil {
+		what = []any{"subject", r.cfg.Subject, "payload_bytes", len(r.cfg.Payload)}
+	}
+	r.log.Info("loadgen starting", append([]any{"mode", r.cfg.Mode, "rate", r.cfg.Rate, "workers", r.cfg.Workers,
+		"concurrency", r.cfg.Concurrency, "duration", r.cfg.Duration, "count", r.cfg.Count}, what...)...)
 
 	if r.cfg.Mode == ModeOpen {
-		// Late and dropped start at 0 for every scenario of the mix, so their series exist
-		// (and dashboards show 0, not "No data") before anything goes wrong.
-		for s, w := range r.cfg.Mix {
-			if w > 0 {
-				r.ins.late.Add(context.Background(), 0, scenarioSet(s))
-				r.ins.dropped.Add(context.Background(), 0, scenarioSet(s))
-			}
+		// Late and dropped start at 0 for every scenario sent, so their series exist (and
+		// dashboards show 0, not "No data") before anything goes wrong.
+		for _, s := range r.scenarios() {
+			r.ins.late.Add(context.Background(), 0, scenarioSet(s))
+			r.ins.dropped.Add(context.Background(), 0, scenarioSet(s))
 		}
 	}
 	stopProgress := r.startProgress(start)
 	if r.cfg.Mode == ModeClosed {
-		r.runClosed(ctx, reqCtx, start)
+		r.runClosed(ctx, bagCtx, start)
 	} else {
-		r.runOpen(ctx, reqCtx, start)
+		r.runOpen(ctx, bagCtx, start)
 	}
 	stopProgress()
 
@@ -183,11 +194,33 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	return sum, nil
 }
 
+// scenarios returns the scenarios this run sends.
+func (r *Runner) scenarios() []Scenario {
+	if r.custom != nil {
+		return []Scenario{ScenarioCustom}
+	}
+	var ss []Scenario
+	for _, s := range Scenarios {
+		if r.cfg.Mix[s] > 0 {
+			ss = append(ss, s)
+		}
+	}
+	return ss
+}
+
+// next returns the next request to send.
+func (r *Runner) next() request {
+	if r.custom != nil {
+		return *r.custom
+	}
+	return r.gen.nextRequest()
+}
+
 // runOpen is the open-loop scheduler: request i is due at its intended time, one interval
 // (1/rate, at the rate in force) after request i-1, whatever happened to earlier requests.
 // When the scheduler falls behind it sends the overdue requests at once (counted late) and
 // their latency includes the delay.
-func (r *Runner) runOpen(ctx context.Context, reqCtx context.Context, start time.Time) {
+func (r *Runner) runOpen(ctx context.Context, bagCtx map[Scenario]context.Context, start time.Time) {
 	sem := make(chan struct{}, r.cfg.Concurrency)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -195,7 +228,13 @@ func (r *Runner) runOpen(ctx context.Context, reqCtx context.Context, start time
 	defer timer.Stop()
 	var end time.Time
 	if r.cfg.Duration > 0 {
+		// The run ends on the clock: a deadline on the scheduling context, so that no
+		// wait (a paused rate, a schedule that fell behind at a high rate) outlives it.
+		// Comparing only intended times let a paused 90 s run go on for 11 minutes.
 		end = start.Add(r.cfg.Duration)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, end)
+		defer cancel()
 	}
 	next, prev := start, start
 	for {
@@ -224,7 +263,7 @@ func (r *Runner) runOpen(ctx context.Context, reqCtx context.Context, start time
 
 		intended := next
 		r.st.scheduled.Add(1)
-		req := r.gen.nextRequest()
+		req := r.next()
 		select {
 		case sem <- struct{}{}:
 		default:
@@ -242,7 +281,7 @@ func (r *Runner) runOpen(ctx context.Context, reqCtx context.Context, start time
 		r.st.inFlight.Add(1)
 		wg.Go(func() {
 			defer func() { <-sem }()
-			r.do(reqCtx, req, intended)
+			r.do(bagCtx, req, intended)
 		})
 		r.afterSchedule()
 		prev, next = intended, r.advance(ctx, intended)
@@ -303,7 +342,7 @@ func interval(rate float64) time.Duration {
 }
 
 // runClosed runs Workers loops back to back until a limit or ctx ends.
-func (r *Runner) runClosed(ctx context.Context, reqCtx context.Context, start time.Time) {
+func (r *Runner) runClosed(ctx context.Context, bagCtx map[Scenario]context.Context, start time.Time) {
 	var wg sync.WaitGroup
 	for range r.cfg.Workers {
 		wg.Go(func() {
@@ -315,10 +354,10 @@ func (r *Runner) runClosed(ctx context.Context, reqCtx context.Context, start ti
 					r.st.scheduled.Add(-1)
 					return
 				}
-				req := r.gen.nextRequest()
+				req := r.next()
 				r.st.sent.Add(1)
 				r.st.inFlight.Add(1)
-				r.do(reqCtx, req, time.Now())
+				r.do(bagCtx, req, time.Now())
 			}
 		})
 	}
@@ -328,17 +367,29 @@ func (r *Runner) runClosed(ctx context.Context, reqCtx context.Context, start ti
 // maxDetail bounds the error text kept for unexpected samples.
 const maxDetail = 200
 
-// do sends req and records its outcome, with latency measured from intended.
-func (r *Runner) do(base context.Context, req request, intended time.Time) {
+// do sends req and records its outcome, with latency measured from intended. bagCtx holds
+// base with each scenario's baggage, made once per run.
+func (r *Runner) do(bagCtx map[Scenario]context.Context, req request, intended time.Time) {
 	defer r.st.inFlight.Add(-1)
-	bag := r.baggage[req.scenario]
-	if m, ok := r.burstAt(intended); ok {
-		bag, _ = bag.SetMember(m)
+	base := bagCtx[req.scenario]
+	if r.cfg.Mode == ModeOpen {
+		if m, ok := r.burstAt(intended); ok {
+			bag, _ := r.baggage[req.scenario].SetMember(m)
+			base = baggage.ContextWithBaggage(base, bag)
+		}
 	}
-	ctx, cancel := context.WithTimeout(baggage.ContextWithBaggage(base, bag), r.cfg.Timeout)
-	reply, err := r.conn.Request(ctx, req.subject, req.body)
+	var reply *nats.Msg
+	var err error
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := context.WithTimeout(base, r.cfg.Timeout)
+		reply, err = r.conn.Request(ctx, req.subject, req.body)
+		cancel()
+		if !req.retry || attempt >= r.cfg.CreateRetries || !outcomeUnknown(err) {
+			break
+		}
+		r.st.retried.Add(1)
+	}
 	latency := time.Since(intended)
-	cancel()
 
 	res := result{req: req, outcome: Outcome(err), latency: latency}
 	if err != nil {
@@ -361,6 +412,21 @@ func (r *Runner) do(base context.Context, req request, intended time.Time) {
 	}
 	r.st.record(res)
 	r.ins.recordDuration(context.Background(), req.scenario, res.outcome, latency)
+}
+
+// outcomeUnknown reports whether a create's error leaves its order's outcome unknown: a
+// timeout, or a 503 whose body is the order still pending. Sending the create again with
+// the same idempotency key then answers with that order.
+func outcomeUnknown(err error) bool {
+	if Outcome(err) == OutcomeTimeout {
+		return true
+	}
+	var se *natsotel.ServiceError
+	if !errors.As(err, &se) || se.CodeText != contracts.CodeUnavailable {
+		return false
+	}
+	var o contracts.Order
+	return json.Unmarshal(se.Data, &o) == nil && o.Status == contracts.OrderPending
 }
 
 // orderOf reads the order a create reply (or error reply body) describes. Failed orders
@@ -415,8 +481,8 @@ func (r *Runner) SetRate(rate float64) error {
 	if r.cfg.Mode != ModeOpen {
 		return errors.New("load: the rate applies to open-loop mode only")
 	}
-	if rate < 0 || math.IsNaN(rate) || math.IsInf(rate, 0) {
-		return fmt.Errorf("load: rate %v: want a finite number >= 0", rate)
+	if err := checkRate(rate); err != nil {
+		return fmt.Errorf("load: %w", err)
 	}
 	r.mu.Lock()
 	old := r.rate
@@ -433,8 +499,8 @@ func (r *Runner) Burst(multiplier float64, d time.Duration) error {
 	if r.cfg.Mode != ModeOpen {
 		return errors.New("load: bursts apply to open-loop mode only")
 	}
-	if d > 0 && (multiplier <= 0 || math.IsNaN(multiplier) || math.IsInf(multiplier, 0)) {
-		return fmt.Errorf("load: burst multiplier %v: want a finite number > 0", multiplier)
+	if d > 0 && !(multiplier > 0 && multiplier <= MaxBurstMultiplier) {
+		return fmt.Errorf("load: burst multiplier %v: want a number above 0 and at most %v", multiplier, MaxBurstMultiplier)
 	}
 	var bag baggage.Member
 	if d > 0 {

@@ -2,13 +2,16 @@ package load
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/micro"
 	"go.opentelemetry.io/otel/baggage"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -140,7 +143,7 @@ func TestRateGauge(t *testing.T) {
 		t.Fatalf("gauge after the run: %+v", g)
 	}
 	// Late and dropped exist from the start for every scenario of the mix, at 0 but for
-	// the one request sent (late if the scheduler ran more than 1 ms behind).
+	// the one request sent (late if the scheduler ran more than DefaultLateThreshold behind).
 	var rm metricdata.ResourceMetrics
 	if err := reader.Collect(t.Context(), &rm); err != nil {
 		t.Fatal(err)
@@ -275,13 +278,13 @@ func TestRateChangeAndBurstWakeScheduler(t *testing.T) {
 	if st := r.State(); st.Rate != 0 || st.EffectiveRate != 0 {
 		t.Fatalf("paused state: %+v", st)
 	}
-	if err := r.Burst(1e6, time.Hour); err != nil { // 0 * 1e6 is still paused
+	if err := r.Burst(100, time.Hour); err != nil { // 0 * 100 is still paused
 		t.Fatal(err)
 	}
-	if err := r.SetRate(0.001); err != nil { // 1000 s * 1e-6 = 1 ms
+	if err := r.SetRate(10); err != nil { // 10 * 100 = 1000/s: 1 ms
 		t.Fatal(err)
 	}
-	if st := r.State(); st.EffectiveRate != 1000 || st.BurstMultiplier != 1e6 || st.BurstRemainingSeconds <= 3500 {
+	if st := r.State(); st.EffectiveRate != 1000 || st.BurstMultiplier != 100 || st.BurstRemainingSeconds <= 3500 {
 		t.Fatalf("burst state: %+v", st)
 	}
 	wait(t, shop.arrived, "request 2")
@@ -292,7 +295,7 @@ func TestRateChangeAndBurstWakeScheduler(t *testing.T) {
 	if err := r.Burst(0, 0); err != nil {
 		t.Fatal(err)
 	}
-	if st := r.State(); st.EffectiveRate != 0.001 || st.BurstMultiplier != 0 {
+	if st := r.State(); st.EffectiveRate != 10 || st.BurstMultiplier != 0 {
 		t.Fatalf("after burst: %+v", st)
 	}
 	// The burst is on the requests sent during it (their baggage, hence their spans in
@@ -307,7 +310,7 @@ func TestRateChangeAndBurstWakeScheduler(t *testing.T) {
 		}
 		bursts = append(bursts, b.Member(BaggageBurst).Value())
 	}
-	if strings.Join(bursts, ",") != ",1e+06,1e+06,1e+06" {
+	if strings.Join(bursts, ",") != ",100,100,100" {
 		t.Fatalf("loadgen.burst of the 4 requests: %q", bursts)
 	}
 }
@@ -507,5 +510,84 @@ func TestProgressLines(t *testing.T) {
 	}
 	if last["target_rate"] != "200" || last["sent"] == "0" {
 		t.Errorf("progress line %v: want target_rate 200 and requests sent", last)
+	}
+}
+
+// A run with a Duration ends by the clock, whatever the rate does: paused here (rate 0),
+// the scheduler waits for a rate change, and that wait used to outlive the duration (the
+// end was compared with intended send times only, so a 90 s run went on for 11 minutes).
+func TestOpenLoopStopsOnTheClock(t *testing.T) {
+	nc := connect(t, startServer(t))
+	shop := startFakeShop(t, nc, &fakeShop{arrived: make(chan struct{}, 100)})
+	conn, _ := tracedConn(t, nc)
+	const d = 300 * time.Millisecond
+	r, err := New(conn, nil, Config{Rate: 20, Duration: d, Mix: Mix{ScenarioValidOrder: 1}, Progress: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetRate(0); err != nil { // paused before the first interval
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := runAsync(t, ctx, r)
+	wait(t, shop.arrived, "request 1")
+	select {
+	case sum := <-done:
+		if sum.Elapsed < d || sum.Elapsed > d+5*time.Second {
+			t.Errorf("elapsed %v, want about %v", sum.Elapsed, d)
+		}
+	case <-time.After(d + 5*time.Second):
+		t.Fatalf("a %v run still running after %v", d, d+5*time.Second)
+	}
+}
+
+// Every order.create carries an idempotency key; a create that timed out is sent again
+// with the same body, key included, so the shop answers with the same order.
+func TestCreateRetriesWithTheSameKey(t *testing.T) {
+	nc := connect(t, startServer(t))
+	var mu sync.Mutex
+	bodies := map[string][]string{} // key -> bodies received
+	svc, err := micro.AddService(nc, micro.Config{Name: "order", Version: "0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Stop() })
+	err = svc.AddEndpoint("create", micro.HandlerFunc(func(req micro.Request) {
+		var in contracts.CreateOrderRequest
+		if err := json.Unmarshal(req.Data(), &in); err != nil || in.IdempotencyKey == "" {
+			_ = req.Error(contracts.CodeBadRequest, "want an idempotency key", nil)
+			return
+		}
+		mu.Lock()
+		bodies[in.IdempotencyKey] = append(bodies[in.IdempotencyKey], string(req.Data()))
+		first := len(bodies[in.IdempotencyKey]) == 1
+		mu.Unlock()
+		if first {
+			return // the reply is lost: the loadgen times out
+		}
+		_ = req.RespondJSON(contracts.Order{ID: "ord-" + in.IdempotencyKey, Status: contracts.OrderConfirmed})
+	}), micro.WithEndpointSubject(contracts.SubjectOrderCreate))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, _ := tracedConn(t, nc)
+	sum, err := Run(t.Context(), conn, nil, Config{Mode: ModeClosed, Workers: 2, Count: 4, Timeout: 100 * time.Millisecond,
+		Mix: Mix{ScenarioValidOrder: 1}, Progress: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Completed != 4 || sum.Outcomes[OutcomeOK] != 4 || sum.Retried != 4 || len(sum.Confirmed) != 4 {
+		t.Fatalf("summary: completed %d, outcomes %v, retried %d, confirmed %v", sum.Completed, sum.Outcomes, sum.Retried, sum.Confirmed)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(bodies) != 4 {
+		t.Fatalf("%d keys, want one per order: %v", len(bodies), bodies)
+	}
+	for key, bs := range bodies {
+		if len(bs) != 2 || bs[0] != bs[1] {
+			t.Errorf("key %s: bodies %q, want the same body twice", key, bs)
+		}
 	}
 }

@@ -1,6 +1,8 @@
 package load
 
 import (
+	crand "crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -17,6 +19,8 @@ type request struct {
 	subject  string
 	body     []byte
 	expect   []string // outcomes that are not "unexpected"
+	// retry: an order.create with an idempotency key, safe to send again.
+	retry bool
 }
 
 func (r request) expected(outcome string) bool { return slices.Contains(r.expect, outcome) }
@@ -121,11 +125,23 @@ func (g *generator) malformed() request {
 }
 
 func (g *generator) create(s Scenario, variant string, o contracts.CreateOrderRequest, expect ...string) request {
+	retry := s != ScenarioMalformed
+	if retry {
+		o.IdempotencyKey = idempotencyKey()
+	}
 	body, err := json.Marshal(o)
 	if err != nil {
 		panic(fmt.Sprintf("load: marshal order: %v", err)) // plain struct: cannot fail
 	}
-	return request{scenario: s, variant: variant, subject: contracts.SubjectOrderCreate, body: body, expect: expect}
+	return request{scenario: s, variant: variant, subject: contracts.SubjectOrderCreate, body: body, expect: expect, retry: retry}
+}
+
+// idempotencyKey returns a new key for one order: random (not from the seeded
+// generator), so that runs with the same seed against the same store never share one.
+func idempotencyKey() string {
+	var b [16]byte
+	_, _ = crand.Read(b[:])
+	return "lg-" + hex.EncodeToString(b[:])
 }
 
 func (g *generator) lookup(variant, id string, expect ...string) request {

@@ -92,12 +92,45 @@ func TestLookupUsesRememberedOrders(t *testing.T) {
 	}
 }
 
+// The same seed gives the same requests, but for their idempotency keys: those are
+// random, so that two runs with the same seed against the same store are two sets of
+// orders, not replays of the first.
 func TestGeneratorIsReproducible(t *testing.T) {
 	a, b := newGenerator(DefaultMix(), 99), newGenerator(DefaultMix(), 99)
+	keyed := 0
 	for range 100 {
 		ra, rb := a.nextRequest(), b.nextRequest()
-		if ra.scenario != rb.scenario || string(ra.body) != string(rb.body) {
+		ka, bodyA := withoutKey(t, ra.body)
+		kb, bodyB := withoutKey(t, rb.body)
+		if ra.scenario != rb.scenario || bodyA != bodyB {
 			t.Fatalf("same seed, different requests: %s vs %s", ra.body, rb.body)
 		}
+		if ka != "" {
+			keyed++
+			if ka == kb {
+				t.Fatalf("two generators made the same idempotency key %s", ka)
+			}
+		}
+		if (ka != "") != ra.retry {
+			t.Fatalf("%s: retry %v", ra.body, ra.retry)
+		}
 	}
+	if keyed == 0 {
+		t.Fatal("no create with an idempotency key")
+	}
+}
+
+// withoutKey returns a create body's idempotency key and the body without it.
+func withoutKey(t *testing.T, body []byte) (key, rest string) {
+	var m map[string]any
+	if json.Unmarshal(body, &m) != nil {
+		return "", string(body) // a malformed variant
+	}
+	key, _ = m["idempotency_key"].(string)
+	delete(m, "idempotency_key")
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, string(b)
 }

@@ -23,7 +23,7 @@ const maxUnexpectedSamples = 20
 // stats accumulates a run. Counters touched by the scheduler on every tick are atomics;
 // what a completed request updates is under mu.
 type stats struct {
-	scheduled, sent, late, dropped, inFlight atomic.Int64
+	scheduled, sent, late, dropped, inFlight, retried atomic.Int64
 
 	mu                sync.Mutex
 	keep              int
@@ -129,6 +129,7 @@ func (s *stats) summary() Summary {
 		Late:      s.late.Load(),
 		Dropped:   s.dropped.Load(),
 		InFlight:  s.inFlight.Load(),
+		Retried:   s.retried.Load(),
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -40,6 +40,10 @@ type Summary struct {
 	// Dropped counts open-loop requests not sent because Config.Concurrency requests were
 	// already in flight.
 	Dropped int64
+	// Retried counts order.create attempts sent again, with the same idempotency key,
+	// after a timeout or a "pending" 503 (see Config.CreateRetries). A request counts
+	// once in Sent and Completed however many attempts it took.
+	Retried int64
 	// AchievedRate is Completed / Elapsed, in requests per second.
 	AchievedRate float64
 	// Outcomes counts completed requests by outcome ("ok", "400", "402", "409", "timeout",
@@ -68,7 +72,7 @@ func (s Summary) String() string {
 	fmt.Fprintf(&b, "\n  scheduled %d, completed %d, late %d, dropped %d, unexpected %d\n",
 		s.Scheduled, s.Completed, s.Late, s.Dropped, s.Unexpected)
 	fmt.Fprintf(&b, "  outcomes: %s\n", formatCounts(s.Outcomes))
-	for _, sc := range Scenarios {
+	for _, sc := range append(slices.Clone(Scenarios), ScenarioCustom) {
 		if m := s.Scenarios[sc]; len(m) > 0 {
 			fmt.Fprintf(&b, "    %-14s %s\n", sc, formatCounts(m))
 		}

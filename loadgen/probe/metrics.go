@@ -30,6 +30,7 @@ const (
 	MetricRequests       = "nats.micro.endpoint.requests"
 	MetricErrors         = "nats.micro.endpoint.errors"
 	MetricProcessingTime = "nats.micro.endpoint.processing_time.average"
+	MetricInFlight       = "nats.micro.endpoint.in_flight"
 	MetricInstances      = "nats.micro.instances"
 )
 
@@ -75,6 +76,11 @@ func newInstruments(mp metric.MeterProvider, p *Probe) (*instruments, error) {
 	if err != nil {
 		return nil, wrap(MetricProcessingTime, err)
 	}
+	inflight, err := m.Int64ObservableGauge(MetricInFlight, metric.WithUnit("{request}"),
+		metric.WithDescription("Handlers of the endpoint running at the probe, from natsotel's $SRV.STATS data."))
+	if err != nil {
+		return nil, wrap(MetricInFlight, err)
+	}
 	perServer, err := m.Int64ObservableGauge(MetricInstances, metric.WithUnit("{instance}"),
 		metric.WithDescription("Instances that answered the last probe, by service and by the NATS server they are connected to (only with monitoring URLs)."))
 	if err != nil {
@@ -99,13 +105,14 @@ func newInstruments(mp metric.MeterProvider, p *Probe) (*instruments, error) {
 				o.ObserveInt64(reqs, e.Requests, set)
 				o.ObserveInt64(errs, e.Errors, set)
 				o.ObserveFloat64(avg, e.AverageProcessingTime.Seconds(), set)
+				o.ObserveInt64(inflight, e.InFlight, set)
 			}
 		}
 		for w, n := range counts {
 			o.ObserveInt64(perServer, n, metric.WithAttributes(ServiceKey.String(w.service), ServerKey.String(w.server)))
 		}
 		return nil
-	}, up, reqs, errs, avg, perServer)
+	}, up, reqs, errs, avg, inflight, perServer)
 	if err != nil {
 		return nil, wrap("callback", err)
 	}

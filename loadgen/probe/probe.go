@@ -95,10 +95,27 @@ type Instance struct {
 }
 
 // Endpoint is one endpoint's stats, as the service reports them.
+//
+// Errors and AverageProcessingTime are the handler's figures. micro measures around the
+// hand-off of a request to its handler; when natsotel runs handlers concurrently, that is
+// not the handler, and micro sees no error replies. natsotel then reports the handler's
+// figures in the endpoint's stats data ({"in_flight":..,"num_errors":..,...}), and the probe
+// uses those; HandOff keeps micro's own average for comparison.
 type Endpoint struct {
 	Name, Subject         string
 	Requests, Errors      int64
 	AverageProcessingTime time.Duration
+	// InFlight is how many handlers were running (natsotel only; 0 otherwise).
+	InFlight int64
+	// HandOff is micro's average processing time when natsotel's figures replaced it.
+	HandOff time.Duration
+}
+
+// handlerStats is what natsotel puts into an endpoint's $SRV.STATS data.
+type handlerStats struct {
+	InFlight              *int64        `json:"in_flight"`
+	NumErrors             int64         `json:"num_errors"`
+	AverageProcessingTime time.Duration `json:"average_processing_time"`
 }
 
 // Round is the result of one probe round.
@@ -362,13 +379,19 @@ func endpointsOf(s *micro.Stats) []Endpoint {
 		if e == nil {
 			continue
 		}
-		eps = append(eps, Endpoint{
+		ep := Endpoint{
 			Name:                  e.Name,
 			Subject:               e.Subject,
 			Requests:              int64(e.NumRequests),
 			Errors:                int64(e.NumErrors),
 			AverageProcessingTime: e.AverageProcessingTime,
-		})
+		}
+		var hs handlerStats
+		if len(e.Data) > 0 && json.Unmarshal(e.Data, &hs) == nil && hs.InFlight != nil {
+			ep.HandOff = ep.AverageProcessingTime
+			ep.Errors, ep.AverageProcessingTime, ep.InFlight = hs.NumErrors, hs.AverageProcessingTime, *hs.InFlight
+		}
+		eps = append(eps, ep)
 	}
 	return eps
 }

@@ -6,9 +6,9 @@ import (
 	"strconv"
 )
 
-// JetStreamReplicas reads NATS_JS_REPLICAS: how many copies the JetStream stream and
-// KeyValue buckets a service creates when they are missing keep. Unset means 1 (a single
-// nats-server); a three-node cluster uses 3. JetStream allows 1 to 5.
+// JetStreamReplicas reads NATS_JS_REPLICAS: how many copies of the JetStream stream and
+// KeyValue buckets the provisioning step (services/cmd/provision) makes. Unset means 1
+// (a single nats-server); a three-node cluster uses 3. JetStream allows 1 to 5.
 func JetStreamReplicas(getenv func(string) string) (int, error) {
 	if getenv == nil {
 		getenv = os.Getenv

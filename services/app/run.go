@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -90,7 +91,11 @@ func Run(ctx context.Context, opts Options, start StartFunc) (err error) {
 	defer nc.Close() // no-op after a completed drain
 	hc.connected(nc)
 
-	conn, err := natsotel.Wrap(nc, tel.NATSOptions()...)
+	conc, err := concurrency(opts.Getenv)
+	if err != nil {
+		return err
+	}
+	conn, err := natsotel.Wrap(nc, append(tel.NATSOptions(), natsotel.WithConcurrency(conc))...)
 	if err != nil {
 		return fmt.Errorf("app: instrumenting the connection: %w", err)
 	}
@@ -147,6 +152,20 @@ func Main(name, version string, start StartFunc) {
 		stop()
 		os.Exit(1)
 	}
+}
+
+// concurrency reads SERVE_CONCURRENCY: how many requests each endpoint handles at once
+// (default natsotel.DefaultConcurrency; 1 serves one at a time, as plain micro does).
+func concurrency(getenv func(string) string) (int, error) {
+	v := getenv("SERVE_CONCURRENCY")
+	if v == "" {
+		return natsotel.DefaultConcurrency, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 100000 {
+		return 0, fmt.Errorf("app: SERVE_CONCURRENCY=%q: want a whole number from 1 to 100000", v)
+	}
+	return n, nil
 }
 
 func stderr(o Options) io.Writer {

@@ -21,11 +21,6 @@ const Version = "1.0.0"
 
 // Config configures the billing service. The zero value is a working configuration.
 type Config struct {
-	// Replicas is the number of JetStream replicas of the stream and buckets this
-	// service creates when they are missing (1 on a single server, 3 on a three-node
-	// cluster; existing ones are used as they are). Default 1; the binaries read
-	// NATS_JS_REPLICAS (app.JetStreamReplicas).
-	Replicas int
 	// FaultSeed seeds the fault injector (0: random).
 	FaultSeed uint64
 	// DisableControl leaves out the control endpoint (no runtime fault injection).
@@ -47,7 +42,8 @@ type Service struct {
 	stopErr  error
 }
 
-// Start creates the payments bucket if missing and registers the micro service.
+// Start binds to the payments bucket (created by the provisioning step,
+// services/provision; or here when missing and allowed) and registers the micro service.
 func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -59,7 +55,7 @@ func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Confi
 	if err != nil {
 		return nil, fmt.Errorf("billing: %w", err)
 	}
-	kv, err := jsutil.Bucket(ctx, js, contracts.BucketPayments, "billing: payment per order id (card last 4 digits only)", 5, cfg.Replicas)
+	kv, err := jsutil.Bucket(ctx, js, contracts.BucketPayments)
 	if err != nil {
 		return nil, fmt.Errorf("billing: %w", err)
 	}
@@ -115,7 +111,7 @@ func (s *Service) Faults() *fault.Injector { return s.srv.Faults }
 // it returned. It does not close the connection.
 func (s *Service) Stop(ctx context.Context) error {
 	s.stopOnce.Do(func() {
-		s.stopErr = s.srv.Shutdown(ctx, s.conn.NATS(), s.svc)
+		s.stopErr = s.srv.Shutdown(ctx, s.svc)
 	})
 	return s.stopErr
 }

@@ -15,6 +15,15 @@ type CreateOrderRequest struct {
 	// Card is a test card number (see billing's decline rules). It never appears in
 	// telemetry or logs; only its last four digits are kept on the payment.
 	Card string `json:"card"`
+	// IdempotencyKey, optional, makes retries safe: every create with the same key gets
+	// the same order (its current state), created, reserved and charged at most once,
+	// whichever order replica answers and across restarts. A key is 1 to 64 letters,
+	// digits, '-' or '_' (a UUID fits), chosen by the client per order it means to place;
+	// reusing it for a different customer or lines is refused with 409. It is a field
+	// rather than a header (like JetStream's Nats-Msg-Id) because it is part of what the
+	// request means: it is in the typed contract, validated with the rest, and kept by
+	// anything that forwards the body, and unlike Nats-Msg-Id it never expires.
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
 }
 
 // OrderStatus is the final or current state of an order.

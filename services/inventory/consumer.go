@@ -13,32 +13,34 @@ import (
 	"github.com/natsotel/reference/services/internal/rpc"
 )
 
-// startConsumer creates (or updates) the durable consumer contracts.InventoryCommitConsumer
-// on the order events stream and starts consuming it. Every replica consumes the same
-// durable consumer, so each event is handled by one of them.
-func (s *Service) startConsumer(ctx context.Context, js *natsotel.JetStream) (jetstream.ConsumeContext, error) {
-	stream, err := jsutil.EnsureOrderEvents(ctx, js.Raw(), s.cfg.Replicas)
+// startConsumer binds to the durable consumer contracts.InventoryCommitConsumer on the
+// order events stream (creating it when missing) and starts Config.Consumers loops
+// consuming it. Every loop of every replica consumes the same durable consumer, so each
+// event is handled by one of them.
+func (s *Service) startConsumer(ctx context.Context, js *natsotel.JetStream) ([]jetstream.ConsumeContext, error) {
+	stream, err := jsutil.EnsureOrderEvents(ctx, js.Raw())
 	if err != nil {
 		return nil, err
 	}
-	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable:       contracts.InventoryCommitConsumer,
-		Description:   "inventory: commit reservations of confirmed orders, release those of failed orders",
-		FilterSubject: contracts.OrderEventsSubjects,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       s.cfg.AckWait,
-		MaxDeliver:    s.cfg.MaxDeliver,
-		MaxAckPending: 1000,
-	})
+	cons, err := jsutil.CommitConsumer(ctx, stream, s.cfg.AckWait, s.cfg.MaxDeliver)
 	if err != nil {
-		return nil, fmt.Errorf("creating consumer %s: %w", contracts.InventoryCommitConsumer, err)
+		return nil, err
 	}
-	cc, err := js.Consume(cons, s.handleEvent)
-	if err != nil {
-		return nil, fmt.Errorf("consuming %s: %w", contracts.InventoryCommitConsumer, err)
+	if md := cons.CachedInfo().Config.MaxDeliver; md > 0 {
+		s.cfg.MaxDeliver = md // the consumer's own limit: never fail its last delivery on purpose
 	}
-	return cc, nil
+	ccs := make([]jetstream.ConsumeContext, 0, s.cfg.Consumers)
+	for range s.cfg.Consumers {
+		cc, err := js.Consume(cons, s.handleEvent, jetstream.PullMaxMessages(max(1, 1000/s.cfg.Consumers)))
+		if err != nil {
+			for _, cc := range ccs {
+				cc.Stop()
+			}
+			return nil, fmt.Errorf("consuming %s: %w", contracts.InventoryCommitConsumer, err)
+		}
+		ccs = append(ccs, cc)
+	}
+	return ccs, nil
 }
 
 // handleEvent applies one order event: confirmed -> commit the reservation, failed ->

@@ -26,7 +26,14 @@ type Config struct {
 	// MaxAttempts bounds each compare-and-set loop on a stock key. Default 100.
 	MaxAttempts int
 	// MaxDeliver bounds deliveries of one order event to the commit consumer. Default 10.
+	// It and AckWait configure the consumer only when this service creates it (it was not
+	// provisioned); a provisioned consumer's own MaxDeliver is what counts.
 	MaxDeliver int
+	// Consumers is how many order events are handled at once: that many Consume loops
+	// share the durable consumer (JetStream hands each event to one of them). Events of
+	// different orders are independent, and commit and release of one order are idempotent
+	// compare-and-set steps, so their order does not matter. Default 4.
+	Consumers int
 	// AckWait is the consumer's ack wait. Default 30s.
 	AckWait time.Duration
 	// NakDelay is the redelivery delay of a failed order event. Default 500ms.
@@ -36,11 +43,6 @@ type Config struct {
 	// StaleAfter is how long a reservation may stay "reserving" before Sweep releases
 	// it. Default 1m.
 	StaleAfter time.Duration
-	// Replicas is the number of JetStream replicas of the stream and buckets this
-	// service creates when they are missing (1 on a single server, 3 on a three-node
-	// cluster; existing ones are used as they are). Default 1; the binaries read
-	// NATS_JS_REPLICAS (app.JetStreamReplicas).
-	Replicas int
 	// FaultSeed seeds the fault injector (0: random).
 	FaultSeed uint64
 	// DisableControl leaves out the control endpoint (no runtime fault injection).
@@ -54,10 +56,13 @@ func (c *Config) defaults() {
 		c.MaxAttempts = 100
 	}
 	if c.MaxDeliver <= 0 {
-		c.MaxDeliver = 10
+		c.MaxDeliver = jsutil.DefaultMaxDeliver
+	}
+	if c.Consumers <= 0 {
+		c.Consumers = 4
 	}
 	if c.AckWait <= 0 {
-		c.AckWait = 30 * time.Second
+		c.AckWait = jsutil.DefaultAckWait
 	}
 	if c.NakDelay <= 0 {
 		c.NakDelay = 500 * time.Millisecond
@@ -82,7 +87,7 @@ type Service struct {
 	svc   *natsotel.Service
 	stock *stock
 	res   *reservations
-	cc    jetstream.ConsumeContext
+	cc    []jetstream.ConsumeContext
 
 	quit      chan struct{} // closed by Stop
 	sweepDone chan struct{} // closed when the sweeper returned
@@ -90,8 +95,9 @@ type Service struct {
 	stopErr   error
 }
 
-// Start creates the buckets (seeding stock when a SKU has none), the order events stream
-// and the durable consumer if missing, registers the micro service and starts consuming.
+// Start binds to the buckets, the order events stream and the durable consumer (created
+// by the provisioning step, services/provision; or here when missing and allowed), seeds
+// stock when a SKU has none, registers the micro service and starts consuming.
 func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Config) (*Service, error) {
 	cfg.defaults()
 	if log == nil {
@@ -101,11 +107,11 @@ func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Confi
 	if err != nil {
 		return nil, fmt.Errorf("inventory: %w", err)
 	}
-	stockKV, err := jsutil.Bucket(ctx, js, contracts.BucketStock, "inventory: units available and held per SKU", 1, cfg.Replicas)
+	stockKV, err := jsutil.Bucket(ctx, js, contracts.BucketStock)
 	if err != nil {
 		return nil, fmt.Errorf("inventory: %w", err)
 	}
-	resKV, err := jsutil.Bucket(ctx, js, contracts.BucketReservations, "inventory: reservation per order id", 5, cfg.Replicas)
+	resKV, err := jsutil.Bucket(ctx, js, contracts.BucketReservations)
 	if err != nil {
 		return nil, fmt.Errorf("inventory: %w", err)
 	}
@@ -140,7 +146,7 @@ func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Confi
 		return nil, fmt.Errorf("inventory: %w", err)
 	}
 	if s.cc, err = s.startConsumer(ctx, js); err != nil {
-		_ = s.svc.Stop()
+		_ = s.svc.Shutdown(ctx)
 		return nil, fmt.Errorf("inventory: %w", err)
 	}
 	if cfg.SweepInterval > 0 {
@@ -191,17 +197,23 @@ func (s *Service) Stop(ctx context.Context) error {
 	s.stopOnce.Do(func() {
 		close(s.quit)
 		var errs []error
-		s.cc.Drain()
-		select {
-		case <-s.cc.Closed():
-		case <-ctx.Done():
+		for _, cc := range s.cc {
+			cc.Drain()
+		}
+		for _, cc := range s.cc {
+			select {
+			case <-cc.Closed():
+			case <-ctx.Done():
+			}
+		}
+		if ctx.Err() != nil {
 			errs = append(errs, fmt.Errorf("draining consumer: %w", ctx.Err()))
 		}
 		select {
 		case <-s.sweepDone:
 		case <-ctx.Done():
 		}
-		if err := s.srv.Shutdown(ctx, s.conn.NATS(), s.svc); err != nil {
+		if err := s.srv.Shutdown(ctx, s.svc); err != nil {
 			errs = append(errs, err)
 		}
 		s.stopErr = errors.Join(errs...)

@@ -28,6 +28,11 @@ func checkCreate(req *contracts.CreateOrderRequest) *rpc.Error {
 	if card.Check(req.Card) != nil {
 		return rpc.BadRequest("card: %v", card.ErrInvalid)
 	}
+	if req.IdempotencyKey != "" {
+		if err := rpc.CheckID("idempotency_key", req.IdempotencyKey); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -47,9 +52,16 @@ func (s *Service) create(ctx context.Context, req *contracts.CreateOrderRequest)
 	if err := checkCreate(req); err != nil {
 		return contracts.Order{}, err
 	}
+	id := newOrderID()
+	if req.IdempotencyKey != "" {
+		var err error
+		if id, err = s.claim(ctx, req, id); err != nil {
+			return contracts.Order{}, err
+		}
+	}
 	now := s.cfg.Now().UTC()
 	o := contracts.Order{
-		ID:          newOrderID(),
+		ID:          id,
 		CustomerID:  req.CustomerID,
 		Lines:       slices.Clone(req.Lines),
 		AmountCents: amount(req.Lines),
@@ -62,6 +74,11 @@ func (s *Service) create(ctx context.Context, req *contracts.CreateOrderRequest)
 		return contracts.Order{}, err
 	}
 	rev, err := s.orders.Create(ctx, o.ID, data)
+	if err != nil && req.IdempotencyKey != "" && jsutil.IsConflict(err) {
+		// An earlier create with this key stored the order: it alone reserves and
+		// charges. Answer with the order as it is now.
+		return s.replay(ctx, o.ID)
+	}
 	if err != nil {
 		// Nothing was reserved or charged. If the write did land after all, the order
 		// stays pending with nothing attached (ReconcileAll fails it).

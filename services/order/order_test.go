@@ -42,11 +42,12 @@ func start(t *testing.T, withInventory, withBilling bool) *env {
 	return startWith(t, withInventory, withBilling, testConfig)
 }
 
-// startWith is start with the order service's configuration.
-func startWith(t *testing.T, withInventory, withBilling bool, cfg Config) *env {
+// startWith is start with the order service's configuration and natsotel options for its
+// connection.
+func startWith(t *testing.T, withInventory, withBilling bool, cfg Config, opts ...natsotel.Option) *env {
 	t.Helper()
 	srv := testenv.Server(t)
-	e := &env{srv: srv, node: testenv.NewNode(t, srv, contracts.OrderService), client: testenv.NewNode(t, srv, "client")}
+	e := &env{srv: srv, node: testenv.NewNode(t, srv, contracts.OrderService, opts...), client: testenv.NewNode(t, srv, "client")}
 	ctx := context.Background()
 	if withInventory {
 		n := testenv.NewNode(t, srv, contracts.InventoryService)

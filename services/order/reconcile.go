@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/natsotel/reference/services/contracts"
 	"github.com/natsotel/reference/services/internal/jsutil"
@@ -93,64 +94,78 @@ func (s *Service) ReconcileAll(ctx context.Context, olderThan time.Duration) (re
 	return n, errors.Join(errs...)
 }
 
+// scanBatch is how many messages of the orders bucket's stream one scan request reads.
+const scanBatch = 500
+
 // scan reads the orders bucket from where the last pass stopped up to its current end,
 // and updates r.open. Called with r.mu held.
+//
+// It reads the bucket's stream directly, in batches of scanBatch messages (JetStream's
+// batched direct get, $JS.API.DIRECT.GET.KV_orders, through orbit.go's jetstreamext),
+// rather than with a KeyValue watch. A watch is a consumer, and a user allowed to create
+// consumers can make JetStream deliver anywhere (the create request names the deliver
+// subject, and the server does not check it against the creator's permissions): with
+// direct get, the order user needs no consumer rights at all (deploy/nats/nats.conf). It
+// also removes a failure of the watch: created while the connection was reconnecting,
+// nats.go's ordered consumer used the legacy "$JS.API.CONSUMER.CREATE.KV_orders" subject,
+// which nats.conf refused, and the pass hung until its timeout.
+//
+// The first pass of a process reads the bucket's whole history (up to its History
+// revisions per order), later passes only what was written since.
 func (s *Service) scan(ctx context.Context) error {
 	r := &s.rec
-	opts := []jetstream.WatchOpt{jetstream.IgnoreDeletes()}
-	if r.next > 0 {
-		opts = append(opts, jetstream.ResumeFromRevision(r.next))
-	}
-	// Watching needs $JS.API.CONSUMER.CREATE and .DELETE on the bucket's stream
-	// (KV_orders): without them the request is never answered and this waits for ctx.
-	w, err := s.orders.Raw().WatchAll(ctx, opts...)
-	if err != nil {
-		return fmt.Errorf("reading orders (watching the bucket): %w", err)
-	}
-	defer stopWatch(w)
+	js := s.js.Raw()
+	stream := "KV_" + contracts.BucketOrders
+	prefix := "$KV." + contracts.BucketOrders + "."
 	for {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("reading orders: %w", ctx.Err())
-		case e, ok := <-w.Updates():
-			if !ok {
-				return errors.New("reading orders: watcher stopped")
+		from := max(r.next, 1)
+		msgs, err := jetstreamext.GetBatch(ctx, js, stream, scanBatch,
+			jetstreamext.GetBatchSeq(from), jetstreamext.GetBatchSubject(prefix+orderKeys))
+		if err != nil {
+			return fmt.Errorf("reading orders: %w", err)
+		}
+		n := 0
+		for m, err := range msgs {
+			if errors.Is(err, jetstreamext.ErrNoMessages) {
+				return nil // nothing written since the last pass
 			}
-			if e == nil { // caught up
-				return nil
+			if err != nil {
+				return fmt.Errorf("reading orders from revision %d: %w", from, err)
 			}
-			r.next = max(r.next, e.Revision()+1)
-			rec, err := decodeRecord(e.Key(), e.Value())
+			n++
+			r.next = max(r.next, m.Sequence+1)
+			key := strings.TrimPrefix(m.Subject, prefix)
+			if op := m.Header.Get(kvOperationHeader); op == "DEL" || op == "PURGE" {
+				delete(r.open, key)
+				continue
+			}
+			rec, err := decodeRecord(key, m.Data)
 			switch {
 			case err != nil:
-				s.log.WarnContext(ctx, "skipping an unreadable order record", "key", e.Key(), "error", err)
-				delete(r.open, e.Key())
+				s.log.WarnContext(ctx, "skipping an unreadable order record", "key", key, "error", err)
+				delete(r.open, key)
 			case rec.unfinished():
-				r.open[e.Key()] = rec.UpdatedAt
+				r.open[key] = rec.UpdatedAt
 			default:
-				delete(r.open, e.Key())
+				delete(r.open, key)
 			}
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("reading orders: %w", ctx.Err())
+		}
+		if n < scanBatch {
+			return nil // caught up
 		}
 	}
 }
 
-// stopWatch stops a watcher and drains its channel: its delivery callback blocks on a
-// full channel, so stopping alone could leave it (and nats.Conn.Barrier) stuck.
-func stopWatch(w jetstream.KeyWatcher) {
-	_ = w.Stop()
-	t := time.NewTimer(5 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case _, ok := <-w.Updates():
-			if !ok {
-				return
-			}
-		case <-t.C:
-			return
-		}
-	}
-}
+// orderKeys is the subject filter of the order records in the orders bucket: order ids
+// are one token ("ord-..."); idempotency keys ("idem.<key>", see idempotency.go) are two,
+// and are left out.
+const orderKeys = "*"
+
+// kvOperationHeader is the header KeyValue writes on delete and purge markers.
+const kvOperationHeader = "KV-Operation"
 
 // repair finishes one order found unfinished by scan, from its current record. done
 // reports that the order needs nothing more (finished by this call or by anyone else);

@@ -40,11 +40,6 @@ type Config struct {
 	// compensation outstanding, before reconciliation takes it over. It must exceed the
 	// longest create. Default max(1m, 10*RequestTimeout).
 	AbandonAfter time.Duration
-	// Replicas is the number of JetStream replicas of the stream and buckets this
-	// service creates when they are missing (1 on a single server, 3 on a three-node
-	// cluster; existing ones are used as they are). Default 1; the binaries read
-	// NATS_JS_REPLICAS (app.JetStreamReplicas).
-	Replicas int
 	// FaultSeed seeds the fault injector (0: random).
 	FaultSeed uint64
 	// DisableControl leaves out the control endpoint (no runtime fault injection).
@@ -96,7 +91,8 @@ type Service struct {
 	stopErr       error
 }
 
-// Start creates the orders bucket and the order events stream if missing and registers
+// Start binds to the orders bucket and the order events stream (created by the
+// provisioning step, services/provision; or here when missing and allowed) and registers
 // the micro service.
 func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Config) (*Service, error) {
 	cfg.defaults()
@@ -107,11 +103,11 @@ func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Confi
 	if err != nil {
 		return nil, fmt.Errorf("order: %w", err)
 	}
-	orders, err := jsutil.Bucket(ctx, js, contracts.BucketOrders, "order: orders by id", 5, cfg.Replicas)
+	orders, err := jsutil.Bucket(ctx, js, contracts.BucketOrders)
 	if err != nil {
 		return nil, fmt.Errorf("order: %w", err)
 	}
-	if _, err := jsutil.EnsureOrderEvents(ctx, js.Raw(), cfg.Replicas); err != nil {
+	if _, err := jsutil.EnsureOrderEvents(ctx, js.Raw()); err != nil {
 		return nil, fmt.Errorf("order: %w", err)
 	}
 	s := &Service{
@@ -155,7 +151,7 @@ func (s *Service) endpoints() []rpc.Endpoint {
 		{Name: "create", Handler: rpc.Typed(s.srv, s.create),
 			Description: "Create an order: reserve, charge, confirm; compensate and fail otherwise. Error replies carry the order as body",
 			Request:     "contracts.CreateOrderRequest", Response: "contracts.Order",
-			Errors: "400 invalid request, 402 payment declined, 409 out of stock, 413 too large, 503 a dependency did not answer"},
+			Errors: "400 invalid request, 402 payment declined, 409 out of stock or idempotency key reused for another order, 413 too large, 503 a dependency did not answer or the order is still pending"},
 		{Name: "get", Handler: rpc.Typed(s.srv, s.get),
 			Description: "An order by id",
 			Request:     "contracts.GetOrderRequest", Response: "contracts.Order",
@@ -179,7 +175,7 @@ func (s *Service) Faults() *fault.Injector { return s.srv.Faults }
 func (s *Service) Stop(ctx context.Context) error {
 	s.stopOnce.Do(func() {
 		var errs []error
-		if err := s.srv.Shutdown(ctx, s.conn.NATS(), s.svc); err != nil {
+		if err := s.srv.Shutdown(ctx, s.svc); err != nil {
 			errs = append(errs, err)
 		}
 		close(s.quit)

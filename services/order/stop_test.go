@@ -8,15 +8,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/natsotel/reference/natsotel"
 	"github.com/natsotel/reference/services/contracts"
 	"github.com/natsotel/reference/services/internal/testenv"
 )
 
-// Creates queued behind a slow one while order stops: once Stop returned, no order is
-// created or changed any more; the queued ones are answered 503 "service is stopping",
-// and none is left pending.
+// Creates queued behind slow ones while order stops (two handlers at a time): once Stop
+// returned, no order is created or changed any more; the queued ones are answered 503
+// "service is stopping", and none is left pending.
 func TestStopAnswersQueuedRequests(t *testing.T) {
-	e := start(t, true, true)
+	e := startWith(t, true, true, testConfig, natsotel.WithConcurrency(2))
 	if _, err := e.client.Request(context.Background(), contracts.ControlSubject(contracts.InventoryService), `{"delay_share":1,"delay":"30ms"}`, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}

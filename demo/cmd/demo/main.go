@@ -6,9 +6,11 @@
 // exported there (for example to grafana/otel-lgtm).
 //
 //	make demo                       # or: cd demo && go run ./cmd/demo
-//	go run ./cmd/demo -rate 100 -replicas 3 -duration 1m
+//	make demo ARGS='-rate 100 -replicas 3 -logs'
 //
-// Ctrl-C (or SIGTERM) stops everything cleanly; a second Ctrl-C exits at once.
+// The terminal shows the banner, a legend, the graph and warnings; -logs adds every
+// component's log lines. Ctrl-C (or SIGTERM) stops everything cleanly and exits 0; a
+// second Ctrl-C exits at once.
 package main
 
 import (
@@ -48,6 +50,12 @@ func main() {
 // DefaultPort is the NATS port the demo listens on, so the nats CLI works without flags.
 const DefaultPort = 4222
 
+// defaultPort is DefaultPort; tests make it a port they hold busy.
+var defaultPort = DefaultPort
+
+// graphTTL is how long a span waits for its other side (Tempo's default wait).
+const graphTTL = 10 * time.Second
+
 const usageHeader = `Usage: demo [flags]
 
 Runs an embedded NATS server with JetStream, the order, inventory and billing services,
@@ -55,9 +63,14 @@ the load generator and the micro probe in one process, and prints the live servi
 every few seconds. Ctrl-C stops it cleanly.
 
 The NATS server listens on 127.0.0.1:4222 unless -port says otherwise; if 4222 is busy
-and -port was not given, a random free port is used instead (the URL is printed).
+and -port was not given, a random free port is used instead and a WARN line with its URL
+is printed above every graph.
+
+The terminal shows the graph, a legend and warnings; the components' INFO logs are
+exported (with OTEL_EXPORTER_OTLP_ENDPOINT) but printed only with -logs.
 
 Environment:
+  LOG_LEVEL                    default of -log-level
   OTEL_EXPORTER_OTLP_ENDPOINT  also export traces, metrics and logs over OTLP/HTTP
                                (e.g. http://localhost:4318 for grafana/otel-lgtm)
   OTEL_RESOURCE_ATTRIBUTES, OTEL_METRIC_EXPORT_INTERVAL, ... standard SDK variables
@@ -78,6 +91,7 @@ type options struct {
 	probeInterval time.Duration
 	storeDir      string
 	logLevel      slog.Level
+	logs          bool
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -85,7 +99,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.SetOutput(stderr)
 	var o options
 	fs.StringVar(&o.host, "host", "127.0.0.1", "address the NATS server listens on")
-	fs.IntVar(&o.port, "port", DefaultPort, "NATS port; 0 picks a random free port")
+	fs.IntVar(&o.port, "port", defaultPort, "NATS port; 0 picks a random free port")
 	fs.IntVar(&o.replicas, "replicas", 1, "number of inventory instances")
 	fs.Float64Var(&o.rate, "rate", 20, "load generator target rate (orders per second); change it live with nats req loadgen.control")
 	fs.StringVar(&o.mix, "mix", load.DefaultMix().String(), "load generator scenario weights")
@@ -94,10 +108,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.DurationVar(&o.graphWindow, "graph-window", 30*time.Second, "window of the graph's rate and error share")
 	fs.DurationVar(&o.probeInterval, "probe-interval", 5*time.Second, "micro probe interval")
 	fs.StringVar(&o.storeDir, "store", "", "JetStream directory (default: a temporary directory removed on exit)")
-	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log level of every component (debug, info, warn, error)")
+	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log level of every component (debug, info, warn, error) [$LOG_LEVEL]")
+	fs.BoolVar(&o.logs, "logs", false, "print every component's logs on stderr (default: warnings and errors only)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHeader)
 		fs.PrintDefaults()
+	}
+	if v := getenv("LOG_LEVEL"); v != "" {
+		if err := o.logLevel.UnmarshalText([]byte(v)); err != nil {
+			fmt.Fprintf(stderr, "demo: LOG_LEVEL=%q: want debug, info, warn or error\n", v)
+			return 2
+		}
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -112,7 +133,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	portSet := false
 	fs.Visit(func(f *flag.Flag) { portSet = portSet || f.Name == "port" })
-	port, err := choosePort(o.host, o.port, portSet)
+	port, busy, err := choosePort(o.host, o.port, portSet)
 	if err != nil {
 		fmt.Fprintln(stderr, "demo:", err)
 		return 1
@@ -123,14 +144,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		defer cancel()
 	}
 
-	graph := servicegraph.New(servicegraph.Config{Window: o.graphWindow})
+	logs := stderr
+	if !o.logs {
+		logs = warningsOnly{stderr}
+	}
+	graph := servicegraph.New(servicegraph.Config{Window: o.graphWindow, TTL: graphTTL})
 	st, err := stack.Start(ctx, stack.Config{
 		Host:              o.host,
 		Port:              port,
 		StoreDir:          o.storeDir,
 		InventoryReplicas: o.replicas,
 		Getenv:            getenv,
-		Stderr:            stderr,
+		Stderr:            logs,
 		LogLevel:          o.logLevel,
 		Telemetry: func(_ string, tc *telemetry.Config) {
 			tc.SpanProcessors = append(tc.SpanProcessors, graph)
@@ -142,7 +167,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stderr, "demo:", err)
 		return 1
 	}
+	var warning string
+	if busy != nil {
+		warning = fmt.Sprintf("WARN port %d is busy (%v): NATS listens on %s instead; give the nats CLI --server %s (or free %d, or pick one with -port)",
+			o.port, busy, st.URL(), st.URL(), o.port)
+		fmt.Fprintln(stdout, warning)
+	}
 	printBanner(stdout, st, getenv)
+	printLegend(stdout, o, st.URL())
 
 	t := time.NewTicker(o.graphInterval)
 	defer t.Stop()
@@ -152,6 +184,9 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case <-t.C:
+			if warning != "" {
+				fmt.Fprintln(stdout, warning)
+			}
 			printGraph(stdout, graph.Snapshot(), st.Probe)
 		}
 	}
@@ -172,20 +207,21 @@ loop:
 }
 
 // choosePort returns the port to listen on: port itself if free (or if the user asked for
-// it explicitly, in which case a busy port is an error), else a random free one.
-func choosePort(host string, port int, explicit bool) (int, error) {
+// it explicitly, in which case a busy port is an error), else a random free one, with why
+// port could not be used (busy).
+func choosePort(host string, port int, explicit bool) (_ int, busy, _ error) {
 	if port == 0 {
-		return server.RANDOM_PORT, nil
+		return server.RANDOM_PORT, nil, nil
 	}
 	l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 	if err == nil {
 		_ = l.Close()
-		return port, nil
+		return port, nil, nil
 	}
 	if explicit {
-		return 0, fmt.Errorf("port %d: %w", port, err)
+		return 0, nil, fmt.Errorf("port %d: %w", port, err)
 	}
-	return server.RANDOM_PORT, nil
+	return server.RANDOM_PORT, err, nil
 }
 
 func printBanner(w io.Writer, st *stack.Stack, getenv func(string) string) {

@@ -44,6 +44,10 @@ baggage synthetic=true and loadgen.scenario=<scenario>.
 
 Scenarios: valid_order, out_of_stock, declined_card, malformed, lookup.
 
+Any other endpoint: -subject sends every request to that subject with the content of the
+-payload file, as "nats bench service request" does, e.g.
+  loadgen -mode closed -workers 8 -count 100000 -subject inventory.stock -payload stock.json
+
 Environment:
   NATS_URL                     NATS server (default nats://127.0.0.1:4222)
   NATS_CREDS | NATS_USER, NATS_PASSWORD

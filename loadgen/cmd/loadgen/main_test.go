@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +22,7 @@ func TestHelpNamesEnvironment(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 	for _, want := range []string{"LOADGEN_RATE", "LOADGEN_DURATION", "LOADGEN_COUNT", "LOADGEN_CONCURRENCY",
-		"LOADGEN_MIX", "LOADGEN_MODE", "LOADGEN_WORKERS", "NATS_URL", "OTEL_EXPORTER_OTLP_ENDPOINT", "-fail-on-unexpected"} {
+		"LOADGEN_MIX", "LOADGEN_MODE", "LOADGEN_WORKERS", "LOADGEN_SUBJECT", "LOADGEN_PAYLOAD", "-payload", "NATS_URL", "OTEL_EXPORTER_OTLP_ENDPOINT", "-fail-on-unexpected"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("help lacks %s", want)
 		}
@@ -90,6 +92,21 @@ func TestBoundedRun(t *testing.T) {
 		t.Fatalf("exit %d, want 1\n%s", code, stdout.String())
 	}
 	if !strings.Contains(stdout.String(), "no_responders=3") {
+		t.Fatalf("summary:\n%s", stdout.String())
+	}
+
+	// Any subject with a payload file, closed loop: the 404s are unexpected there.
+	payload := filepath.Join(t.TempDir(), "get.json")
+	if err := os.WriteFile(payload, []byte(`{"id":"x"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stdout.Reset()
+	if code := run(ctx, []string{"-mode", "closed", "-workers", "2", "-count", "10", "-subject", contracts.SubjectOrderGet,
+		"-payload", payload, "-fail-on-unexpected", "-control=false", "-progress", "-1s"}, getenv, &stdout, io.Discard); code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", code, stdout.String())
+	}
+	if !strings.Contains(stdout.String(), "loadgen closed loop: 10 sent") || !strings.Contains(stdout.String(), "custom") ||
+		!strings.Contains(stdout.String(), "404=10") {
 		t.Fatalf("summary:\n%s", stdout.String())
 	}
 }

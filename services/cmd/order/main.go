@@ -1,6 +1,5 @@
 // Command order runs the order service. Configuration: NATS_URL, NATS_CREDS or
 // NATS_USER/NATS_PASSWORD, NATS_INBOX_PREFIX (default _INBOX_<NATS_USER>; see app.Connect),
-// NATS_JS_REPLICAS (replicas of the JetStream resources it creates, default 1),
 // LOG_LEVEL and the standard OTEL_* variables (see package telemetry). Stop it with SIGINT
 // or SIGTERM.
 package main
@@ -17,10 +16,6 @@ import (
 
 func main() {
 	app.Main(contracts.OrderService, order.Version, func(ctx context.Context, c *natsotel.Conn, log *slog.Logger) (app.Stopper, error) {
-		replicas, err := app.JetStreamReplicas(nil)
-		if err != nil {
-			return nil, err
-		}
-		return order.Start(ctx, c, log, order.Config{Replicas: replicas})
+		return order.Start(ctx, c, log, order.Config{})
 	})
 }

@@ -297,7 +297,12 @@ func (s *system) checkInvariant(t *testing.T, seen map[string]result) (confirmed
 // TestInvariantUnderLoad runs inventory x3, billing x2 and order x2, fires a few hundred
 // concurrent orders, and checks the invariant from the stores.
 func TestInvariantUnderLoad(t *testing.T) {
-	s := startSystem(t, sizes{inventory: 3, billing: 2, order: 2}, order.Config{})
+	// Handlers run concurrently, so the queue of a burst forms at the dependencies, where
+	// order's RequestTimeout runs, not in front of order. Eight services share this test
+	// process and -race slows them several times over; on a loaded machine 2 s is not
+	// enough for the contended SKUs, and timeouts are not what this test is about
+	// (TestInvariantWithFaults is).
+	s := startSystem(t, sizes{inventory: 3, billing: 2, order: 2}, order.Config{RequestTimeout: 15 * time.Second})
 	const n = 300
 	start := time.Now()
 	results, codes := s.drive(t, n, 64)
@@ -316,8 +321,21 @@ func TestInvariantUnderLoad(t *testing.T) {
 			t.Errorf("unexpected reply code %q (%d)", code, codes[code])
 		}
 	}
-	if sku5.Available > 2 {
-		t.Errorf("sku-5 demand exceeds its stock, yet %d units are left", sku5.Available)
+	// sku-5's demand exceeds its stock: whatever is left was returned by orders that held
+	// it and then failed for another reason (declined), after the last sku-5 order had
+	// been turned away. Handlers run concurrently, so several can hold units at once.
+	returned := 0
+	for _, r := range results {
+		if r.code != "" && r.code != "409" {
+			for _, l := range r.order.Lines {
+				if l.SKU == "sku-5" {
+					returned += l.Qty
+				}
+			}
+		}
+	}
+	if sku5.Available > returned {
+		t.Errorf("sku-5 demand exceeds its stock, yet %d units are left (%d returned by failed orders)", sku5.Available, returned)
 	}
 }
 

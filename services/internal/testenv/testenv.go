@@ -65,8 +65,9 @@ type Node struct {
 }
 
 // NewNode connects to s as service name with its own telemetry (no exporters, no
-// environment), logging at Debug level into Logs. Closed when the test ends.
-func NewNode(t testing.TB, s *server.Server, name string) *Node {
+// environment), logging at Debug level into Logs, with natsotel's defaults and opts.
+// Closed when the test ends.
+func NewNode(t testing.TB, s *server.Server, name string, opts ...natsotel.Option) *Node {
 	t.Helper()
 	n := &Node{Name: name, Spans: tracetest.NewSpanRecorder(), Metrics: sdkmetric.NewManualReader(), Logs: &Buffer{}}
 	tel, err := telemetry.New(context.Background(), telemetry.Config{
@@ -87,7 +88,7 @@ func NewNode(t testing.TB, s *server.Server, name string) *Node {
 		t.Fatal(err)
 	}
 	n.NC = nc
-	if n.Conn, err = natsotel.Wrap(nc, tel.NATSOptions()...); err != nil {
+	if n.Conn, err = natsotel.Wrap(nc, append(tel.NATSOptions(), opts...)...); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

@@ -1,0 +1,417 @@
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/natsotel/reference/services/contracts"
+	"github.com/natsotel/reference/services/provision"
+)
+
+// The indirect routes: what a user can get done through a service, or through JetStream,
+// with rights it does not have itself. Each test runs the real server with nats.conf,
+// provisions it as the provision user, tries the route, and then checks, as admin, that
+// nothing changed and that the server refused the step (a permissions violation on the
+// connection that attempted it).
+
+// userConn connects as user from nats.conf with the inbox prefix services/app.Connect
+// gives it, recording the permission violations the server reports.
+func userConn(t *testing.T, s *server.Server, user string, opts ...nats.Option) *watchedConn {
+	t.Helper()
+	u := natsUser(natsConfig(t), user)
+	if u == nil {
+		t.Fatalf("no NATS user %s", user)
+	}
+	all := []nats.Option{nats.UserInfo(u.Username, u.Password), nats.Name("indirect-" + user),
+		nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {})} // newWatchedConn records them
+	if u.Permissions != nil { // admin keeps nats.go's default inbox prefix, as the nats CLI
+		all = append(all, nats.CustomInboxPrefix("_INBOX_"+user))
+	}
+	nc, err := nats.Connect(s.ClientURL(), append(all, opts...)...)
+	if err != nil {
+		t.Fatalf("connect as %s: %v", user, err)
+	}
+	t.Cleanup(nc.Close)
+	return newWatchedConn(user, nc)
+}
+
+// provisioned starts the server from nats.conf and provisions it as the provision user.
+// It returns the server and an admin JetStream handle to look at the state with.
+func provisioned(t *testing.T) (*server.Server, jetstream.JetStream) {
+	t.Helper()
+	s := startNATS(t)
+	p := userConn(t, s, "provision")
+	pjs, err := jetstream.New(p.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := provision.Run(ctx, pjs, nil, 1); err != nil {
+		t.Fatalf("provision: %v", err)
+	}
+	admin := userConn(t, s, "admin")
+	ajs, err := jetstream.New(admin.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, ajs
+}
+
+// refused waits (up to 10 s) for the server to report to w that it refused a publish to
+// subject: the signal that the attempt reached the server and failed there.
+func refused(t *testing.T, w *watchedConn, subject string) {
+	t.Helper()
+	want := fmt.Sprintf("Publish to %q", subject)
+	timeout := time.After(10 * time.Second)
+	var other []error
+	for {
+		select {
+		case err := <-w.errs:
+			if strings.Contains(err.Error(), want) {
+				return
+			}
+			other = append(other, err)
+		case <-timeout:
+			t.Errorf("%s: the server did not refuse the publish to %s (other violations: %v)", w.name, subject, other)
+			return
+		}
+	}
+}
+
+// stateProbe reads a piece of JetStream state, as admin, to compare before and after.
+type stateProbe func(t *testing.T) string
+
+func streamConfig(js jetstream.JetStream, stream string) stateProbe {
+	return func(t *testing.T) string {
+		st, err := js.Stream(t.Context(), stream)
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		info, err := st.Info(t.Context())
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		cfg, _ := json.Marshal(info.Config)
+		return fmt.Sprintf("%s msgs=%d consumers=%d", cfg, info.State.Msgs, info.State.Consumers)
+	}
+}
+
+func kvValue(js jetstream.JetStream, bucket, key string) stateProbe {
+	return func(t *testing.T) string {
+		kv, err := js.KeyValue(t.Context(), bucket)
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		e, err := kv.Get(t.Context(), key)
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		return fmt.Sprintf("rev=%d %s", e.Revision(), e.Value())
+	}
+}
+
+// TestNATSConfigRefusesReplyInjection: a caller names a JetStream API, KeyValue or event
+// subject as the reply subject of a request it may send; the service answers as micro
+// does (its reply goes to the reply subject, with the service's rights). The responders
+// here are plain nats.go micro services under the services' users, so this tests the
+// server's configuration alone, whatever the services' own code does: allow_responses
+// let such replies through (they deleted the payments bucket, overwrote stock records and
+// forged order events); nats.conf now only lets replies into inboxes.
+//
+// What the server cannot refuse: a reply onto a subject the responder may publish to
+// anyway, its own bucket or events (inventory.control with reply "$KV.stock.sku-3",
+// order.get with reply "events.order.confirmed"), since a reply is a publish like any
+// other. Those are refused by the responder itself, before publishing (natsotel's reply
+// subject check); the cases here are every route onto what the responder may not touch.
+func TestNATSConfigRefusesReplyInjection(t *testing.T) {
+	s, ajs := provisioned(t)
+	ctx := t.Context()
+	stock, err := ajs.KeyValue(ctx, contracts.BucketStock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sku := range []string{"sku-3", "sku-5"} {
+		if _, err := stock.Put(ctx, sku, []byte(`{"available":10}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	orders, err := ajs.KeyValue(ctx, contracts.BucketOrders)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := orders.Put(ctx, "ord-1", []byte(`{"id":"ord-1","status":"failed"}`)); err != nil {
+		t.Fatal(err)
+	}
+	payments, err := ajs.KeyValue(ctx, contracts.BucketPayments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := payments.Put(ctx, "ord-1", []byte(`{"order_id":"ord-1","status":"captured"}`)); err != nil {
+		t.Fatal(err)
+	}
+
+	// One responder per service user, serving its endpoints and micro's $SRV handlers.
+	services := map[string][]string{
+		contracts.OrderService:     {contracts.SubjectOrderCreate, contracts.SubjectOrderGet, contracts.ControlSubject(contracts.OrderService)},
+		contracts.InventoryService: {contracts.SubjectInventoryStock, contracts.ControlSubject(contracts.InventoryService)},
+		contracts.BillingService:   {contracts.SubjectBillingPayment, contracts.ControlSubject(contracts.BillingService)},
+	}
+	responders := map[string]*watchedConn{}
+	for name, subjects := range services {
+		w := userConn(t, s, name)
+		responders[name] = w
+		svc, err := micro.AddService(w.nc, micro.Config{Name: name, Version: "1.0.0"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = svc.Stop() })
+		for _, subj := range subjects {
+			err := svc.AddEndpoint(strings.ReplaceAll(subj, ".", "_"), micro.HandlerFunc(func(r micro.Request) {
+				_ = r.Respond([]byte(`{"status":"confirmed","available":999999}`))
+			}), micro.WithEndpointSubject(subj))
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	for _, c := range []struct {
+		attacker, subject, responder, reply string
+		state                               stateProbe
+	}{
+		{"loadgen", contracts.ControlSubject(contracts.BillingService), contracts.BillingService,
+			"$JS.API.STREAM.DELETE.KV_payments", streamConfig(ajs, "KV_payments")},
+		{"loadgen", contracts.ControlSubject(contracts.BillingService), contracts.BillingService,
+			contracts.SubjectOrderFailed, streamConfig(ajs, contracts.OrderEventsStream)},
+		{"loadgen", contracts.ControlSubject(contracts.InventoryService), contracts.InventoryService,
+			"$KV.payments.ord-1", kvValue(ajs, contracts.BucketPayments, "ord-1")},
+		{"loadgen", contracts.ControlSubject(contracts.InventoryService), contracts.InventoryService,
+			"$JS.API.STREAM.DELETE.KV_stock", streamConfig(ajs, "KV_stock")},
+		{"loadgen", contracts.SubjectOrderGet, contracts.OrderService,
+			"$KV.payments.ord-1", kvValue(ajs, contracts.BucketPayments, "ord-1")},
+		{"loadgen", contracts.SubjectOrderGet, contracts.OrderService,
+			"$KV.stock.sku-3", kvValue(ajs, contracts.BucketStock, "sku-3")},
+		{"loadgen", contracts.SubjectOrderCreate, contracts.OrderService,
+			"$JS.API.STREAM.DELETE.KV_orders", streamConfig(ajs, "KV_orders")},
+		{"loadgen", contracts.ControlSubject(contracts.OrderService), contracts.OrderService,
+			"$JS.API.STREAM.PURGE." + contracts.OrderEventsStream, streamConfig(ajs, contracts.OrderEventsStream)},
+		{"probe", "$SRV.PING.inventory", contracts.InventoryService,
+			"$KV.orders.ord-1", kvValue(ajs, contracts.BucketOrders, "ord-1")},
+		{"probe", "$SRV.INFO.billing", contracts.BillingService,
+			"$JS.API.STREAM.DELETE.KV_payments", streamConfig(ajs, "KV_payments")},
+		{"probe", "$SRV.STATS.order", contracts.OrderService,
+			"$KV.stock.sku-5", kvValue(ajs, contracts.BucketStock, "sku-5")},
+		{"probe", "$SRV.PING", contracts.BillingService,
+			contracts.SubjectOrderConfirmed, streamConfig(ajs, contracts.OrderEventsStream)},
+	} {
+		t.Run(c.attacker+" "+c.subject+" reply "+c.reply, func(t *testing.T) {
+			attacker := userConn(t, s, c.attacker)
+			before := c.state(t)
+			if err := attacker.nc.PublishMsg(&nats.Msg{Subject: c.subject, Reply: c.reply, Data: []byte("{}")}); err != nil {
+				t.Fatal(err)
+			}
+			if err := attacker.nc.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if v := attacker.violations(t); len(v) > 0 {
+				t.Fatalf("%s may not send %s at all: %v", c.attacker, c.subject, v)
+			}
+			refused(t, responders[c.responder], c.reply)
+			if after := c.state(t); after != before {
+				t.Errorf("state changed through %s's reply:\nbefore %s\nafter  %s", c.responder, before, after)
+			}
+		})
+	}
+}
+
+// TestNATSConfigReplyAfterReconnect: a service that received a request, lost its
+// connection and reconnected, answers on the new connection. allow_responses only
+// allows replies to requests the same connection received, so the server refused such
+// replies and the callers timed out on orders that had completed. Replies into the
+// caller's inbox prefix are allowed whatever the connection.
+func TestNATSConfigReplyAfterReconnect(t *testing.T) {
+	s, _ := provisioned(t)
+	reconnected := make(chan struct{}, 1)
+	order := userConn(t, s, contracts.OrderService, nats.ReconnectWait(10*time.Millisecond),
+		nats.ReconnectHandler(func(*nats.Conn) { reconnected <- struct{}{} }))
+	received := make(chan micro.Request, 1)
+	svc, err := micro.AddService(order.nc, micro.Config{Name: contracts.OrderService, Version: "1.0.0",
+		Endpoint: &micro.EndpointConfig{Subject: contracts.SubjectOrderGet, Handler: micro.HandlerFunc(func(r micro.Request) { received <- r })}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Stop() })
+	if err := order.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	loadgen := userConn(t, s, "loadgen")
+	type reply struct {
+		msg *nats.Msg
+		err error
+	}
+	replies := make(chan reply, 1)
+	go func() {
+		m, err := loadgen.nc.Request(contracts.SubjectOrderGet, []byte(`{"id":"ord-1"}`), 10*time.Second)
+		replies <- reply{m, err}
+	}()
+	var req micro.Request
+	select {
+	case req = <-received:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request did not arrive")
+	}
+	if err := order.nc.ForceReconnect(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-reconnected:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no reconnect")
+	}
+	if err := req.Respond([]byte(`{"id":"ord-1"}`)); err != nil {
+		t.Fatal(err)
+	}
+	r := <-replies
+	if r.err != nil {
+		t.Fatalf("reply after the responder's reconnect: %v (violations on the responder: %v)", r.err, order.violations(t))
+	}
+	if string(r.msg.Data) != `{"id":"ord-1"}` {
+		t.Errorf("reply %q", r.msg.Data)
+	}
+}
+
+// TestNATSConfigRefusesReshapingJetStream: a service user may not change what a stream
+// captures (inventory adding billing.charge to its stock bucket's stream would read every
+// card number), make its bucket republish into another service's subjects (billing
+// forging events.order.failed), or create a consumer (a push consumer on order's bucket
+// delivering into inventory.commit, an endpoint order may not call: the server does not
+// check a consumer's deliver subject against its creator's permissions).
+func TestNATSConfigRefusesReshapingJetStream(t *testing.T) {
+	s, ajs := provisioned(t)
+	ctx := t.Context()
+	config := func(stream string) jetstream.StreamConfig {
+		st, err := ajs.Stream(ctx, stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.CachedInfo().Config
+	}
+
+	attempt := func(t *testing.T, user string, op func(ctx context.Context, js jetstream.JetStream) error) *watchedConn {
+		t.Helper()
+		w := userConn(t, s, user)
+		js, err := jetstream.New(w.nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A refused request is never answered: it ends with its timeout.
+		actx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		if err := op(actx, js); err == nil {
+			t.Errorf("%s: the JetStream change succeeded", user)
+		}
+		return w
+	}
+
+	t.Run("inventory adds billing.charge to its stream", func(t *testing.T) {
+		before := streamConfig(ajs, "KV_stock")(t)
+		cfg := config("KV_stock")
+		cfg.Subjects = append(cfg.Subjects, contracts.SubjectBillingCharge)
+		w := attempt(t, contracts.InventoryService, func(ctx context.Context, js jetstream.JetStream) error {
+			_, err := js.UpdateStream(ctx, cfg)
+			return err
+		})
+		refused(t, w, "$JS.API.STREAM.UPDATE.KV_stock")
+		if after := streamConfig(ajs, "KV_stock")(t); after != before {
+			t.Errorf("KV_stock changed:\n%s\n%s", before, after)
+		}
+	})
+	t.Run("inventory creates a stream on billing.charge", func(t *testing.T) {
+		w := attempt(t, contracts.InventoryService, func(ctx context.Context, js jetstream.JetStream) error {
+			_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "KV_stock2", Subjects: []string{contracts.SubjectBillingCharge}})
+			return err
+		})
+		refused(t, w, "$JS.API.STREAM.CREATE.KV_stock2")
+		if _, err := ajs.Stream(ctx, "KV_stock2"); !errors.Is(err, jetstream.ErrStreamNotFound) {
+			t.Errorf("stream KV_stock2: %v", err)
+		}
+	})
+	t.Run("billing makes its bucket republish into order events", func(t *testing.T) {
+		before := streamConfig(ajs, "KV_payments")(t)
+		cfg := config("KV_payments")
+		cfg.RePublish = &jetstream.RePublish{Source: ">", Destination: contracts.SubjectOrderFailed}
+		w := attempt(t, contracts.BillingService, func(ctx context.Context, js jetstream.JetStream) error {
+			_, err := js.UpdateStream(ctx, cfg)
+			return err
+		})
+		refused(t, w, "$JS.API.STREAM.UPDATE.KV_payments")
+		if after := streamConfig(ajs, "KV_payments")(t); after != before {
+			t.Errorf("KV_payments changed:\n%s\n%s", before, after)
+		}
+	})
+	for _, name := range []string{"reconcile", ""} {
+		t.Run(fmt.Sprintf("order creates a push consumer (name %q) delivering into inventory.commit", name), func(t *testing.T) {
+			before := streamConfig(ajs, "KV_orders")(t)
+			subject := "$JS.API.CONSUMER.CREATE.KV_orders"
+			if name != "" {
+				subject += "." + name + ".$KV.orders.>"
+			}
+			w := attempt(t, contracts.OrderService, func(ctx context.Context, js jetstream.JetStream) error {
+				// The request nats.go would send, with a deliver subject (jetstream's
+				// typed API only makes pull consumers).
+				body, _ := json.Marshal(map[string]any{"stream_name": "KV_orders", "config": map[string]any{
+					"name": name, "deliver_subject": contracts.SubjectInventoryCommit, "filter_subject": "$KV.orders.>",
+					"ack_policy": "none", "deliver_policy": "all",
+				}})
+				if name == "" {
+					body, _ = json.Marshal(map[string]any{"stream_name": "KV_orders", "config": map[string]any{
+						"deliver_subject": contracts.SubjectInventoryCommit, "ack_policy": "none", "deliver_policy": "all",
+					}})
+				}
+				msg, err := js.Conn().RequestWithContext(ctx, subject, body)
+				if err != nil {
+					return err
+				}
+				var resp struct {
+					Error *struct{ Description string } `json:"error"`
+				}
+				if json.Unmarshal(msg.Data, &resp) == nil && resp.Error != nil {
+					return errors.New(resp.Error.Description)
+				}
+				return nil
+			})
+			refused(t, w, subject)
+			if after := streamConfig(ajs, "KV_orders")(t); after != before {
+				t.Errorf("KV_orders changed:\n%s\n%s", before, after)
+			}
+		})
+	}
+	t.Run("inventory creates a consumer on ORDER_EVENTS", func(t *testing.T) {
+		before := streamConfig(ajs, contracts.OrderEventsStream)(t)
+		w := attempt(t, contracts.InventoryService, func(ctx context.Context, js jetstream.JetStream) error {
+			_, err := js.CreateOrUpdateConsumer(ctx, contracts.OrderEventsStream, jetstream.ConsumerConfig{
+				Durable: contracts.InventoryCommitConsumer, FilterSubject: contracts.OrderEventsSubjects, MaxDeliver: 1,
+			})
+			return err
+		})
+		refused(t, w, "$JS.API.CONSUMER.CREATE.ORDER_EVENTS.inventory-commit.events.order.>")
+		if after := streamConfig(ajs, contracts.OrderEventsStream)(t); after != before {
+			t.Errorf("ORDER_EVENTS changed:\n%s\n%s", before, after)
+		}
+	})
+}

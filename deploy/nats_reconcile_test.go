@@ -1,0 +1,143 @@
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/natsotel/reference/natsotel"
+	"github.com/natsotel/reference/services/contracts"
+	"github.com/natsotel/reference/services/order"
+	"github.com/natsotel/reference/services/provision"
+)
+
+// startNATSAt is startNATS on a given port and store directory (0: random port), so a
+// test can restart "the same" server.
+func startNATSAt(t testing.TB, port int, storeDir string) *server.Server {
+	t.Helper()
+	opts := natsConfig(t)
+	opts.Host = "127.0.0.1"
+	opts.Port = port
+	if port == 0 {
+		opts.Port = server.RANDOM_PORT
+	}
+	opts.HTTPPort = 0
+	opts.StoreDir = storeDir
+	opts.NoSigs = true
+	opts.NoLog = true
+	s, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatalf("nats-server with %s: %v", natsConfPath, err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	return s
+}
+
+// TestNATSConfigReconcileAfterRestart: order's reconciliation pass, started while the
+// connection is reconnecting to a restarted server, completes under the order user's
+// permissions. It used to watch the bucket with an ordered consumer, which nats.go
+// created, while disconnected, through the legacy "$JS.API.CONSUMER.CREATE.KV_orders"
+// subject (it picks the subject from the connected server's version, unknown then);
+// nats.conf refused it and the pass hung until its timeout (30 s). It now reads the
+// bucket with batched direct gets and needs no consumer at all.
+func TestNATSConfigReconcileAfterRestart(t *testing.T) {
+	store := t.TempDir()
+	s1 := startNATSAt(t, 0, store)
+	addr := s1.ClientURL()
+	port := s1.Addr().(*net.TCPAddr).Port
+
+	p := userConn(t, s1, "provision")
+	pjs, err := jetstream.New(p.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := provision.Run(pctx, pjs, nil, 1); err != nil {
+		t.Fatal(err)
+	}
+
+	u := natsUser(natsConfig(t), contracts.OrderService)
+	nc, err := nats.Connect(addr, nats.UserInfo(u.Username, u.Password), nats.CustomInboxPrefix("_INBOX_order"),
+		nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond),
+		nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	w := newWatchedConn("order", nc)
+	conn, err := natsotel.Wrap(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := order.Start(ctx, conn, nil, order.Config{ReconcileInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Stop(context.Background()) })
+
+	// One finished order in the bucket, so the pass has something to read.
+	js, err := conn.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(ctx, contracts.BucketOrders)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := json.Marshal(contracts.Order{ID: "ord-1", Status: contracts.OrderConfirmed, UpdatedAt: time.Now()})
+	if _, err := kv.Create(ctx, "ord-1", rec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.ReconcileAll(ctx, time.Hour); err != nil {
+		t.Fatalf("reconciliation before the restart: %v", err)
+	}
+
+	// Stop the server and wait until the client knows.
+	reconnecting := nc.StatusChanged(nats.RECONNECTING)
+	s1.Shutdown()
+	s1.WaitForShutdown()
+	select {
+	case <-reconnecting:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the order connection did not notice the shutdown")
+	}
+
+	type result struct {
+		err  error
+		took time.Duration
+	}
+	done := make(chan result, 1)
+	go func() {
+		rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		start := time.Now()
+		_, err := svc.ReconcileAll(rctx, time.Hour)
+		done <- result{err, time.Since(start)}
+	}()
+
+	// The same server again: same port, same store.
+	startNATSAt(t, port, store)
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("reconciliation across the restart: %v after %v (violations: %v)", r.err, r.took.Round(time.Millisecond), w.violations(t))
+	}
+	if v := w.violations(t); len(v) > 0 {
+		t.Errorf("order: permission violations: %v", v)
+	}
+	t.Logf("reconciliation across the restart took %v", r.took.Round(time.Millisecond))
+}

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Compares the loadgen's closed loop with `nats bench service request` on the same endpoint
+# of the real services: a real nats-server, the order, inventory and billing binaries
+# (make build), the nats CLI (make tools). For each client count, ROUNDS rounds run both
+# tools one after the other, in alternating order (so drift on a shared machine hits both),
+# and print loadgen/nats-bench throughput ratios: per round, then median, min and max.
+# A third run, nats bench sending the headers every loadgen request carries (a sampled
+# traceparent and the loadgen's baggage), shows how much of a gap is the trace context
+# itself (the services continue the trace and copy the baggage) rather than the loadgen.
+#
+#   make bench-loadgen                                  # order.get, 1 8 32 clients
+#   make bench-loadgen BENCH_ARGS='ROUNDS=7 MSGS=50000'
+#
+# Environment: TOOLS_DIR (nats, nats-server), BIN (service and loadgen binaries), ROUNDS,
+# CLIENTS, MSGS, PORT, SUBJECT (order.get of an order created first, or any endpoint with
+# PAYLOAD, a file).
+set -euo pipefail
+
+: "${TOOLS_DIR:?TOOLS_DIR must name the e2e tools directory (make tools)}"
+BIN=${BIN:-bin}
+ROUNDS=${ROUNDS:-5}
+CLIENTS=${CLIENTS:-1 8 32}
+MSGS=${MSGS:-20000}
+PORT=${PORT:-14222}
+SUBJECT=${SUBJECT:-order.get}
+nats=$TOOLS_DIR/bin/nats
+export NATS_URL=nats://127.0.0.1:$PORT LOG_LEVEL=warn
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$TOOLS_DIR/bin/nats-server" -a 127.0.0.1 -p "$PORT" -js -sd "$work/js" >"$work/nats-server.log" 2>&1 &
+pids+=($!)
+for s in order inventory billing; do
+	"$BIN/$s" >"$work/$s.log" 2>&1 &
+	pids+=($!)
+done
+# Ready when the order service answers (a 404 for an unknown order is an answer).
+for i in $(seq 100); do
+	if "$nats" req order.get '{"id":"none"}' >/dev/null 2>&1; then break; fi
+	[ "$i" = 100 ] && { echo "the services did not come up; logs in $work" >&2; exit 1; }
+	sleep 0.2
+done
+
+payload=${PAYLOAD:-}
+if [ -z "$payload" ]; then
+	[ "$SUBJECT" = order.get ] || { echo "SUBJECT=$SUBJECT needs PAYLOAD (a file)" >&2; exit 1; }
+	# Retried: inventory and billing may still be starting.
+	for i in $(seq 50); do
+		id=$("$nats" req order.create '{"customer_id":"c-bench","lines":[{"sku":"sku-1","qty":1}],"card":"4242424242424242"}' --raw 2>/dev/null |
+			sed -n 's/.*"id":"\([^"]*\)".*"status":"confirmed".*/\1/p')
+		[ -n "$id" ] && break
+		[ "$i" = 50 ] && { echo "could not create an order; logs in $work" >&2; trap - EXIT; exit 1; }
+		sleep 0.2
+	done
+	payload=$work/get.json
+	printf '{"id":"%s"}' "$id" >"$payload"
+fi
+
+natsbench() { # clients [nats flags] -> msgs/s
+	"$nats" bench service request "$SUBJECT" --payload "$payload" --clients "$1" --msgs "$MSGS" --no-progress "${@:2}" 2>&1 |
+		sed -n 's/.*stats: \([0-9,]*\) msgs\/sec.*/\1/p' | tail -1 | tr -d ,
+}
+traced=(-H traceparent:00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01 -H baggage:synthetic=true,loadgen.scenario=custom)
+loadgen() { # clients -> req/s
+	"$BIN/loadgen" -mode closed -workers "$1" -count "$MSGS" -subject "$SUBJECT" -payload "$payload" \
+		-progress=-1s -control=false -fail-on-unexpected 2>"$work/loadgen.log" |
+		sed -n 's/.* \([0-9.]*\) req\/s achieved.*/\1/p'
+}
+
+echo "endpoint $SUBJECT, $MSGS requests a run, $ROUNDS rounds, nats CLI $("$nats" --version 2>&1)"
+for c in $CLIENTS; do
+	ratios=() tratios=()
+	for r in $(seq "$ROUNDS"); do
+		if [ $((r % 2)) = 1 ]; then
+			nb=$(natsbench "$c"); lg=$(loadgen "$c"); nt=$(natsbench "$c" "${traced[@]}")
+		else
+			nt=$(natsbench "$c" "${traced[@]}"); lg=$(loadgen "$c"); nb=$(natsbench "$c")
+		fi
+		[ -n "$nb" ] && [ -n "$nt" ] && [ -n "$lg" ] || { echo "a run failed (nats bench '$nb' '$nt', loadgen '$lg')" >&2; cat "$work/loadgen.log" >&2; exit 1; }
+		ratios+=("$(awk -v a="$lg" -v b="$nb" 'BEGIN { printf "%.3f", a / b }')")
+		tratios+=("$(awk -v a="$lg" -v b="$nt" 'BEGIN { printf "%.3f", a / b }')")
+		printf "clients %-3s round %s: nats bench %6.0f/s, with trace headers %6.0f/s; loadgen %6.0f/s; ratios %s, %s\n" \
+			"$c" "$r" "$nb" "$nt" "$lg" "${ratios[-1]}" "${tratios[-1]}"
+	done
+	for what in "loadgen/nats-bench" "loadgen/nats-bench-with-headers"; do
+		if [ "$what" = loadgen/nats-bench ]; then set -- "${ratios[@]}"; else set -- "${tratios[@]}"; fi
+		printf '%s\n' "$@" | sort -n | awk -v c="$c" -v w="$what" '{ v[NR] = $1 } END {
+			m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+			printf "clients %-3s %-32s median %.3f  min %.3f  max %.3f  (n=%d)\n", c, w, m, v[1], v[NR], NR }'
+	done
+done

@@ -1,0 +1,146 @@
+package jsutil
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/natsotel/reference/natsotel"
+	"github.com/natsotel/reference/services/contracts"
+)
+
+// Where the resources come from: services/provision creates or updates all of them, as
+// its own NATS user, before the services start (the compose service "provision"). The
+// services then only look them up (STREAM.INFO, CONSUMER.INFO) and use them, which is all
+// deploy/nats/nats.conf lets them do. When a resource is missing (an in-process server
+// with no authorization: `make demo`, `make test`), the service creates it with the same
+// configuration, so both paths end up with identical resources. Under nats.conf that
+// create is refused, and the error says to provision.
+
+// OrderEventsConfig is the configuration of contracts.OrderEventsStream.
+func OrderEventsConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        contracts.OrderEventsStream,
+		Description: "Order outcome events (confirmed, failed)",
+		Subjects:    []string{contracts.OrderEventsSubjects},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		MaxAge:      24 * time.Hour,
+		Discard:     jetstream.DiscardOld,
+		Duplicates:  2 * time.Minute, // Nats-Msg-Id = order id + status deduplicates retries
+	}
+}
+
+// BucketConfigs are the shop's KeyValue buckets.
+func BucketConfigs() []jetstream.KeyValueConfig {
+	kv := func(name, description string, history uint8) jetstream.KeyValueConfig {
+		return jetstream.KeyValueConfig{Bucket: name, Description: description, History: history, Storage: jetstream.FileStorage}
+	}
+	return []jetstream.KeyValueConfig{
+		kv(contracts.BucketOrders, "order: orders by id, and idempotency keys of order.create", 5),
+		kv(contracts.BucketStock, "inventory: units available and held per SKU", 1),
+		kv(contracts.BucketReservations, "inventory: reservation per order id", 5),
+		kv(contracts.BucketPayments, "billing: payment per order id (card last 4 digits only)", 5),
+	}
+}
+
+// BucketConfig returns the configuration of the bucket called name.
+func BucketConfig(name string) (jetstream.KeyValueConfig, error) {
+	for _, c := range BucketConfigs() {
+		if c.Bucket == name {
+			return c, nil
+		}
+	}
+	return jetstream.KeyValueConfig{}, fmt.Errorf("unknown bucket %s", name)
+}
+
+// CommitConsumerConfig is the configuration of contracts.InventoryCommitConsumer with
+// the given ack wait and maximum deliveries.
+func CommitConsumerConfig(ackWait time.Duration, maxDeliver int) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       contracts.InventoryCommitConsumer,
+		Description:   "inventory: commit reservations of confirmed orders, release those of failed orders",
+		FilterSubject: contracts.OrderEventsSubjects,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       ackWait,
+		MaxDeliver:    maxDeliver,
+		MaxAckPending: 1000,
+	}
+}
+
+// Default ack wait and maximum deliveries of the commit consumer.
+const (
+	DefaultAckWait    = 30 * time.Second
+	DefaultMaxDeliver = 10
+)
+
+// notProvisioned wraps the error of a create a service attempted because a resource was
+// missing.
+func notProvisioned(what string, err error) error {
+	return fmt.Errorf("%s is missing and could not be created (run the provisioning step, services/cmd/provision): %w", what, err)
+}
+
+// EnsureOrderEvents returns the order events stream, creating it when missing. An
+// existing stream is used as is (its configuration is provisioning's business).
+func EnsureOrderEvents(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
+	for attempt := 0; ; attempt++ {
+		s, err := js.Stream(ctx, contracts.OrderEventsStream)
+		if err == nil {
+			return s, nil
+		}
+		if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil, fmt.Errorf("looking up stream %s: %w", contracts.OrderEventsStream, err)
+		}
+		s, err = js.CreateStream(ctx, OrderEventsConfig())
+		if err == nil {
+			return s, nil
+		}
+		// Another replica created it first (with possibly different settings): look it up again.
+		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) || attempt > 2 {
+			return nil, notProvisioned("stream "+contracts.OrderEventsStream, err)
+		}
+	}
+}
+
+// Bucket returns the KeyValue bucket name (one of BucketConfigs), creating it when
+// missing.
+func Bucket(ctx context.Context, js *natsotel.JetStream, name string) (*natsotel.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, name)
+	if err == nil {
+		return kv, nil
+	}
+	if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, fmt.Errorf("looking up bucket %s: %w", name, err)
+	}
+	cfg, err := BucketConfig(name)
+	if err != nil {
+		return nil, err
+	}
+	kv, err = js.CreateOrUpdateKeyValue(ctx, cfg)
+	if err != nil {
+		return nil, notProvisioned("bucket "+name, err)
+	}
+	return kv, nil
+}
+
+// CommitConsumer returns inventory's durable consumer on stream, creating it with
+// CommitConsumerConfig(ackWait, maxDeliver) when missing. An existing consumer is used
+// as is.
+func CommitConsumer(ctx context.Context, stream jetstream.Stream, ackWait time.Duration, maxDeliver int) (jetstream.Consumer, error) {
+	c, err := stream.Consumer(ctx, contracts.InventoryCommitConsumer)
+	if err == nil {
+		return c, nil
+	}
+	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, fmt.Errorf("looking up consumer %s: %w", contracts.InventoryCommitConsumer, err)
+	}
+	c, err = stream.CreateOrUpdateConsumer(ctx, CommitConsumerConfig(ackWait, maxDeliver))
+	if err != nil {
+		return nil, notProvisioned("consumer "+contracts.InventoryCommitConsumer, err)
+	}
+	return c, nil
+}
