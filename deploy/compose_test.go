@@ -365,12 +365,12 @@ func TestComposeTelemetryEnvParses(t *testing.T) {
 	p := loadCompose(t)
 	for name := range goServices {
 		t.Run(name, func(t *testing.T) {
-			svc := p.Services[name]
-			tel, err := telemetry.New(t.Context(), telemetry.Config{
-				ServiceName: name,
-				Getenv:      func(k string) string { return env(svc, k) },
-				Stderr:      io.Discard,
-			})
+			for k, v := range p.Services[name].Environment {
+				if strings.HasPrefix(k, "OTEL_") && v != nil {
+					t.Setenv(k, *v) // the SDK and its exporters read the process environment
+				}
+			}
+			tel, err := telemetry.New(t.Context(), telemetry.Config{ServiceName: name, Stderr: io.Discard})
 			if err != nil {
 				t.Fatalf("telemetry from compose.yaml environment: %v", err)
 			}

@@ -3,6 +3,10 @@
 // its own OpenTelemetry providers, so each has its own service.name exactly as in
 // separate processes), optionally the load generator and the micro probe.
 //
+// Every component's telemetry reads the process's OTEL_* environment (exporters,
+// sampler, resource attributes); OTEL_SERVICE_NAME must be unset, or it would give every
+// component the same service.name.
+//
 // It is what `make demo` (demo/cmd/demo) runs and what the in-process end-to-end test
 // drives.
 package stack
@@ -49,10 +53,6 @@ type Config struct {
 	// InventoryReplicas is the number of inventory instances; default 1.
 	InventoryReplicas int
 
-	// Getenv is passed to every component's telemetry (OTEL_EXPORTER_OTLP_ENDPOINT and the
-	// other OTEL_* variables). OTEL_SERVICE_NAME is hidden from it, since each component
-	// sets its own. Default: os.Getenv.
-	Getenv func(string) string
 	// Stderr receives every component's text logs; default os.Stderr.
 	Stderr io.Writer
 	// LogLevel of every component; default Info.
@@ -135,16 +135,6 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 	if cfg.Stderr == nil {
 		cfg.Stderr = os.Stderr
-	}
-	getenv := cfg.Getenv
-	if getenv == nil {
-		getenv = os.Getenv
-	}
-	cfg.Getenv = func(k string) string {
-		if k == "OTEL_SERVICE_NAME" {
-			return ""
-		}
-		return getenv(k)
 	}
 
 	s := &Stack{cfg: cfg, storeDir: cfg.StoreDir}
@@ -268,7 +258,6 @@ func (s *Stack) node(ctx context.Context, service string) (*Node, error) {
 	tc := telemetry.Config{
 		ServiceName:    service,
 		ServiceVersion: "demo",
-		Getenv:         s.cfg.Getenv,
 		Stderr:         s.cfg.Stderr,
 		LogLevel:       s.cfg.LogLevel,
 	}

@@ -67,7 +67,6 @@ func startStack(t *testing.T, cfg stack.Config) (*stack.Stack, *servicegraph.Gra
 	t.Helper()
 	graph := servicegraph.New(servicegraph.Config{})
 	rec := recorder{tracetest.NewSpanRecorder()}
-	cfg.Getenv = func(string) string { return "" }
 	cfg.Stderr = io.Discard
 	if testing.Verbose() {
 		cfg.Stderr = os.Stderr

@@ -123,6 +123,7 @@ func TestRunShutsDownInOrder(t *testing.T) {
 	}))
 	defer func() { close(release); hang.Close() }()
 
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", hang.URL) // read by the SDK's exporters
 	logs := &testenv.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
@@ -132,9 +133,8 @@ func TestRunShutsDownInOrder(t *testing.T) {
 			Name:    contracts.BillingService,
 			Version: billing.Version,
 			Getenv: envMap(map[string]string{
-				"NATS_URL":                    srv.ClientURL(),
-				"OTEL_EXPORTER_OTLP_ENDPOINT": hang.URL,
-				"LOG_LEVEL":                   "debug",
+				"NATS_URL":  srv.ClientURL(),
+				"LOG_LEVEL": "debug",
 			}),
 			Stderr:       logs,
 			FlushTimeout: 500 * time.Millisecond,

@@ -36,8 +36,9 @@ type Options struct {
 	Name string
 	// Version is service.version.
 	Version string
-	// Getenv reads configuration (NATS_*, OTEL_*, LOG_LEVEL, HEALTH_ADDR); default
-	// os.Getenv. HEALTH_ADDR (e.g. ":8080") serves /readyz and /livez (see health).
+	// Getenv reads NATS_*, SERVE_CONCURRENCY, LOG_LEVEL and HEALTH_ADDR; default
+	// os.Getenv. The OTEL_* variables are read from the process environment by the SDK
+	// itself. HEALTH_ADDR (e.g. ":8080") serves /readyz and /livez (see health).
 	Getenv func(string) string
 	// Stderr receives the text logs; default os.Stderr.
 	Stderr io.Writer

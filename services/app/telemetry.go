@@ -10,10 +10,11 @@ import (
 	"github.com/natsotel/reference/services/telemetry"
 )
 
-// StartTelemetry sets up the telemetry of a binary from its environment (OTEL_* and
-// LOG_LEVEL) and returns it with a flush function to defer: flush shuts telemetry down
-// within timeout and reports a backend that is away on stderr without failing, because
-// that is not the binary's failure. Run uses it; so do the load generator and the probe.
+// StartTelemetry sets up the telemetry of a binary from its environment (LOG_LEVEL read
+// through getenv; OTEL_* and PYROSCOPE_* read from the process environment by the SDK,
+// the exporters and the profiler) and returns it with a flush function to defer: flush
+// shuts telemetry down within timeout and reports a backend that is away on stderr
+// without failing, because that is not the binary's failure. Run uses it; so do the load generator and the probe.
 func StartTelemetry(ctx context.Context, name, version string, getenv func(string) string, stderr io.Writer, timeout time.Duration) (*telemetry.Telemetry, func(), error) {
 	if stderr == nil {
 		stderr = os.Stderr
@@ -25,9 +26,9 @@ func StartTelemetry(ctx context.Context, name, version string, getenv func(strin
 	tel, err := telemetry.New(ctx, telemetry.Config{
 		ServiceName:    name,
 		ServiceVersion: version,
-		Getenv:         getenv,
 		Stderr:         stderr,
 		LogLevel:       level,
+		Profile:        true, // one service per process: its CPU profile, if PYROSCOPE_SERVER_ADDRESS is set
 	})
 	if err != nil {
 		return nil, nil, err

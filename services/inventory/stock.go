@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/natsotel/reference/natsotel"
 	"github.com/natsotel/reference/services/contracts"
@@ -32,21 +31,11 @@ type stock struct {
 	kv          *natsotel.KeyValue
 	maxAttempts int
 	rnd         func(int64) int64
-	queues      sync.Map // sku -> *skuQueue
+	turns       sync.Map // sku -> turn
 }
 
-// skuQueue holds the updates of one SKU waiting for their write.
-type skuQueue struct {
-	mu      sync.Mutex
-	pending []*stockUpdate
-	writing bool // a writer goroutine is draining pending
-}
-
-// stockUpdate is one caller's change, and where its result goes.
-type stockUpdate struct {
-	fn   func(*stockRecord) bool
-	done chan error // buffered: the writer never waits for a caller who gave up
-}
+// turn is a lock whose wait ends with the caller's context.
+type turn chan struct{}
 
 func (s *stock) get(ctx context.Context, sku string) (stockRecord, uint64, error) {
 	e, err := s.kv.Get(ctx, sku)
@@ -60,66 +49,24 @@ func (s *stock) get(ctx context.Context, sku string) (stockRecord, uint64, error
 	return r, e.Revision(), nil
 }
 
-// writeTimeout bounds one batch's read-modify-write loop (its callers wait at most their
-// own deadline).
-const writeTimeout = 10 * time.Second
-
-// update applies fn to the SKU's record and writes it back if fn reports a change.
+// update applies fn to the SKU's record and writes it back if fn reports a change, with
+// optimistic concurrency: the write only succeeds against the revision that was read,
+// otherwise it reads again and retries, after a jittered backoff, up to maxAttempts times.
 //
-// Handlers run concurrently, and a popular SKU gets many updates at once: each reading
-// the same revision and all but one failing their compare-and-set, again and again, would
-// make the SKU's throughput fall as load rises. So updates of one SKU are combined: one
-// writer goroutine per busy SKU takes every update waiting, applies them in turn to one
-// read of the record and writes the result once, with optimistic concurrency: the write
-// only succeeds against the revision that was read (another replica may have written),
-// otherwise it reads again, re-applies every update of the batch (fn must only depend on
-// the record), and retries after a jittered backoff, up to maxAttempts times. Every update
-// of the batch gets the batch's result.
-//
-// If ctx ends first, update returns its error; the change may still be written (as with
-// any write whose answer was lost): every caller's protocol already copes with that.
+// The compare-and-set is what makes replicas safe against each other. Within one replica
+// the handlers run concurrently too, and a popular SKU gets many updates at once: all
+// reading the same revision and all but one failing their write, again and again, the
+// SKU's throughput would fall as load rises. So one replica updates a SKU one caller at a
+// time (its turn), each in its own context, so its KeyValue spans stay in its own trace.
 func (s *stock) update(ctx context.Context, sku string, fn func(*stockRecord) bool) error {
-	v, _ := s.queues.LoadOrStore(sku, &skuQueue{})
-	q := v.(*skuQueue)
-	u := &stockUpdate{fn: fn, done: make(chan error, 1)}
-	q.mu.Lock()
-	q.pending = append(q.pending, u)
-	start := !q.writing
-	q.writing = true
-	q.mu.Unlock()
-	if start {
-		go s.write(sku, q)
-	}
+	v, _ := s.turns.LoadOrStore(sku, make(turn, 1))
+	t := v.(turn)
 	select {
-	case err := <-u.done:
-		return err
+	case t <- struct{}{}:
+		defer func() { <-t }()
 	case <-ctx.Done():
-		return ctx.Err()
+		return fmt.Errorf("waiting to update the stock of %s: %w", sku, ctx.Err())
 	}
-}
-
-// write drains q: one batch at a time, until nothing waits.
-func (s *stock) write(sku string, q *skuQueue) {
-	for {
-		q.mu.Lock()
-		batch := q.pending
-		q.pending = nil
-		if len(batch) == 0 {
-			q.writing = false
-			q.mu.Unlock()
-			return
-		}
-		q.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
-		err := s.writeBatch(ctx, sku, batch)
-		cancel()
-		for _, u := range batch {
-			u.done <- err
-		}
-	}
-}
-
-func (s *stock) writeBatch(ctx context.Context, sku string, batch []*stockUpdate) error {
 	for attempt := 1; ; attempt++ {
 		r, rev, err := s.get(ctx, sku)
 		if err != nil {
@@ -128,11 +75,7 @@ func (s *stock) writeBatch(ctx context.Context, sku string, batch []*stockUpdate
 		if r.Held == nil {
 			r.Held = map[string]int{}
 		}
-		changed := false
-		for _, u := range batch {
-			changed = u.fn(&r) || changed
-		}
-		if !changed {
+		if !fn(&r) {
 			return nil
 		}
 		data, err := json.Marshal(r)

@@ -16,8 +16,7 @@ func Example() {
 	tel, err := telemetry.New(ctx, telemetry.Config{
 		ServiceName:    "inventory",
 		ServiceVersion: "1.0.0",
-		// In a binary this is os.Getenv (the default); here: no exporter configured.
-		Getenv: func(string) string { return "" },
+		// Exporters, sampler and resource attributes come from the OTEL_* environment.
 		Stderr: io.Discard,
 	})
 	if err != nil {

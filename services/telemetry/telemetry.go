@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,52 +9,67 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"time"
 
+	"go.opentelemetry.io/contrib/exporters/autoexport"
 	"go.opentelemetry.io/contrib/instrumentation/runtime"
 	"go.opentelemetry.io/contrib/processors/baggagecopy"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/log"
+	lognoop "go.opentelemetry.io/otel/log/noop"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/natsotel/reference/natsotel"
 )
 
-// Config configures New. The zero value (plus a ServiceName) is a working setup that
-// reads the process environment and logs to os.Stderr at Info level.
+// Config configures New. The zero value plus a ServiceName is a working setup that logs
+// to os.Stderr at Info level; everything else comes from the OTEL_* environment.
 type Config struct {
-	// ServiceName is service.name unless OTEL_SERVICE_NAME overrides it.
+	// ServiceName is service.name unless OTEL_SERVICE_NAME (or service.name in
+	// OTEL_RESOURCE_ATTRIBUTES) overrides it.
 	ServiceName string
 	// ServiceVersion is service.version.
 	ServiceVersion string
-	// Getenv reads configuration variables; default os.Getenv.
-	Getenv func(string) string
-	// SpanProcessors are added to the TracerProvider besides the OTLP batcher (for
+	// SpanProcessors are added to the TracerProvider besides the exporting batcher (for
 	// example a tracetest.SpanRecorder, or the demo's live service graph).
 	SpanProcessors []sdktrace.SpanProcessor
-	// MetricReaders are added to the MeterProvider besides the OTLP periodic reader (for
+	// MetricReaders are added to the MeterProvider besides the exporting reader (for
 	// example a sdkmetric.ManualReader in tests).
 	MetricReaders []sdkmetric.Reader
-	// LogProcessors are added to the LoggerProvider besides the OTLP batcher.
+	// LogProcessors are added to the LoggerProvider besides the exporting batcher.
 	LogProcessors []sdklog.Processor
 	// Stderr receives the readable text logs; default os.Stderr. Use io.Discard to
 	// silence them.
 	Stderr io.Writer
 	// LogLevel is the minimum level of Logger (both text and OTLP); default Info.
 	LogLevel slog.Level
+	// Profile pushes the process's CPU profile to Pyroscope, with span ids on the
+	// samples, when PYROSCOPE_SERVER_ADDRESS is set (see the package documentation). The
+	// Go CPU profiler is one per process: set it on one Telemetry per process at most.
+	Profile bool
 }
 
-// Telemetry holds one service's providers. Nothing is installed globally.
+// Telemetry holds one service's providers. Nothing is installed globally. With
+// OTEL_SDK_DISABLED=true the providers are no-ops.
 type Telemetry struct {
-	TracerProvider *sdktrace.TracerProvider
-	MeterProvider  *sdkmetric.MeterProvider
-	LoggerProvider *sdklog.LoggerProvider
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
+	LoggerProvider log.LoggerProvider
 	Propagator     propagation.TextMapPropagator
 	// Logger logs readable text to Config.Stderr and OTLP log records, both with the
 	// trace and span ids of the context passed to its *Context methods.
 	Logger *slog.Logger
+
+	shutdown []func(context.Context) error
 }
 
 // CopiedBaggage selects the baggage members New copies onto every span and log record
@@ -65,114 +81,129 @@ func CopiedBaggage(m baggage.Member) bool {
 	return m.Key() == "synthetic" || strings.HasPrefix(m.Key(), "loadgen.")
 }
 
-// Queue bounds: when the backend is slow or dead, telemetry beyond these is dropped
-// rather than held in memory or allowed to slow requests.
-const (
-	spanQueueSize = 2048
-	logQueueSize  = 2048
-)
-
 // New builds the providers described in the package documentation. Configuration errors
-// (an unparsable endpoint, an unsupported sampler or protocol) are returned; an
-// unreachable endpoint is not an error.
+// (an unsupported exporter or protocol, malformed OTEL_RESOURCE_ATTRIBUTES) are
+// returned; an unreachable endpoint is not an error.
 func New(ctx context.Context, cfg Config) (*Telemetry, error) {
-	if cfg.Getenv == nil {
-		cfg.Getenv = os.Getenv
+	if cfg.ServiceName == "" && os.Getenv("OTEL_SERVICE_NAME") == "" {
+		return nil, errors.New("telemetry: ServiceName or OTEL_SERVICE_NAME is required")
 	}
 	if cfg.Stderr == nil {
 		cfg.Stderr = os.Stderr
 	}
-	e := env(cfg.Getenv)
-	if cfg.ServiceName == "" && e.get("OTEL_SERVICE_NAME") == "" {
-		return nil, errors.New("telemetry: ServiceName or OTEL_SERVICE_NAME is required")
+	t := &Telemetry{Propagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})}
+	if strings.EqualFold(strings.TrimSpace(os.Getenv("OTEL_SDK_DISABLED")), "true") {
+		t.TracerProvider, t.MeterProvider, t.LoggerProvider = tracenoop.NewTracerProvider(), metricnoop.NewMeterProvider(), lognoop.NewLoggerProvider()
+		t.Logger = newLogger(cfg.Stderr, cfg.LogLevel, cmp.Or(os.Getenv("OTEL_SERVICE_NAME"), cfg.ServiceName), nil)
+		return t, nil
 	}
 
-	res, err := newResource(cfg, e)
+	attrs := []attribute.KeyValue{semconv.ServiceName(cfg.ServiceName)}
+	if cfg.ServiceVersion != "" {
+		attrs = append(attrs, semconv.ServiceVersion(cfg.ServiceVersion))
+	}
+	// Later options win: the environment overrides Config.
+	res, err := resource.New(ctx,
+		resource.WithService(), // service.instance.id: a fresh UUID per Telemetry
+		resource.WithAttributes(attrs...),
+		resource.WithFromEnv(), // OTEL_RESOURCE_ATTRIBUTES, then OTEL_SERVICE_NAME
+		resource.WithTelemetrySDK(),
+		resource.WithHost(),
+		resource.WithProcessPID(),
+		resource.WithProcessRuntimeName(),
+		resource.WithProcessRuntimeVersion(),
+	)
 	if err != nil {
 		return nil, fmt.Errorf("telemetry: resource: %w", err)
 	}
-	sampler, err := e.sampler()
+	spans, err := exporter(ctx, "TRACES", autoexport.NewSpanExporter, autoexport.IsNoneSpanExporter)
 	if err != nil {
-		return nil, fmt.Errorf("telemetry: %w", err)
+		return nil, err
 	}
-	traceExp, metricExp, logExp, err := newExporters(ctx, e)
+	reader, err := exporter(ctx, "METRICS", autoexport.NewMetricReader, autoexport.IsNoneMetricReader)
 	if err != nil {
-		return nil, fmt.Errorf("telemetry: %w", err)
+		return nil, errors.Join(err, shutdownIf(ctx, spans))
+	}
+	logs, err := exporter(ctx, "LOGS", autoexport.NewLogExporter, autoexport.IsNoneLogExporter)
+	if err != nil {
+		return nil, errors.Join(err, shutdownIf(ctx, spans), shutdownIf(ctx, reader))
 	}
 
-	// Traces. The baggage processor runs first, so every processor sees its attributes.
-	topts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithSampler(sampler),
+	// The baggage processors come first, so every later processor sees their attributes.
+	topts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res),
 		sdktrace.WithSpanProcessor(baggagecopy.NewSpanProcessor(CopiedBaggage))}
-	if traceExp.exp != nil {
-		topts = append(topts, sdktrace.WithBatcher(traceExp.exp,
-			sdktrace.WithMaxQueueSize(spanQueueSize),
-			sdktrace.WithMaxExportBatchSize(512),
-			sdktrace.WithBatchTimeout(time.Second),
-			sdktrace.WithExportTimeout(traceExp.timeout),
-		))
+	if spans != nil {
+		// Bounded queue (OTEL_BSP_*): when the backend is slow or dead, spans are dropped.
+		topts = append(topts, sdktrace.WithBatcher(spans))
 	}
-	for _, sp := range cfg.SpanProcessors {
-		topts = append(topts, sdktrace.WithSpanProcessor(sp))
+	for _, p := range cfg.SpanProcessors {
+		topts = append(topts, sdktrace.WithSpanProcessor(p))
 	}
-	tp := sdktrace.NewTracerProvider(topts...)
+	tp := sdktrace.NewTracerProvider(topts...) // sampler from OTEL_TRACES_SAMPLER[_ARG]
 
-	// Metrics.
-	interval, err := parseMillis(e.get("OTEL_METRIC_EXPORT_INTERVAL"), 60*time.Second)
-	if err != nil {
-		return nil, fmt.Errorf("telemetry: OTEL_METRIC_EXPORT_INTERVAL: %w", err)
-	}
-	exportTimeout, err := parseMillis(e.get("OTEL_METRIC_EXPORT_TIMEOUT"), 30*time.Second)
-	if err != nil {
-		return nil, fmt.Errorf("telemetry: OTEL_METRIC_EXPORT_TIMEOUT: %w", err)
-	}
 	mopts := []sdkmetric.Option{sdkmetric.WithResource(res)}
-	if metricExp.exp != nil {
-		mopts = append(mopts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(metricExp.exp,
-			sdkmetric.WithInterval(interval),
-			sdkmetric.WithTimeout(min(exportTimeout, metricExp.timeout)),
-		)))
-	}
-	for _, r := range cfg.MetricReaders {
-		mopts = append(mopts, sdkmetric.WithReader(r))
+	for _, r := range append([]sdkmetric.Reader{reader}, cfg.MetricReaders...) {
+		if r != nil {
+			mopts = append(mopts, sdkmetric.WithReader(r))
+		}
 	}
 	mp := sdkmetric.NewMeterProvider(mopts...)
 
-	// Logs. The baggage processor must come before the exporting ones: log processors
-	// run in order on the same record.
 	lopts := []sdklog.LoggerProviderOption{sdklog.WithResource(res),
 		sdklog.WithProcessor(baggagecopy.NewLogProcessor(CopiedBaggage))}
-	if logExp.exp != nil {
-		lopts = append(lopts, sdklog.WithProcessor(sdklog.NewBatchProcessor(logExp.exp,
-			sdklog.WithMaxQueueSize(logQueueSize),
-			sdklog.WithExportInterval(time.Second),
-			sdklog.WithExportTimeout(logExp.timeout),
-		)))
+	if logs != nil {
+		lopts = append(lopts, sdklog.WithProcessor(sdklog.NewBatchProcessor(logs))) // OTEL_BLRP_*
 	}
 	for _, p := range cfg.LogProcessors {
 		lopts = append(lopts, sdklog.WithProcessor(p))
 	}
 	lp := sdklog.NewLoggerProvider(lopts...)
 
-	t := &Telemetry{
-		TracerProvider: tp,
-		MeterProvider:  mp,
-		LoggerProvider: lp,
-		Propagator:     propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
+	t.TracerProvider, t.MeterProvider, t.LoggerProvider = tp, mp, lp
+	t.shutdown = []func(context.Context) error{tp.Shutdown, mp.Shutdown, lp.Shutdown}
+	name, _ := res.Set().Value(semconv.ServiceNameKey)
+	t.Logger = newLogger(cfg.Stderr, cfg.LogLevel, name.AsString(), lp)
+	if profiling(cfg) {
+		var stop func(context.Context) error
+		if t.TracerProvider, stop, err = startProfiling(name.AsString(), tp); err != nil {
+			return nil, errors.Join(err, t.Shutdown(ctx))
+		}
+		t.shutdown = append(t.shutdown, stop)
 	}
-	name := cfg.ServiceName
-	if v := e.get("OTEL_SERVICE_NAME"); v != "" {
-		name = v
-	}
-	t.Logger = newLogger(cfg.Stderr, cfg.LogLevel, name, lp)
-
 	if err := runtime.Start(runtime.WithMeterProvider(mp)); err != nil {
-		// Shut down what was built; the returned error is the one that matters.
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-		defer cancel()
-		_ = t.Shutdown(sctx)
-		return nil, fmt.Errorf("telemetry: runtime metrics: %w", err)
+		return nil, errors.Join(fmt.Errorf("telemetry: runtime metrics: %w", err), t.Shutdown(ctx))
 	}
 	return t, nil
+}
+
+// exporter builds the exporter (or metric reader) of signal with autoexport, which reads
+// OTEL_<signal>_EXPORTER and the exporters' own OTEL_EXPORTER_OTLP_* variables. It
+// returns the zero T when none is wanted: OTEL_<signal>_EXPORTER=none, or the variable
+// and every OTLP endpoint variable of the signal are unset. (The specification's default
+// would send to localhost:4318 and report a failed export every few seconds in every
+// binary run without a collector.)
+func exporter[T comparable, O any](ctx context.Context, signal string, build func(context.Context, ...O) (T, error), isNone func(T) bool) (T, error) {
+	var zero T
+	if os.Getenv("OTEL_"+signal+"_EXPORTER") == "" && os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" &&
+		os.Getenv("OTEL_EXPORTER_OTLP_"+signal+"_ENDPOINT") == "" {
+		return zero, nil
+	}
+	exp, err := build(ctx)
+	if err != nil {
+		return zero, fmt.Errorf("telemetry: %s exporter: %w", strings.ToLower(signal), err)
+	}
+	if isNone(exp) {
+		return zero, nil
+	}
+	return exp, nil
+}
+
+// shutdownIf shuts down x if it was built.
+func shutdownIf(ctx context.Context, x any) error {
+	if s, ok := x.(interface{ Shutdown(context.Context) error }); ok {
+		return s.Shutdown(ctx)
+	}
+	return nil
 }
 
 // NATSOptions returns the natsotel options that make a natsotel.Conn use these
@@ -189,29 +220,21 @@ func (t *Telemetry) NATSOptions() []natsotel.Option {
 // done or ctx is, whichever comes first. Give it a deadline: with a backend that hangs,
 // it returns ctx's error at that deadline.
 func (t *Telemetry) Shutdown(ctx context.Context) error {
-	type result struct {
-		what string
-		err  error
+	errs := make(chan error, len(t.shutdown))
+	for _, fn := range t.shutdown {
+		go func() { errs <- fn(ctx) }()
 	}
-	fns := map[string]func(context.Context) error{
-		"traces":  t.TracerProvider.Shutdown,
-		"metrics": t.MeterProvider.Shutdown,
-		"logs":    t.LoggerProvider.Shutdown,
-	}
-	ch := make(chan result, len(fns))
-	for what, fn := range fns {
-		go func() { ch <- result{what, fn(ctx)} }()
-	}
-	var errs []error
-	for range fns {
+	var err error
+	for range t.shutdown {
 		select {
-		case r := <-ch:
-			if r.err != nil {
-				errs = append(errs, fmt.Errorf("telemetry: shutdown %s: %w", r.what, r.err))
-			}
+		case e := <-errs:
+			err = errors.Join(err, e)
 		case <-ctx.Done():
-			return errors.Join(append(errs, fmt.Errorf("telemetry: shutdown: %w", ctx.Err()))...)
+			return errors.Join(err, fmt.Errorf("telemetry: shutdown: %w", ctx.Err()))
 		}
 	}
-	return errors.Join(errs...)
+	if err != nil {
+		return fmt.Errorf("telemetry: shutdown: %w", err)
+	}
+	return nil
 }

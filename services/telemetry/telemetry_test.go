@@ -2,16 +2,20 @@ package telemetry
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"go.opentelemetry.io/contrib/exporters/autoexport"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/baggage"
@@ -22,11 +26,21 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 )
 
-// mapEnv is a Getenv backed by a map.
-func mapEnv(m map[string]string) func(string) string {
-	return func(k string) string { return m[k] }
+// setenv clears every OTEL_* variable of the process for the test, then sets env: the
+// SDK and the exporters read the process environment.
+func setenv(t *testing.T, env map[string]string) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "OTEL_") {
+			t.Setenv(k, "")
+		}
+	}
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
 }
 
 // closedPortURL returns an http URL on which nothing listens.
@@ -103,16 +117,16 @@ func TestDeadBackendNeverBlocks(t *testing.T) {
 		{"hanging server", hangingServerURL},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			setenv(t, map[string]string{
+				"OTEL_EXPORTER_OTLP_ENDPOINT": tc.url(t),
+				"OTEL_METRIC_EXPORT_INTERVAL": "50",
+				"OTEL_EXPORTER_OTLP_TIMEOUT":  "5000",
+			})
 			ctx := context.Background()
 			rec := tracetest.NewSpanRecorder()
 			var logs bytes.Buffer
 			tel, err := New(ctx, Config{
-				ServiceName: "dead-backend",
-				Getenv: mapEnv(map[string]string{
-					"OTEL_EXPORTER_OTLP_ENDPOINT": tc.url(t),
-					"OTEL_METRIC_EXPORT_INTERVAL": "50",
-					"OTEL_EXPORTER_OTLP_TIMEOUT":  "5000",
-				}),
+				ServiceName:    "dead-backend",
 				SpanProcessors: []sdktrace.SpanProcessor{rec},
 				Stderr:         &syncWriter{w: &logs},
 			})
@@ -125,8 +139,9 @@ func TestDeadBackendNeverBlocks(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			// Far more spans and logs than the queues hold: nothing may block.
-			const n = 3 * spanQueueSize
+			// Far more spans and logs than the queues hold (2048, the SDK's default):
+			// nothing may block.
+			const n = 3 * 2048
 			start := time.Now()
 			for i := range n {
 				sctx, span := tracer.Start(ctx, "op")
@@ -158,22 +173,18 @@ func TestDeadBackendNeverBlocks(t *testing.T) {
 	}
 }
 
-func TestExportsToConfiguredEndpointsOnly(t *testing.T) {
+// The exporters read OTEL_EXPORTER_OTLP_* themselves: base and per-signal endpoints, and
+// headers; Shutdown flushes all three signals.
+func TestExportsToConfiguredEndpoints(t *testing.T) {
 	col, url := newRecordingCollector(t)
-	// The process environment points elsewhere and carries a header; Getenv must win.
-	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", closedPortURL(t))
-	t.Setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-from-process=leak")
-	ctx := context.Background()
-	tel, err := New(ctx, Config{
-		ServiceName: "exporting",
-		Getenv: mapEnv(map[string]string{
-			"OTEL_EXPORTER_OTLP_ENDPOINT":      url + "/base",
-			"OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": url + "/custom/logs",
-			"OTEL_EXPORTER_OTLP_HEADERS":       "authorization=Bearer%20abc,x-tenant=t1",
-			"OTEL_METRIC_EXPORT_INTERVAL":      "100",
-		}),
-		Stderr: io.Discard,
+	setenv(t, map[string]string{
+		"OTEL_EXPORTER_OTLP_ENDPOINT":      url + "/base",
+		"OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": url + "/custom/logs",
+		"OTEL_EXPORTER_OTLP_HEADERS":       "authorization=Bearer%20abc,x-tenant=t1",
+		"OTEL_EXPORTER_OTLP_COMPRESSION":   "gzip",
 	})
+	ctx := context.Background()
+	tel, err := New(ctx, Config{ServiceName: "exporting", Stderr: io.Discard})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,56 +204,105 @@ func TestExportsToConfiguredEndpointsOnly(t *testing.T) {
 	col.mu.Lock()
 	defer col.mu.Unlock()
 	for _, h := range col.headers {
-		if h.Get("Authorization") != "Bearer abc" || h.Get("X-Tenant") != "t1" {
-			t.Errorf("headers = %v, want authorization and x-tenant from Getenv", h)
-		}
-		if h.Get("X-From-Process") != "" {
-			t.Errorf("process environment header leaked into export: %v", h)
+		if h.Get("Authorization") != "Bearer abc" || h.Get("X-Tenant") != "t1" || h.Get("Content-Encoding") != "gzip" {
+			t.Errorf("headers = %v, want authorization, x-tenant and gzip", h)
 		}
 	}
 }
 
-func TestNoEndpointNoExporter(t *testing.T) {
-	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "") // process env must not matter either
-	tel, err := New(context.Background(), Config{ServiceName: "quiet", Getenv: mapEnv(nil), Stderr: io.Discard})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	if err := tel.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func TestResource(t *testing.T) {
-	newRes := func(env map[string]string) map[attribute.Key]string {
-		t.Helper()
-		res, err := newResource(Config{ServiceName: "order", ServiceVersion: "1.2.3"}, env2(env))
+// A signal is exported when OTEL_<SIGNAL>_EXPORTER or an OTLP endpoint asks for it, and
+// not otherwise (not to the specification's default localhost:4318).
+func TestExporterWanted(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want bool
+	}{
+		{nil, false},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}, true},
+		{map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318/v1/traces"}, true},
+		{map[string]string{"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "http://c:4318/v1/metrics"}, false},
+		{map[string]string{"OTEL_TRACES_EXPORTER": "console"}, true},
+		{map[string]string{"OTEL_TRACES_EXPORTER": "otlp"}, true},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_TRACES_EXPORTER": "none"}, false},
+	} {
+		setenv(t, tc.env)
+		exp, err := exporter(context.Background(), "TRACES", autoexport.NewSpanExporter, autoexport.IsNoneSpanExporter)
 		if err != nil {
 			t.Fatal(err)
 		}
+		if got := exp != nil; got != tc.want {
+			t.Errorf("%v: exporter built = %v, want %v", tc.env, got, tc.want)
+		}
+		_ = shutdownIf(context.Background(), exp)
+	}
+}
+
+func TestBadConfigurationIsAnError(t *testing.T) {
+	for _, env := range []map[string]string{
+		{"OTEL_METRICS_EXPORTER": "carrier-pigeon"},
+		{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_EXPORTER_OTLP_PROTOCOL": "thrift"},
+		{"OTEL_RESOURCE_ATTRIBUTES": "novalue"},
+	} {
+		setenv(t, env)
+		if _, err := New(context.Background(), Config{ServiceName: "bad", Stderr: io.Discard}); err == nil {
+			t.Errorf("%v: New succeeded", env)
+		} else {
+			t.Logf("%v: %v", env, err)
+		}
+	}
+}
+
+// newRecorded returns a Telemetry built from env whose spans are recorded.
+func newRecorded(t *testing.T, cfg Config, env map[string]string) (*Telemetry, *tracetest.SpanRecorder) {
+	t.Helper()
+	setenv(t, env)
+	rec := tracetest.NewSpanRecorder()
+	cfg.SpanProcessors = append(cfg.SpanProcessors, rec)
+	cfg.Stderr = cmp.Or[io.Writer](cfg.Stderr, io.Discard)
+	tel, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = tel.Shutdown(ctx) // again, in most tests: a no-op
+	})
+	return tel, rec
+}
+
+func TestResource(t *testing.T) {
+	res := func(env map[string]string) map[attribute.Key]string {
+		t.Helper()
+		tel, rec := newRecorded(t, Config{ServiceName: "order", ServiceVersion: "1.2.3"}, env)
+		_, span := tel.TracerProvider.Tracer("test").Start(context.Background(), "op")
+		span.End()
 		m := map[attribute.Key]string{}
-		for _, kv := range res.Attributes() {
+		for _, kv := range rec.Ended()[0].Resource().Attributes() {
 			m[kv.Key] = kv.Value.String()
 		}
 		return m
 	}
-	a := newRes(nil)
-	b := newRes(nil)
+	a := res(nil)
+	b := res(nil)
 	if a[semconv.ServiceNameKey] != "order" || a[semconv.ServiceVersionKey] != "1.2.3" {
 		t.Errorf("service attributes = %v", a)
 	}
 	if a[semconv.ServiceInstanceIDKey] == "" || a[semconv.ServiceInstanceIDKey] == b[semconv.ServiceInstanceIDKey] {
 		t.Errorf("instance ids %q and %q: want unique", a[semconv.ServiceInstanceIDKey], b[semconv.ServiceInstanceIDKey])
 	}
-	c := newRes(map[string]string{
+	for _, k := range []attribute.Key{semconv.HostNameKey, semconv.ProcessPIDKey, semconv.TelemetrySDKNameKey, semconv.TelemetrySDKLanguageKey, semconv.ProcessRuntimeNameKey} {
+		if a[k] == "" {
+			t.Errorf("resource lacks %s: %v", k, a)
+		}
+	}
+	c := res(map[string]string{
 		"OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=demo,service.name=from-attrs,team=a%2Cb",
 	})
 	if c["deployment.environment.name"] != "demo" || c["team"] != "a,b" || c[semconv.ServiceNameKey] != "from-attrs" {
 		t.Errorf("OTEL_RESOURCE_ATTRIBUTES not applied: %v", c)
 	}
-	d := newRes(map[string]string{
+	d := res(map[string]string{
 		"OTEL_RESOURCE_ATTRIBUTES": "service.name=from-attrs",
 		"OTEL_SERVICE_NAME":        "from-service-name",
 	})
@@ -251,68 +311,74 @@ func TestResource(t *testing.T) {
 	}
 }
 
-func env2(m map[string]string) env { return env(mapEnv(m)) }
-
-func TestExporterSettings(t *testing.T) {
+// The SDK's own sampler configuration applies.
+func TestSampler(t *testing.T) {
+	remote := trace.ContextWithRemoteSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1}, SpanID: trace.SpanID{1}, TraceFlags: trace.FlagsSampled, Remote: true,
+	}))
 	for _, tc := range []struct {
-		name    string
-		env     map[string]string
-		s       signal
-		wantURL string
-		wantOK  bool
-		wantErr string
+		sampler, arg string
+		parent       context.Context
+		want         int
 	}{
-		{"absent", nil, signalTraces, "", false, ""},
-		{"base", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}, signalTraces, "http://c:4318/v1/traces", true, ""},
-		{"base trailing slash", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318/"}, signalMetrics, "http://c:4318/v1/metrics", true, ""},
-		{"per signal as is", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "https://l:1/x"}, signalLogs, "https://l:1/x", true, ""},
-		{"per signal no path", map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://t:1"}, signalTraces, "http://t:1/", true, ""},
-		{"exporter none", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_TRACES_EXPORTER": "none"}, signalTraces, "", false, ""},
-		{"sdk disabled", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_SDK_DISABLED": "true"}, signalTraces, "", false, ""},
-		{"bad url", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "c:4318"}, signalTraces, "", false, "want an http"},
-		{"grpc", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, signalTraces, "", false, "only http/protobuf"},
-		{"bad exporter", map[string]string{"OTEL_METRICS_EXPORTER": "prometheus"}, signalMetrics, "", false, "only otlp and none"},
-		{"bad timeout", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_EXPORTER_OTLP_TIMEOUT": "soon"}, signalTraces, "", false, "milliseconds"},
-		{"bad headers", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_EXPORTER_OTLP_HEADERS": "novalue"}, signalTraces, "", false, "key=value"},
+		{"", "", context.Background(), 1},
+		{"always_off", "", context.Background(), 0},
+		{"traceidratio", "0", context.Background(), 0},
+		{"parentbased_traceidratio", "0", remote, 1},
+		{"parentbased_always_off", "", context.Background(), 0},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			s, ok, err := env2(tc.env).exporter(tc.s)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if ok != tc.wantOK || s.url != tc.wantURL {
-				t.Fatalf("got (%q, %v), want (%q, %v)", s.url, ok, tc.wantURL, tc.wantOK)
-			}
-		})
+		tel, rec := newRecorded(t, Config{ServiceName: "s"}, map[string]string{"OTEL_TRACES_SAMPLER": tc.sampler, "OTEL_TRACES_SAMPLER_ARG": tc.arg})
+		_, span := tel.TracerProvider.Tracer("test").Start(tc.parent, "op")
+		span.End()
+		if got := len(rec.Ended()); got != tc.want {
+			t.Errorf("OTEL_TRACES_SAMPLER=%q ARG=%q: %d spans recorded, want %d", tc.sampler, tc.arg, got, tc.want)
+		}
 	}
 }
 
-func TestSampler(t *testing.T) {
-	for name, want := range map[string]string{
-		"":                         "ParentBased{root:AlwaysOnSampler",
-		"always_off":               "AlwaysOffSampler",
-		"traceidratio":             "TraceIDRatioBased{0.25}",
-		"parentbased_traceidratio": "ParentBased{root:TraceIDRatioBased{0.25}",
-	} {
-		s, err := env2(map[string]string{"OTEL_TRACES_SAMPLER": name, "OTEL_TRACES_SAMPLER_ARG": "0.25"}).sampler()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !strings.HasPrefix(s.Description(), want) {
-			t.Errorf("%q: sampler %s, want prefix %s", name, s.Description(), want)
-		}
+// OTEL_SDK_DISABLED=true gives no-op providers: nothing recorded, nothing exported; the
+// text log still works.
+func TestSDKDisabled(t *testing.T) {
+	col, url := newRecordingCollector(t)
+	reader := sdkmetric.NewManualReader()
+	logs := &logRecorder{}
+	var text bytes.Buffer
+	tel, rec := newRecorded(t, Config{
+		ServiceName:   "off",
+		MetricReaders: []sdkmetric.Reader{reader},
+		LogProcessors: []sdklog.Processor{logs},
+		Stderr:        &syncWriter{w: &text},
+	}, map[string]string{"OTEL_SDK_DISABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": url})
+	ctx, span := tel.TracerProvider.Tracer("test").Start(context.Background(), "op")
+	if span.IsRecording() {
+		t.Error("span is recording")
 	}
-	if _, err := env2(map[string]string{"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "2"}).sampler(); err == nil {
-		t.Error("ratio 2 accepted")
+	counter, _ := tel.MeterProvider.Meter("test").Int64Counter("ops")
+	counter.Add(ctx, 1)
+	tel.Logger.InfoContext(ctx, "still logged")
+	span.End()
+	if err := tel.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := env2(map[string]string{"OTEL_TRACES_SAMPLER": "jaeger_remote"}).sampler(); err == nil {
-		t.Error("unsupported sampler accepted")
+	if n := len(rec.Ended()); n != 0 {
+		t.Errorf("%d spans recorded", n)
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err == nil && len(rm.ScopeMetrics) > 0 {
+		t.Errorf("metrics collected: %v", rm.ScopeMetrics)
+	}
+	logs.mu.Lock()
+	if len(logs.records) != 0 {
+		t.Errorf("%d log records", len(logs.records))
+	}
+	logs.mu.Unlock()
+	col.mu.Lock()
+	if len(col.paths) != 0 {
+		t.Errorf("exported: %v", col.paths)
+	}
+	col.mu.Unlock()
+	if !strings.Contains(text.String(), "still logged") {
+		t.Errorf("text log = %q", text.String())
 	}
 }
 
@@ -335,9 +401,9 @@ func (r *logRecorder) ForceFlush(context.Context) error                       { 
 func TestLoggerCarriesTraceIDs(t *testing.T) {
 	var text bytes.Buffer
 	rec := &logRecorder{}
+	setenv(t, nil)
 	tel, err := New(context.Background(), Config{
 		ServiceName:   "logging",
-		Getenv:        mapEnv(nil),
 		LogProcessors: []sdklog.Processor{rec},
 		Stderr:        &syncWriter{w: &text},
 		LogLevel:      slog.LevelInfo,
@@ -373,7 +439,8 @@ func TestLoggerCarriesTraceIDs(t *testing.T) {
 }
 
 func TestServiceNameRequired(t *testing.T) {
-	if _, err := New(context.Background(), Config{Getenv: mapEnv(nil)}); err == nil {
+	setenv(t, nil)
+	if _, err := New(context.Background(), Config{}); err == nil {
 		t.Fatal("New without a service name succeeded")
 	}
 }
@@ -391,8 +458,9 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 }
 
 func TestRuntimeMetrics(t *testing.T) {
+	setenv(t, nil)
 	reader := sdkmetric.NewManualReader()
-	tel, err := New(context.Background(), Config{ServiceName: "rt", Getenv: mapEnv(nil), MetricReaders: []sdkmetric.Reader{reader}, Stderr: io.Discard})
+	tel, err := New(context.Background(), Config{ServiceName: "rt", MetricReaders: []sdkmetric.Reader{reader}, Stderr: io.Discard})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -420,11 +488,11 @@ func TestRuntimeMetrics(t *testing.T) {
 // Baggage crosses processes through the propagator, and the load generator's members
 // (only those) become attributes of every span and log record started or emitted with it.
 func TestBaggagePropagatedAndCopied(t *testing.T) {
+	setenv(t, nil)
 	rec := tracetest.NewSpanRecorder()
 	logs := &logRecorder{}
 	tel, err := New(context.Background(), Config{
 		ServiceName:    "order",
-		Getenv:         mapEnv(nil),
 		SpanProcessors: []sdktrace.SpanProcessor{rec},
 		LogProcessors:  []sdklog.Processor{logs},
 		Stderr:         io.Discard,

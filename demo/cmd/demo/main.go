@@ -44,6 +44,9 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
+	// Each component names itself; OTEL_SERVICE_NAME, read by every component's SDK,
+	// would give them all one name.
+	_ = os.Unsetenv("OTEL_SERVICE_NAME")
 	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
 
@@ -154,7 +157,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Port:              port,
 		StoreDir:          o.storeDir,
 		InventoryReplicas: o.replicas,
-		Getenv:            getenv,
 		Stderr:            logs,
 		LogLevel:          o.logLevel,
 		Telemetry: func(_ string, tc *telemetry.Config) {

@@ -64,16 +64,15 @@ type Node struct {
 	Log     *slog.Logger
 }
 
-// NewNode connects to s as service name with its own telemetry (no exporters, no
-// environment), logging at Debug level into Logs, with natsotel's defaults and opts.
-// Closed when the test ends.
+// NewNode connects to s as service name with its own telemetry (exporting only if the
+// process's OTEL_* environment asks for it), logging at Debug level into Logs, with
+// natsotel's defaults and opts. Closed when the test ends.
 func NewNode(t testing.TB, s *server.Server, name string, opts ...natsotel.Option) *Node {
 	t.Helper()
 	n := &Node{Name: name, Spans: tracetest.NewSpanRecorder(), Metrics: sdkmetric.NewManualReader(), Logs: &Buffer{}}
 	tel, err := telemetry.New(context.Background(), telemetry.Config{
 		ServiceName:    name,
 		ServiceVersion: "0.0.0-test",
-		Getenv:         func(string) string { return "" },
 		SpanProcessors: []sdktrace.SpanProcessor{n.Spans},
 		MetricReaders:  []sdkmetric.Reader{n.Metrics},
 		Stderr:         n.Logs,
