@@ -32,6 +32,10 @@ var clusterStreams = []string{
 // server died gets no answer, and must not use up the whole poll.
 const requestTimeout = 2 * time.Second
 
+// recoverySlack is how long after a fault requests may still fail because of it: the
+// load generator's request timeout.
+const recoverySlack = 5 * time.Second
+
 // clusterDownTime is how long the killed leader stays away: long enough for the other two
 // nodes to elect new leaders and serve without it.
 const clusterDownTime = 5 * time.Second
@@ -104,10 +108,13 @@ func TestFaultNATSCluster(t *testing.T) {
 	}
 	back := time.Now()
 	t.Logf("%s back and every replica current at +%v", victim.Name(), back.Sub(origin).Round(time.Millisecond))
-	windows := []faultkit.Window{{Name: "leader killed", From: killed, To: back}}
+	// A fault's window lasts until recoverySlack after the cluster is whole again: leaders
+	// may still move while the returned node catches up, and requests sent meanwhile get
+	// their answer up to the load generator's timeout later.
+	windows := []faultkit.Window{{Name: "leader killed", From: killed, To: back.Add(recoverySlack)}}
 
 	// (2) Rolling restart: each node in turn, the next only once every replica is current.
-	<-time.After(2 * time.Second) // a stretch of normal service between the faults
+	<-time.After(recoverySlack) // a stretch of (recovering) service between the faults
 	rollFrom := time.Now()
 	for _, n := range cl.Nodes {
 		if err := n.Proc.Signal(syscall.SIGTERM); err != nil {
@@ -123,8 +130,8 @@ func TestFaultNATSCluster(t *testing.T) {
 		t.Logf("restarted %s, every replica current at +%v", n.Name(), time.Since(origin).Round(time.Millisecond))
 	}
 	rollTo := time.Now()
-	windows = append(windows, faultkit.Window{Name: "rolling restart", From: rollFrom, To: rollTo})
-	<-time.After(3 * time.Second) // normal service again before the load stops
+	windows = append(windows, faultkit.Window{Name: "rolling restart", From: rollFrom, To: rollTo.Add(recoverySlack)})
+	<-time.After(recoverySlack + 5*time.Second) // normal service again before the load stops
 
 	sum, err := l.Stop(30 * time.Second)
 	if err != nil {
@@ -340,9 +347,14 @@ func provisionReplicated(t testing.TB, url string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := provision.Run(ctx, js, nil, 3); err != nil {
+	// Right after the nodes report healthy, the meta leader may not yet count every peer
+	// online ("no suitable peers for placement"): provisioning is idempotent, try again.
+	err = faultkit.Poll(context.Background(), 60*time.Second, 250*time.Millisecond, func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return provision.Run(ctx, js, nil, 3)
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 }
