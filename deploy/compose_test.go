@@ -31,7 +31,7 @@ const (
 
 func TestComposeLoads(t *testing.T) {
 	p := loadCompose(t)
-	want := []string{"billing", "inventory", "lgtm", "loadgen", "nats", "order", "probe", "provision"}
+	want := []string{"billing", "inventory", "lgtm", "loadgen", "nats", "nats-hops", "order", "probe", "provision"}
 	if got := p.ServiceNames(); !slices.Equal(sortedCopy(got), want) {
 		t.Fatalf("services = %v, want %v", sortedCopy(got), want)
 	}

@@ -46,6 +46,9 @@ func init() {
 		"nats_micro_up", "nats_micro_endpoint_requests_total", "nats_micro_endpoint_errors_total",
 		"nats_micro_endpoint_processing_time_average_seconds",
 		"traces_service_graph_request_total", "traces_service_graph_request_failed_total",
+		// Resource attributes per (job, instance): the OBI dashboard tells OBI's series
+		// from the SDK's by telemetry_sdk_name.
+		"target_info",
 	} {
 		knownMetrics[m] = true
 	}

@@ -28,6 +28,7 @@ var goServices = map[string]string{
 	"loadgen":   "loadgen/cmd/loadgen",
 	"probe":     "loadgen/cmd/probe",
 	"provision": "services/cmd/provision",
+	"nats-hops": "loadgen/cmd/nats-hops",
 }
 
 // oneShot lists the Go services of goServices that run once and exit (restart "no"),

@@ -15,6 +15,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/natsotel/reference/loadgen/load"
 	"github.com/natsotel/reference/loadgen/probe"
@@ -135,7 +136,11 @@ func runShop(t *testing.T, natsURL string, project *types.Project, timeout, orde
 	}
 	defer lnc.Close()
 	watch("loadgen", lnc)
-	lconn, err := natsotel.Wrap(lnc)
+	// The NATS server hops bridge under its own user, started before the load. The load
+	// generator samples its traces as cmd/loadgen does: a traced message from a user that
+	// may not publish to the msg_trace destination would be dropped by the server.
+	hops := startHopsBridge(t, ctx, getenv("nats-hops"), watch)
+	lconn, err := natsotel.Wrap(lnc, natsotel.WithTracerProvider(sampledProvider(t)), natsotel.WithPropagators(propagation.TraceContext{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,6 +230,8 @@ func runShop(t *testing.T, natsURL string, project *types.Project, timeout, orde
 	}
 	waitForReservations(t, ctx, anc, sum.Confirmed, contracts.ReservationCommitted)
 	waitForReservations(t, ctx, anc, sum.Failed, contracts.ReservationReleased, "")
+
+	checkHops(t, hops)
 
 	// Nothing was refused along the way.
 	for _, w := range watched {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -215,7 +216,10 @@ func TestNATSConfigRefusesReplyInjection(t *testing.T) {
 			"$JS.API.STREAM.DELETE.KV_payments", streamConfig(ajs, "KV_payments")},
 		{"probe", "$SRV.STATS.order", contracts.OrderService,
 			"$KV.stock.sku-5", kvValue(ajs, contracts.BucketStock, "sku-5")},
+		// Every service answers $SRV.PING: a target none of them may publish to.
 		{"probe", "$SRV.PING", contracts.BillingService,
+			"$JS.API.STREAM.DELETE." + contracts.OrderEventsStream, streamConfig(ajs, contracts.OrderEventsStream)},
+		{"probe", "$SRV.PING.billing", contracts.BillingService,
 			contracts.SubjectOrderConfirmed, streamConfig(ajs, contracts.OrderEventsStream)},
 	} {
 		t.Run(c.attacker+" "+c.subject+" reply "+c.reply, func(t *testing.T) {
@@ -227,10 +231,17 @@ func TestNATSConfigRefusesReplyInjection(t *testing.T) {
 			if err := attacker.nc.Flush(); err != nil {
 				t.Fatal(err)
 			}
+			// nats-server 2.15.3 refuses a publish whose reply subject starts with "$JS."
+			// itself ("Publish with Reply of ..."): the injection stops at the first step.
+			// Any other violation means the attacker could not send the request at all,
+			// and the case would prove nothing.
 			if v := attacker.violations(t); len(v) > 0 {
-				t.Fatalf("%s may not send %s at all: %v", c.attacker, c.subject, v)
+				if len(v) != 1 || !strings.Contains(v[0].Error(), "Publish with Reply of "+strconv.Quote(c.reply)) {
+					t.Fatalf("%s may not send %s at all: %v", c.attacker, c.subject, v)
+				}
+			} else {
+				refused(t, responders[c.responder], c.reply)
 			}
-			refused(t, responders[c.responder], c.reply)
 			if after := c.state(t); after != before {
 				t.Errorf("state changed through %s's reply:\nbefore %s\nafter  %s", c.responder, before, after)
 			}

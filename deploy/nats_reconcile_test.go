@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -140,4 +141,35 @@ func TestNATSConfigReconcileAfterRestart(t *testing.T) {
 		t.Errorf("order: permission violations: %v", v)
 	}
 	t.Logf("reconciliation across the restart took %v", r.took.Round(time.Millisecond))
+}
+
+// TestNATSConfigServicesNeedProvisioning: under nats.conf a service cannot create what
+// was not provisioned; it fails to start, promptly, saying so.
+func TestNATSConfigServicesNeedProvisioning(t *testing.T) {
+	s := startNATS(t)
+	u := natsUser(natsConfig(t), contracts.OrderService)
+	nc, err := nats.Connect(s.ClientURL(), nats.UserInfo(u.Username, u.Password), nats.CustomInboxPrefix("_INBOX_order"),
+		nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	w := newWatchedConn("order", nc)
+	conn, err := natsotel.Wrap(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	svc, err := order.Start(ctx, conn, nil, order.Config{ReconcileInterval: -1})
+	if err == nil {
+		_ = svc.Stop(context.Background())
+		t.Fatal("order started on an unprovisioned server")
+	}
+	if !strings.Contains(err.Error(), "provision") || ctx.Err() != nil {
+		t.Errorf("error %q (context: %v): want one naming the provisioning step, before the deadline", err, ctx.Err())
+	}
+	if v := w.violations(t); len(v) == 0 {
+		t.Error("no permission violation: did order create the bucket?")
+	}
 }

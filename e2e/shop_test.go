@@ -523,6 +523,10 @@ func provokeTrouble(t *testing.T, st *harness.Stack, loadgen string) {
 	}
 }
 
+// obiSeries selects OBI's series in the OBI dashboard (deploy/grafana/dashboards/obi.json):
+// no OBI runs here, so those queries are not evaluated.
+const obiSeries = `and on (job, instance) target_info{telemetry_sdk_name!="opentelemetry"}`
+
 // checkDashboards evaluates every PromQL expression of deploy/grafana/dashboards/*.json
 // against this Prometheus, with template variables resolved as Grafana would, and lists
 // the ones that return no data. A trailing "or vector(0)" (a panel's zero instead of "No
@@ -554,6 +558,10 @@ func checkDashboards(t *testing.T, st *harness.Stack) {
 			t.Errorf("%s: %v", filepath.Base(f), err)
 		}
 		for _, q := range d.Queries {
+			if strings.Contains(q.Expr, obiSeries) {
+				t.Logf("skipped (OBI's series need the compose obi profile: eBPF, not run here) %v", q)
+				continue
+			}
 			total++
 			expr := strings.TrimSuffix(harness.SubstituteVariables(q.Expr, vars), " or vector(0)")
 			s, err := st.Prometheus.PollQuery(ctx, expr, 3*time.Second, harness.NonEmpty)
@@ -571,6 +579,10 @@ func checkDashboards(t *testing.T, st *harness.Stack) {
 	if len(failed) > 0 {
 		t.Errorf("%d of %d dashboard queries return no data:\n  %s", len(failed), total, strings.Join(failed, "\n  "))
 	}
+	// The OBI dashboard tells the SDK's series from OBI's by joining target_info on job
+	// and instance: the SDK's series must join, with telemetry_sdk_name "opentelemetry".
+	st.Prometheus.WaitQuery(t, `messaging_process_duration_seconds_count and on (job, instance) target_info{telemetry_sdk_name="opentelemetry"}`,
+		30*time.Second, harness.NonEmpty)
 }
 
 func firstLine(s string) string {

@@ -25,6 +25,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/natsotel/reference/loadgen/hops"
 	"github.com/natsotel/reference/loadgen/load"
 	"github.com/natsotel/reference/loadgen/probe"
 	"github.com/natsotel/reference/natsotel"
@@ -40,7 +41,12 @@ import (
 const (
 	LoadgenService = "loadgen"
 	ProbeService   = "probe"
+	HopsService    = "nats-hops"
 )
+
+// HopsSubject is where the embedded server sends its message trace events when
+// Config.Hops is set.
+const HopsSubject = "nats.hops"
 
 // Config configures a Stack. The zero value runs the three services (one inventory
 // replica) on a random port with a temporary store, no load generator and no probe.
@@ -72,6 +78,10 @@ type Config struct {
 	Load *load.Config
 	// Probe, if not nil, runs the micro probe in the background.
 	Probe *probe.Config
+	// Hops turns the server's message tracing on (msg_trace, every sampled message) and
+	// runs the loadgen/hops bridge, which records the server's hops as INTERNAL spans
+	// (service.name nats-hops) in the traces of the messages.
+	Hops bool
 }
 
 // Node is one component's connection and telemetry.
@@ -90,7 +100,8 @@ type Stack struct {
 	storeDir string
 	tempDir  bool
 
-	// Nodes, in start order: order, inventory (one per replica), billing, loadgen, probe.
+	// Nodes, in start order: nats-hops (if Config.Hops), order, inventory (one per
+	// replica), billing, loadgen, probe.
 	Order       *order.Service
 	Inventories []*inventory.Service
 	Billing     *billing.Service
@@ -156,10 +167,16 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if err := s.startServer(); err != nil {
 		return nil, err
 	}
+	if cfg.Hops {
+		// First, so that it stops last and records the hops of everything before.
+		if err := s.startHops(ctx); err != nil {
+			return nil, err
+		}
+	}
 
 	// The provisioning step, as in compose (services/cmd/provision): streams, buckets
 	// and inventory's consumer exist before any service starts. (The embedded server
-	// has no authorization, so the services could create them too; under
+	// sets no permissions, so the services could create them too; under
 	// deploy/nats/nats.conf they may not.)
 	if err := s.provision(ctx); err != nil {
 		return nil, err
@@ -230,16 +247,26 @@ func (s *Stack) provision(ctx context.Context) error {
 	return provision.Run(pctx, js, log, 1)
 }
 
+// serverConfig puts every client, connecting without credentials, into one account: the
+// server's message tracing (msg_trace) can only be set on a named account.
+const serverConfig = `
+accounts { SHOP { jetstream: enabled, users: [{user: shop, password: shop}] %s } }
+no_auth_user: shop
+`
+
 func (s *Stack) startServer() error {
-	opts := &server.Options{
-		ServerName: "demo",
-		Host:       s.cfg.Host,
-		Port:       s.cfg.Port,
-		JetStream:  true,
-		StoreDir:   s.storeDir,
-		NoLog:      true,
-		NoSigs:     true,
+	msgTrace := ""
+	if s.cfg.Hops {
+		msgTrace = `, msg_trace { dest: "` + HopsSubject + `", sampling: 100 }`
 	}
+	opts := &server.Options{}
+	if err := opts.ProcessConfigString(fmt.Sprintf(serverConfig, msgTrace)); err != nil {
+		return fmt.Errorf("stack: nats-server configuration: %w", err)
+	}
+	opts.ServerName = "demo"
+	opts.Host, opts.Port = s.cfg.Host, s.cfg.Port
+	opts.JetStream, opts.StoreDir = true, s.storeDir
+	opts.NoLog, opts.NoSigs = true, true
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return fmt.Errorf("stack: nats-server: %w", err)
@@ -315,6 +342,26 @@ func (s *Stack) startLoad(ctx context.Context, cfg load.Config) error {
 		}
 		return svc.Stop()
 	})
+	return nil
+}
+
+// startHops runs the hops bridge on its own connection and telemetry; draining the
+// connection at Stop ends it.
+func (s *Stack) startHops(ctx context.Context) error {
+	n, err := s.node(ctx, HopsService)
+	if err != nil {
+		return err
+	}
+	b := hops.New(hops.WithTracerProvider(n.Tel.TracerProvider), hops.WithErrorHandler(func(err error) {
+		n.Log.Warn("trace event dropped", "error", err)
+	}))
+	if _, err := b.Subscribe(n.NC, HopsSubject); err != nil {
+		return fmt.Errorf("stack: %w", err)
+	}
+	// The subscription must be in place before the services send their first message.
+	if err := n.NC.Flush(); err != nil {
+		return fmt.Errorf("stack: nats-hops: %w", err)
+	}
 	return nil
 }
 

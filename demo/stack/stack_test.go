@@ -102,9 +102,10 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 }
 
 // The whole topology in-process on a real NATS server: orders of every scenario produce
-// exactly the expected service graph.
+// exactly the expected service graph, also with the server's hops in the traces (INTERNAL
+// spans: no edge, and no edge taken away).
 func TestTopologyServiceGraph(t *testing.T) {
-	st, graph, _ := startStack(t, stack.Config{InventoryReplicas: 2})
+	st, graph, rec := startStack(t, stack.Config{InventoryReplicas: 2, Hops: true})
 
 	sum, err := load.Run(t.Context(), st.Loadgen.Conn, st.Loadgen.Log, load.Config{
 		Rate: 200, Count: 150, Seed: 11, Progress: -1,
@@ -148,12 +149,21 @@ func TestTopologyServiceGraph(t *testing.T) {
 		m, _ := graph.Snapshot().Edge(contracts.OrderService, contracts.InventoryService, servicegraph.ConnectionMessaging)
 		return m.Requests >= int64(len(sum.Confirmed))
 	})
-	t.Logf("service graph:\n%s", graph.Snapshot())
+	hops := 0
+	for _, s := range rec.spans() {
+		if serviceOf(s) == stack.HopsService {
+			hops++
+		}
+	}
+	if hops == 0 {
+		t.Error("no hop spans: the graph above was not tested with them")
+	}
+	t.Logf("service graph (%d hop spans):\n%s", hops, graph.Snapshot())
 }
 
 // All spans of one order share its trace, rooted at the load generator's CLIENT span.
 func TestOneOrderIsOneTrace(t *testing.T) {
-	st, _, rec := startStack(t, stack.Config{Inventory: inventory.Config{SweepInterval: -1}})
+	st, _, rec := startStack(t, stack.Config{Inventory: inventory.Config{SweepInterval: -1}, Hops: true})
 
 	// Start-up work (seeding stock) has its own traces; look only at what follows.
 	mark := time.Now()
@@ -178,15 +188,17 @@ func TestOneOrderIsOneTrace(t *testing.T) {
 	}
 	tid := root.SpanContext().TraceID()
 
-	// The inventory consumer's span ends after the reply: wait for it.
-	eventually(t, 30*time.Second, "the order event consumed by inventory", func() bool {
+	// The inventory consumer's span ends after the reply, and the server's hop of the
+	// order event (its JetStream store) arrives separately: wait for both.
+	eventually(t, 30*time.Second, "the order event consumed by inventory, and stored", func() bool {
+		consumed, stored := false, false
 		for _, s := range rec.spans() {
-			if s.SpanKind() == trace.SpanKindConsumer && serviceOf(s) == contracts.InventoryService {
-				return true
-			}
+			consumed = consumed || s.SpanKind() == trace.SpanKindConsumer && serviceOf(s) == contracts.InventoryService
+			stored = stored || s.Name() == "store ORDER_EVENTS" && s.SpanContext().TraceID() == tid
 		}
-		return false
+		return consumed && stored
 	})
+	checkHopSpans(t, rec.spans(), tid)
 
 	type kindOf struct {
 		service string
@@ -195,7 +207,16 @@ func TestOneOrderIsOneTrace(t *testing.T) {
 	seen := map[kindOf]int{}
 	ids := map[trace.SpanID]bool{}
 	for _, s := range rec.spans() {
-		if s.SpanKind() == trace.SpanKindInternal || s.StartTime().Before(mark) {
+		if s.StartTime().Before(mark) {
+			continue
+		}
+		if s.SpanKind() == trace.SpanKindInternal {
+			// Hop spans (checked by checkHopSpans) carry no baggage: the server does not
+			// pass it into its trace events. Other INTERNAL spans are not the shop's.
+			if serviceOf(s) == stack.HopsService && s.SpanContext().TraceID() == tid {
+				seen[kindOf{stack.HopsService, trace.SpanKindInternal}]++
+				ids[s.SpanContext().SpanID()] = true
+			}
 			continue
 		}
 		if s.SpanContext().TraceID() != tid {
@@ -224,6 +245,7 @@ func TestOneOrderIsOneTrace(t *testing.T) {
 		{contracts.InventoryService, trace.SpanKindServer},
 		{contracts.InventoryService, trace.SpanKindConsumer},
 		{contracts.BillingService, trace.SpanKindServer},
+		{stack.HopsService, trace.SpanKindInternal},
 	} {
 		if seen[want] == 0 {
 			t.Errorf("no %v span of %s in the order's trace (seen %v)", want.kind, want.service, seen)
@@ -291,5 +313,43 @@ func TestBackgroundLoadAndProbe(t *testing.T) {
 	}
 	if _, err := os.Stat(st.StoreDir()); !os.IsNotExist(err) {
 		t.Fatalf("store dir %s not removed: %v", st.StoreDir(), err)
+	}
+}
+
+// checkHopSpans checks the server's hops in trace tid: each "hop" span is a child of a
+// CLIENT or PRODUCER span of the trace (the message's sender) and starts within it; the
+// requests the order sends are delivered, and its event is stored.
+func checkHopSpans(t *testing.T, spans []sdktrace.ReadOnlySpan, tid trace.TraceID) {
+	t.Helper()
+	byID := map[trace.SpanID]sdktrace.ReadOnlySpan{}
+	for _, s := range spans {
+		if s.SpanContext().TraceID() == tid {
+			byID[s.SpanContext().SpanID()] = s
+		}
+	}
+	names := map[string]bool{}
+	for _, s := range byID {
+		if serviceOf(s) != stack.HopsService {
+			continue
+		}
+		names[s.Name()] = true
+		if !strings.HasPrefix(s.Name(), "hop ") {
+			continue
+		}
+		p, ok := byID[s.Parent().SpanID()]
+		if !ok || (p.SpanKind() != trace.SpanKindClient && p.SpanKind() != trace.SpanKindProducer) {
+			t.Errorf("%s: parent %v is not a CLIENT or PRODUCER span of the trace", s.Name(), p)
+			continue
+		}
+		// A request's CLIENT span waits for the reply, a JetStream publish's PRODUCER span
+		// for the store's acknowledgement: the hop is inside either.
+		if s.StartTime().Before(p.StartTime()) || s.EndTime().After(p.EndTime()) {
+			t.Errorf("%s %v..%v outside its sender %q %v..%v", s.Name(), s.StartTime(), s.EndTime(), p.Name(), p.StartTime(), p.EndTime())
+		}
+	}
+	for _, want := range []string{"hop demo", "deliver order.create", "deliver inventory.reserve", "deliver billing.charge", "store ORDER_EVENTS"} {
+		if !names[want] {
+			t.Errorf("no %q span in the order's trace (hop spans: %v)", want, names)
+		}
 	}
 }

@@ -20,8 +20,12 @@ import (
 
 // Call is one request the load generator sent, as the Recorder saw it.
 type Call struct {
-	Subject    string
+	Subject string
+	// Start is when the request was first sent: an order.create the load generator sends
+	// again with the same idempotency key (a retry after a timeout) is the same request,
+	// and its later attempts keep the first attempt's Start. Retry marks those attempts.
 	Start, End time.Time
+	Retry      bool
 	// Outcome is load.Outcome of the error: "ok", a micro code ("409"), "timeout",
 	// "no_responders", ...
 	Outcome string
@@ -38,6 +42,7 @@ type Recorder struct {
 
 	mu    sync.Mutex
 	calls []Call
+	first map[string]time.Time // idempotency key -> start of its first attempt
 }
 
 var _ load.Requester = (*Recorder)(nil)
@@ -48,6 +53,18 @@ func NewRecorder(next load.Requester) *Recorder { return &Recorder{next: next} }
 // Request sends through the wrapped requester and records the call.
 func (r *Recorder) Request(ctx context.Context, subject string, data []byte) (*nats.Msg, error) {
 	c := Call{Subject: subject, Start: time.Now()}
+	if key := idempotencyKey(subject, data); key != "" {
+		r.mu.Lock()
+		if r.first == nil {
+			r.first = map[string]time.Time{}
+		}
+		if t, ok := r.first[key]; ok {
+			c.Start, c.Retry = t, true
+		} else {
+			r.first[key] = c.Start
+		}
+		r.mu.Unlock()
+	}
 	reply, err := r.next.Request(ctx, subject, data)
 	c.End = time.Now()
 	c.Outcome = load.Outcome(err)
@@ -72,6 +89,18 @@ func (r *Recorder) Request(ctx context.Context, subject string, data []byte) (*n
 	r.calls = append(r.calls, c)
 	r.mu.Unlock()
 	return reply, err
+}
+
+// idempotencyKey returns the idempotency key of an order.create body, if it has one.
+func idempotencyKey(subject string, data []byte) string {
+	if subject != contracts.SubjectOrderCreate {
+		return ""
+	}
+	var req contracts.CreateOrderRequest
+	if json.Unmarshal(data, &req) != nil {
+		return ""
+	}
+	return req.IdempotencyKey
 }
 
 // Calls returns the calls recorded so far, in the order they ended.

@@ -54,9 +54,7 @@ func ReadState(ctx context.Context, js jetstream.JetStream) (State, error) {
 		Payments:     map[string]contracts.Payment{},
 	}
 	errs := []error{
-		// Order records are one token ("ord-..."); the idempotency keys next to them
-		// ("idem.<key>") are two.
-		readBucket(ctx, js, contracts.BucketOrders, "*", s.Orders),
+		readBucket(ctx, js, contracts.BucketOrders, contracts.OrderKeys, s.Orders), // not the idempotency records
 		readBucket(ctx, js, contracts.BucketReservations, ">", s.Reservations),
 		readBucket(ctx, js, contracts.BucketStock, ">", s.Stock),
 		readBucket(ctx, js, contracts.BucketPayments, ">", s.Payments),
@@ -64,9 +62,9 @@ func ReadState(ctx context.Context, js jetstream.JetStream) (State, error) {
 	return s, errors.Join(errs...)
 }
 
-// readBucket decodes the current value of every key of bucket that matches keys (a
-// subject filter) into out. It watches the bucket from its last values, which delivers
-// each key once and then a nil entry.
+// readBucket decodes the current value of every key of bucket matching keys into out. It
+// watches the bucket from its last values, which delivers each key once and then a nil
+// entry.
 func readBucket[V any](ctx context.Context, js jetstream.JetStream, bucket, keys string, out map[string]V) error {
 	kv, err := js.KeyValue(ctx, bucket)
 	if err != nil {

@@ -44,9 +44,16 @@ const (
 )
 
 // KeyValue buckets. Each appears as a database node in the service graph.
+//
+// BucketOrders holds the orders under their ids (one subject token: "ord-..."), and the
+// order service's idempotency records under "idem.<key>" (two tokens): read the orders
+// alone with the key filter OrderKeys.
 const (
 	BucketStock        = "stock"        // inventory: SKU -> available units
 	BucketReservations = "reservations" // inventory: order id -> reserved lines and state
-	BucketOrders       = "orders"       // order: order id -> Order
+	BucketOrders       = "orders"       // order: order id -> Order (and "idem.<key>" -> idempotency record)
 	BucketPayments     = "payments"     // billing: order id -> Payment
 )
+
+// OrderKeys is the KeyValue key filter of the orders in BucketOrders.
+const OrderKeys = "*"

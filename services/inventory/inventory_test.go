@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/natsotel/reference/natsotel"
 	"github.com/natsotel/reference/services/contracts"
@@ -376,17 +377,24 @@ func TestDelayFault(t *testing.T) {
 			t.Fatalf("delayed reserve took %v", d)
 		}
 	}
-	delayed := 0
-	for _, s := range e.node.SpansNamed("process " + contracts.SubjectInventoryReserve) {
-		if testenv.Attr(s, string(fault.AttrFault)) == string(fault.Delay) {
-			delayed++
-			if d := s.EndTime().Sub(s.StartTime()); d < 150*time.Millisecond {
-				t.Errorf("delayed server span lasted %v", d)
+	// A server span ends just after its reply was sent: wait for the third.
+	var delayedSpans []sdktrace.ReadOnlySpan
+	testenv.Eventually(t, 5*time.Second, "3 server spans with demo.fault=delay", func() bool {
+		delayedSpans = nil
+		for _, s := range e.node.SpansNamed("process " + contracts.SubjectInventoryReserve) {
+			if testenv.Attr(s, string(fault.AttrFault)) == string(fault.Delay) {
+				delayedSpans = append(delayedSpans, s)
 			}
 		}
+		return len(delayedSpans) >= 3
+	})
+	for _, s := range delayedSpans {
+		if d := s.EndTime().Sub(s.StartTime()); d < 150*time.Millisecond {
+			t.Errorf("delayed server span lasted %v", d)
+		}
 	}
-	if delayed != 3 {
-		t.Fatalf("%d server spans with demo.fault=delay, want 3", delayed)
+	if len(delayedSpans) != 3 {
+		t.Fatalf("%d server spans with demo.fault=delay, want 3", len(delayedSpans))
 	}
 	if _, err := e.client.Request(context.Background(), contracts.ControlSubject(contracts.InventoryService), `{}`, 5*time.Second); err != nil {
 		t.Fatal(err)

@@ -13,9 +13,9 @@ import (
 )
 
 // Idempotency keys (contracts.CreateOrderRequest.IdempotencyKey) live in the orders
-// bucket next to the orders, under "idem.<key>" (two subject tokens, so reconciliation's
-// scan of order records, one token, leaves them out; order.get's ids cannot contain a
-// '.', so it cannot read them). The value names the order the key was first used for.
+// bucket next to the orders, under "idem.<key>" (two subject tokens, so a reader of the
+// order records, filtered by contracts.OrderKeys, leaves them out; order.get's ids
+// cannot contain a '.', so it cannot read them). The value names the order the key was first used for.
 //
 // Two compare-and-sets make a key worth one order whatever replica, restart or
 // concurrent retry is involved:

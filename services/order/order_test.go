@@ -28,7 +28,7 @@ type env struct {
 
 var testConfig = Config{RequestTimeout: 300 * time.Millisecond, RetryInterval: 50 * time.Millisecond, FaultSeed: 3}
 
-func stopper(t *testing.T, stop func(context.Context) error) {
+func stopper(t testing.TB, stop func(context.Context) error) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -44,7 +44,7 @@ func start(t *testing.T, withInventory, withBilling bool) *env {
 
 // startWith is start with the order service's configuration and natsotel options for its
 // connection.
-func startWith(t *testing.T, withInventory, withBilling bool, cfg Config, opts ...natsotel.Option) *env {
+func startWith(t testing.TB, withInventory, withBilling bool, cfg Config, opts ...natsotel.Option) *env {
 	t.Helper()
 	srv := testenv.Server(t)
 	e := &env{srv: srv, node: testenv.NewNode(t, srv, contracts.OrderService, opts...), client: testenv.NewNode(t, srv, "client")}

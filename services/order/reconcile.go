@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/natsotel/reference/services/contracts"
@@ -117,52 +118,57 @@ func (s *Service) scan(ctx context.Context) error {
 	js := s.js.Raw()
 	stream := "KV_" + contracts.BucketOrders
 	prefix := "$KV." + contracts.BucketOrders + "."
+	// Records are applied as they arrive (in revision order, so each order ends with its
+	// last one); the position advances only at the end, so after an error the next pass
+	// reads the same records again, which changes nothing already applied.
+	next := max(r.next, 1)
 	for {
-		from := max(r.next, 1)
 		msgs, err := jetstreamext.GetBatch(ctx, js, stream, scanBatch,
-			jetstreamext.GetBatchSeq(from), jetstreamext.GetBatchSubject(prefix+orderKeys))
+			jetstreamext.GetBatchSeq(next), jetstreamext.GetBatchSubject(prefix+contracts.OrderKeys))
 		if err != nil {
 			return fmt.Errorf("reading orders: %w", err)
 		}
-		n := 0
+		n, done := 0, false
 		for m, err := range msgs {
 			if errors.Is(err, jetstreamext.ErrNoMessages) {
-				return nil // nothing written since the last pass
+				done = true // nothing more was written
+				break
 			}
 			if err != nil {
-				return fmt.Errorf("reading orders from revision %d: %w", from, err)
+				return fmt.Errorf("reading orders from revision %d: %w", next, err)
 			}
 			n++
-			r.next = max(r.next, m.Sequence+1)
-			key := strings.TrimPrefix(m.Subject, prefix)
-			if op := m.Header.Get(kvOperationHeader); op == "DEL" || op == "PURGE" {
-				delete(r.open, key)
-				continue
-			}
-			rec, err := decodeRecord(key, m.Data)
-			switch {
-			case err != nil:
-				s.log.WarnContext(ctx, "skipping an unreadable order record", "key", key, "error", err)
-				delete(r.open, key)
-			case rec.unfinished():
-				r.open[key] = rec.UpdatedAt
-			default:
-				delete(r.open, key)
-			}
+			next = max(next, m.Sequence+1)
+			s.apply(ctx, strings.TrimPrefix(m.Subject, prefix), m)
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("reading orders: %w", ctx.Err())
 		}
-		if n < scanBatch {
-			return nil // caught up
+		if done || n < scanBatch {
+			r.next = next // caught up
+			return nil
 		}
 	}
 }
 
-// orderKeys is the subject filter of the order records in the orders bucket: order ids
-// are one token ("ord-..."); idempotency keys ("idem.<key>", see idempotency.go) are two,
-// and are left out.
-const orderKeys = "*"
+// apply updates r.open with one record of the orders bucket. Called with r.mu held.
+func (s *Service) apply(ctx context.Context, key string, m *jetstream.RawStreamMsg) {
+	r := &s.rec
+	if op := m.Header.Get(kvOperationHeader); op == "DEL" || op == "PURGE" {
+		delete(r.open, key)
+		return
+	}
+	rec, err := decodeRecord(key, m.Data)
+	switch {
+	case err != nil:
+		s.log.WarnContext(ctx, "skipping an unreadable order record", "key", key, "error", err)
+		delete(r.open, key)
+	case rec.unfinished():
+		r.open[key] = rec.UpdatedAt
+	default:
+		delete(r.open, key)
+	}
+}
 
 // kvOperationHeader is the header KeyValue writes on delete and purge markers.
 const kvOperationHeader = "KV-Operation"

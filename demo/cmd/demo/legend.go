@@ -9,6 +9,12 @@ import (
 
 // printLegend explains, once after the banner, what the graph and the load summary show.
 func printLegend(w io.Writer, o options, url string) {
+	hops := ""
+	if o.hops {
+		hops = `nats-server hops (under the graph): per step (deliver <subject>, store <stream>), the time
+  from the message's arrival at the server to that step; -hops=false turns it off.
+`
+	}
 	fmt.Fprintf(w, `How to read the graph (printed every %s):
   CLIENT SERVER  one edge: a CLIENT or PRODUCER span of one service whose child SERVER or
                  CONSUMER span belongs to another (Tempo's pairing rule). TYPE is request
@@ -26,8 +32,8 @@ Load generator: open loop at %g orders/s (-rate). Its summary on Ctrl-C counts l
   requests (sent more than %s after their planned time: this process fell behind, not the
   shop; their latency includes the delay) and dropped ones (not sent: too many in flight).
 -replicas N runs N instances of inventory (the other services stay at one).
-Logs: warnings and errors only; -logs prints every component's logs (level: -log-level).
+%sLogs: warnings and errors only; -logs prints every component's logs (level: -log-level).
 Flags through make: make demo ARGS='-rate 100 -replicas 3 -logs'; all flags: make demo ARGS=-h
 
-`, o.graphInterval, o.graphWindow, graphTTL, url, o.rate, load.DefaultLateThreshold)
+`, o.graphInterval, o.graphWindow, graphTTL, url, o.rate, load.DefaultLateThreshold, hops)
 }

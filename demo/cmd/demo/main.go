@@ -1,7 +1,8 @@
 // Command demo runs the whole shop in one process, without Docker: an embedded NATS
 // server with JetStream (temporary storage), the order, inventory and billing services
 // (each with its own OpenTelemetry providers and service.name), the load generator and the
-// micro probe. Every few seconds it prints the live service graph computed from the spans
+// micro probe, and the nats-hops bridge (the server's message trace events as spans).
+// Every few seconds it prints the live service graph computed from the spans
 // with Tempo's pairing rule. With OTEL_EXPORTER_OTLP_ENDPOINT set, everything is also
 // exported there (for example to grafana/otel-lgtm).
 //
@@ -95,6 +96,7 @@ type options struct {
 	storeDir      string
 	logLevel      slog.Level
 	logs          bool
+	hops          bool
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -110,6 +112,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.DurationVar(&o.graphInterval, "graph-interval", 5*time.Second, "how often the service graph is printed")
 	fs.DurationVar(&o.graphWindow, "graph-window", 30*time.Second, "window of the graph's rate and error share")
 	fs.DurationVar(&o.probeInterval, "probe-interval", 5*time.Second, "micro probe interval")
+	fs.BoolVar(&o.hops, "hops", true, "trace the server's hops (msg_trace) and record them as spans of service nats-hops")
 	fs.StringVar(&o.storeDir, "store", "", "JetStream directory (default: a temporary directory removed on exit)")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log level of every component (debug, info, warn, error) [$LOG_LEVEL]")
 	fs.BoolVar(&o.logs, "logs", false, "print every component's logs on stderr (default: warnings and errors only)")
@@ -152,6 +155,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		logs = warningsOnly{stderr}
 	}
 	graph := servicegraph.New(servicegraph.Config{Window: o.graphWindow, TTL: graphTTL})
+	hops := newHopTimes()
 	st, err := stack.Start(ctx, stack.Config{
 		Host:              o.host,
 		Port:              port,
@@ -159,11 +163,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		InventoryReplicas: o.replicas,
 		Stderr:            logs,
 		LogLevel:          o.logLevel,
-		Telemetry: func(_ string, tc *telemetry.Config) {
+		Telemetry: func(service string, tc *telemetry.Config) {
 			tc.SpanProcessors = append(tc.SpanProcessors, graph)
+			if service == stack.HopsService {
+				tc.SpanProcessors = append(tc.SpanProcessors, hops)
+			}
 		},
 		Load:  &load.Config{Rate: o.rate, Mix: mix},
 		Probe: &probe.Config{Interval: o.probeInterval},
+		Hops:  o.hops,
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, "demo:", err)
@@ -189,7 +197,7 @@ loop:
 			if warning != "" {
 				fmt.Fprintln(stdout, warning)
 			}
-			printGraph(stdout, graph.Snapshot(), st.Probe)
+			printGraph(stdout, graph.Snapshot(), st.Probe, hops)
 		}
 	}
 
@@ -197,7 +205,7 @@ loop:
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 	defer cancel()
 	stopErr := st.Stop(sctx)
-	printGraph(stdout, graph.Snapshot(), nil)
+	printGraph(stdout, graph.Snapshot(), nil, hops)
 	if sum, ok := st.LoadSummary(); ok {
 		fmt.Fprint(stdout, sum.String())
 	}
@@ -244,9 +252,10 @@ NATS server (JetStream in %s): %s
 	fmt.Fprintln(w)
 }
 
-func printGraph(w io.Writer, snap servicegraph.Snapshot, p *probe.Probe) {
+func printGraph(w io.Writer, snap servicegraph.Snapshot, p *probe.Probe, hops *hopTimes) {
 	fmt.Fprintf(w, "── service graph at %s (server-side latency) ──\n", snap.At.Format(time.TimeOnly))
 	_ = servicegraph.Render(w, snap)
+	hops.print(w)
 	if p == nil {
 		return
 	}

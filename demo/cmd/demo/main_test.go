@@ -54,7 +54,8 @@ func TestDemoPrintsServiceGraph(t *testing.T) {
 	}
 	for _, want := range []string{"nats --server nats://127.0.0.1:", "micro ls", "loadgen.control",
 		"How to read the graph", "ERRORS", "expired", "user ->", "late", "-replicas N", "ARGS=",
-		"service graph at", "micro instances:", "loadgen open loop:", "unexpected 0"} {
+		"service graph at", "micro instances:", "loadgen open loop:", "unexpected 0",
+		"nats-server hops", "deliver order.create", "store ORDER_EVENTS"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
 		}

@@ -78,6 +78,12 @@ const (
 	DefaultMaxDeliver = 10
 )
 
+// createTimeout bounds a create a service attempts because a resource is missing. The
+// server never answers a request it refused for lack of permission (it tells the
+// connection asynchronously), so without a bound a service under deploy/nats/nats.conf
+// would wait for its whole start context before saying what is wrong.
+const createTimeout = 5 * time.Second
+
 // notProvisioned wraps the error of a create a service attempted because a resource was
 // missing.
 func notProvisioned(what string, err error) error {
@@ -95,7 +101,9 @@ func EnsureOrderEvents(ctx context.Context, js jetstream.JetStream) (jetstream.S
 		if !errors.Is(err, jetstream.ErrStreamNotFound) {
 			return nil, fmt.Errorf("looking up stream %s: %w", contracts.OrderEventsStream, err)
 		}
-		s, err = js.CreateStream(ctx, OrderEventsConfig())
+		cctx, cancel := context.WithTimeout(ctx, createTimeout)
+		s, err = js.CreateStream(cctx, OrderEventsConfig())
+		cancel()
 		if err == nil {
 			return s, nil
 		}
@@ -120,7 +128,9 @@ func Bucket(ctx context.Context, js *natsotel.JetStream, name string) (*natsotel
 	if err != nil {
 		return nil, err
 	}
-	kv, err = js.CreateOrUpdateKeyValue(ctx, cfg)
+	cctx, cancel := context.WithTimeout(ctx, createTimeout)
+	defer cancel()
+	kv, err = js.CreateOrUpdateKeyValue(cctx, cfg)
 	if err != nil {
 		return nil, notProvisioned("bucket "+name, err)
 	}
@@ -138,7 +148,9 @@ func CommitConsumer(ctx context.Context, stream jetstream.Stream, ackWait time.D
 	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return nil, fmt.Errorf("looking up consumer %s: %w", contracts.InventoryCommitConsumer, err)
 	}
-	c, err = stream.CreateOrUpdateConsumer(ctx, CommitConsumerConfig(ackWait, maxDeliver))
+	cctx, cancel := context.WithTimeout(ctx, createTimeout)
+	defer cancel()
+	c, err = stream.CreateOrUpdateConsumer(cctx, CommitConsumerConfig(ackWait, maxDeliver))
 	if err != nil {
 		return nil, notProvisioned("consumer "+contracts.InventoryCommitConsumer, err)
 	}
