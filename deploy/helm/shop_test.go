@@ -27,7 +27,7 @@ import (
 
 // programs are the chart's Deployments; services are the NATS micro services among them.
 var (
-	programs = []string{"order", "inventory", "billing", "loadgen", "probe"}
+	programs = []string{"order", "inventory", "billing", "loadgen", "probe", "nats-hops"}
 	services = []string{"order", "inventory", "billing"}
 )
 
@@ -266,10 +266,13 @@ func TestChartWiring(t *testing.T) {
 
 			if !slices.Contains(services, name) {
 				if c.ReadinessProbe != nil || c.LivenessProbe != nil || len(c.Ports) > 0 || e["HEALTH_ADDR"].Value != "" {
-					t.Error("loadgen and probe serve no health endpoint: no probes, no ports")
+					t.Error("loadgen, probe and nats-hops serve no health endpoint: no probes, no ports")
 				}
 				if name == "loadgen" && value("LOADGEN_RATE") != "20" {
 					t.Errorf("LOADGEN_RATE %q", value("LOADGEN_RATE"))
+				}
+				if name == "nats-hops" && value("HOPS_SUBJECT") != "nats.hops" {
+					t.Errorf("HOPS_SUBJECT %q", value("HOPS_SUBJECT"))
 				}
 				if name == "probe" && len(strings.Split(value("PROBE_MONITOR_URLS"), ",")) != 3 {
 					t.Errorf("PROBE_MONITOR_URLS %q: want the three nodes' monitoring", value("PROBE_MONITOR_URLS"))
