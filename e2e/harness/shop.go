@@ -14,8 +14,7 @@ import (
 // Shop is the three services running as separate processes, configured only by environment
 // (OTEL_*, NATS_URL), as compose runs them.
 type Shop struct {
-	Order     *Process   // the first order process
-	Orders    []*Process // every order process (ShopConfig.OrderReplicas)
+	Order     *Process
 	Inventory []*Process
 	Billing   *Process
 	Probe     *Process // nil unless ShopConfig.Probe
@@ -26,8 +25,6 @@ type ShopConfig struct {
 	// InventoryReplicas is how many inventory processes run (default 1), as
 	// `docker compose up --scale inventory=N`.
 	InventoryReplicas int
-	// OrderReplicas is how many order processes run (default 1).
-	OrderReplicas int
 	// Probe also starts the micro probe (service.name "probe").
 	Probe bool
 	// Env is added to every service's environment.
@@ -44,9 +41,7 @@ func StartShop(t testing.TB, st *Stack, b *Builder, cfg ShopConfig) *Shop {
 	if cfg.InventoryReplicas == 0 {
 		cfg.InventoryReplicas = 1
 	}
-	if cfg.OrderReplicas == 0 {
-		cfg.OrderReplicas = 1
-	}
+
 	bins := b.Get(t)
 	shop := &Shop{}
 	for i := 1; i <= cfg.InventoryReplicas; i++ {
@@ -58,27 +53,19 @@ func StartShop(t testing.TB, st *Stack, b *Builder, cfg ShopConfig) *Shop {
 			st.StartService(t, name, bins.Inventory, contracts.InventoryService, nil, cfg.Env...))
 	}
 	shop.Billing = st.StartService(t, contracts.BillingService, bins.Billing, contracts.BillingService, nil, cfg.Env...)
-	for i := 1; i <= cfg.OrderReplicas; i++ {
-		name := contracts.OrderService
-		if cfg.OrderReplicas > 1 {
-			name = fmt.Sprintf("%s-%d", name, i)
-		}
-		shop.Orders = append(shop.Orders,
-			st.StartService(t, name, bins.Order, contracts.OrderService, nil, cfg.Env...))
-	}
-	shop.Order = shop.Orders[0]
+	shop.Order = st.StartService(t, contracts.OrderService, bins.Order, contracts.OrderService, nil, cfg.Env...)
 	// Ready: each process logged that it runs, which it does once its endpoints'
 	// subscriptions reached the server (rpc.Serve flushes); a $SRV.PING answer alone only
 	// proves the discovery subscriptions. Then discovery must list every instance.
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	for _, p := range append(append([]*Process{shop.Billing}, shop.Orders...), shop.Inventory...) {
+	for _, p := range append([]*Process{shop.Order, shop.Billing}, shop.Inventory...) {
 		if err := waitLog(ctx, p, ReadyLog); err != nil {
 			t.Fatalf("waiting for %s: %v", p.Name, err)
 		}
 	}
 	WaitMicro(t, st.NATSURL(), map[string]int{
-		contracts.OrderService:     cfg.OrderReplicas,
+		contracts.OrderService:     1,
 		contracts.InventoryService: cfg.InventoryReplicas,
 		contracts.BillingService:   1,
 	}, 60*time.Second)
