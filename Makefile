@@ -12,8 +12,9 @@ GO ?= go
 UNIT_MODULES := natsotel services loadgen demo deploy
 ALL_MODULES := $(UNIT_MODULES) e2e
 # Modules outside go.work (their dependencies must not join the workspace's build list),
-# tested with GOWORK=off: BuildKit's Dockerfile frontend checking the Dockerfile.
-SOLO_MODULES := deploy/dockerfile
+# tested with GOWORK=off: BuildKit's Dockerfile frontend checking the Dockerfile, Helm's
+# library rendering the Kubernetes chart.
+SOLO_MODULES := deploy/dockerfile deploy/helm
 
 TOOLS_DIR := $(CURDIR)/.cache/tools
 export TOOLS_DIR
@@ -63,8 +64,12 @@ e2e: tools ## real collector + Prometheus + nats-server + service binaries: prov
 	cd e2e && $(GO) test -race -count=1 -timeout 25m -run 'Test[^F]' ./...
 
 .PHONY: faults
-faults: tools ## fault tests: NATS restart, dead telemetry backend, SIGTERM, racing replicas, redelivery
+faults: tools ## fault tests: NATS restart, a three-node cluster losing its leader and restarted node by node, dead telemetry backend, SIGTERM, racing replicas, redelivery
 	cd e2e && $(GO) test -race -count=1 -timeout 25m -run 'TestFault' -v ./...
+
+.PHONY: cluster-bench
+cluster-bench: tools ## orders/s with 1, 2 and 3 order replicas on a three-node NATS cluster (R3), interleaved rounds
+	set -o pipefail; cd e2e && $(GO) test -run '^$$' -bench BenchmarkClusterOrders -benchtime 1x -timeout 20m -v . | grep -v '^ *time=' | tee ../cluster-bench.txt
 
 .PHONY: fuzz
 # .ci/fuzz-target runs each target with -fuzzminimizetime 2s (minimising each new interesting

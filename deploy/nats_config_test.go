@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/propagation"
@@ -33,8 +34,14 @@ import (
 // user, and the real load generator and probe drive and watch them. Any subject a user
 // lacks shows up as a "Permissions Violation" (or a failed start, or a timeout).
 func TestNATSConfigRunsTheShop(t *testing.T) {
-	s := startNATS(t)
-	project := loadCompose(t)
+	runShop(t, startNATS(t).ClientURL(), loadCompose(t), 2*time.Second, 0)
+}
+
+// runShop runs the services, the load generator and the probe with the environment
+// project gives them, against the server(s) at natsURL, and checks that nothing was
+// refused. timeout bounds each load generator request, orderTimeout each of order's
+// downstream requests (0: order's default).
+func runShop(t *testing.T, natsURL string, project *types.Project, timeout, orderTimeout time.Duration) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 
@@ -48,7 +55,7 @@ func TestNATSConfigRunsTheShop(t *testing.T) {
 		return func(key string) string {
 			switch key {
 			case "NATS_URL":
-				return s.ClientURL()
+				return natsURL
 			case "OTEL_EXPORTER_OTLP_ENDPOINT":
 				return ""
 			}
@@ -78,7 +85,7 @@ func TestNATSConfigRunsTheShop(t *testing.T) {
 		contracts.OrderService: func(ctx context.Context, c *natsotel.Conn, log *slog.Logger) (app.Stopper, error) {
 			// Reconciliation every 200 ms instead of 30 s, so its KeyValue watch runs under
 			// the order user's permissions during the test.
-			return order.Start(ctx, c, log, order.Config{ReconcileInterval: 200 * time.Millisecond})
+			return order.Start(ctx, c, log, order.Config{ReconcileInterval: 200 * time.Millisecond, RequestTimeout: orderTimeout})
 		},
 		contracts.InventoryService: func(ctx context.Context, c *natsotel.Conn, log *slog.Logger) (app.Stopper, error) {
 			return inventory.Start(ctx, c, log, inventory.Config{})
@@ -137,7 +144,7 @@ func TestNATSConfigRunsTheShop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runner, err := load.New(lconn, lgLog, load.Config{Mode: load.ModeClosed, Workers: 8, Count: 120, Seed: 7, Timeout: 2 * time.Second, Progress: -1})
+	runner, err := load.New(lconn, lgLog, load.Config{Mode: load.ModeClosed, Workers: 8, Count: 120, Seed: 7, Timeout: timeout, Progress: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +220,7 @@ func TestNATSConfigRunsTheShop(t *testing.T) {
 	// A human with the nats CLI (admin): the loadgen's control endpoint answers, and the
 	// asynchronous consumer (inventory, its own user) commits every confirmed order's
 	// reservation and releases every failed one's.
-	anc, err := nats.Connect(s.ClientURL(), nats.UserInfo("admin", natsUser(natsConfig(t), "admin").Password))
+	anc, err := nats.Connect(natsURL, nats.UserInfo("admin", natsUser(natsConfig(t), "admin").Password))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +272,11 @@ func provisionAs(t *testing.T, ctx context.Context, getenv func(string) string) 
 	}
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := provision.Run(pctx, js, nil); err != nil {
+	replicas, err := app.JetStreamReplicas(getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := provision.Run(pctx, js, nil, replicas); err != nil {
 		t.Fatalf("provision: %v", err)
 	}
 	if v := w.violations(t); len(v) > 0 {

@@ -58,7 +58,7 @@ func provisioned(t *testing.T) (*server.Server, jetstream.JetStream) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	if err := provision.Run(ctx, pjs, nil); err != nil {
+	if err := provision.Run(ctx, pjs, nil, 1); err != nil {
 		t.Fatalf("provision: %v", err)
 	}
 	admin := userConn(t, s, "admin")

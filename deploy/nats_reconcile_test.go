@@ -68,7 +68,7 @@ func TestNATSConfigReconcileAfterRestart(t *testing.T) {
 	ctx := t.Context()
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := provision.Run(pctx, pjs, nil); err != nil {
+	if err := provision.Run(pctx, pjs, nil, 1); err != nil {
 		t.Fatal(err)
 	}
 

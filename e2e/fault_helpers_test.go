@@ -59,7 +59,7 @@ func plainJetStream(t *testing.T, url string) jetstream.JetStream {
 // figures and returns them.
 func verifyShop(t *testing.T, st *harness.Stack, sum load.Summary, calls []faultkit.Call) (faultkit.Report, faultkit.LoadReport) {
 	t.Helper()
-	js := plainJetStream(t, st.NATS.URL)
+	js := plainJetStream(t, st.NATSURL())
 	start := time.Now()
 	s, err := faultkit.WaitSettled(context.Background(), js, 60*time.Second, 5*time.Second)
 	if err != nil {

@@ -1,6 +1,6 @@
 // Package config holds the configuration templates of the processes the e2e harness runs:
 // the OpenTelemetry Collector (otelcol.yaml.tmpl), Prometheus (prometheus.yaml.tmpl) and
-// nats-server (nats-server.conf.tmpl). They are text/template files embedded into the test
+// nats-server (nats-server.conf.tmpl; nats-cluster.conf.tmpl for each node of a cluster). They are text/template files embedded into the test
 // binary; package harness fills in the ports and paths of one test run.
 //
 // The collector stands in for what grafana/otel-lgtm does with telemetry: traces go through

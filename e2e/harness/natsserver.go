@@ -19,6 +19,7 @@ type NATSServer struct {
 	Proc *Process
 
 	tools Tools
+	name  string // process and log name
 	dir   string
 	conf  string
 }
@@ -33,7 +34,7 @@ func StartNATSServer(t testing.TB, tools Tools, dir string) *NATSServer {
 	if err := os.MkdirAll(storeDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	n := &NATSServer{tools: tools, dir: dir, conf: filepath.Join(dir, "nats-server.conf")}
+	n := &NATSServer{tools: tools, name: "nats-server", dir: dir, conf: filepath.Join(dir, "nats-server.conf")}
 	n.Proc = startTool(t, toolStart{
 		attempt: func(int) ProcessConfig {
 			ports := FreePorts(t, 2)
@@ -67,7 +68,7 @@ func (n *NATSServer) Start(t testing.TB) {
 
 func (n *NATSServer) processConfig() ProcessConfig {
 	return ProcessConfig{
-		Name:   "nats-server",
+		Name:   n.name,
 		Path:   n.tools.NATSServer,
 		Args:   []string{"-c", n.conf},
 		Env:    BaseEnv(n.dir),

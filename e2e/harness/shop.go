@@ -41,6 +41,7 @@ func StartShop(t testing.TB, st *Stack, b *Builder, cfg ShopConfig) *Shop {
 	if cfg.InventoryReplicas == 0 {
 		cfg.InventoryReplicas = 1
 	}
+
 	bins := b.Get(t)
 	shop := &Shop{}
 	for i := 1; i <= cfg.InventoryReplicas; i++ {
@@ -63,7 +64,7 @@ func StartShop(t testing.TB, st *Stack, b *Builder, cfg ShopConfig) *Shop {
 			t.Fatalf("waiting for %s: %v", p.Name, err)
 		}
 	}
-	WaitMicro(t, st.NATS.URL, map[string]int{
+	WaitMicro(t, st.NATSURL(), map[string]int{
 		contracts.OrderService:     1,
 		contracts.InventoryService: cfg.InventoryReplicas,
 		contracts.BillingService:   1,

@@ -15,11 +15,14 @@ import (
 // every process the test starts through it. When the test fails, its cleanup prints the
 // tail of every process log.
 type Stack struct {
-	Tools      Tools
-	Dir        string // logs, configs, data of this test
-	NATS       *NATSServer
-	Prometheus *Prometheus
-	Collector  *Collector
+	Tools Tools
+	Dir   string // logs, configs, data of this test
+	// NATS is the nats-server; nil when the stack runs a cluster (NATSCluster).
+	NATS *NATSServer
+	// NATSCluster is set instead of NATS when StackConfig.NATSClusterSize > 0.
+	NATSCluster *NATSCluster
+	Prometheus  *Prometheus
+	Collector   *Collector
 
 	// MetricExportInterval is OTEL_METRIC_EXPORT_INTERVAL (ms) given to services (default 1000).
 	MetricExportInterval int
@@ -36,6 +39,9 @@ type StackConfig struct {
 	Collector CollectorConfig
 	// LogTailLines is how many lines of each log a failed test prints (default 80).
 	LogTailLines int
+	// NATSClusterSize, when > 0, runs a cluster of that many nats-server nodes
+	// (StartNATSCluster) instead of one server.
+	NATSClusterSize int
 }
 
 // StartStack starts nats-server, Prometheus and the collector, in that order, each ready
@@ -55,8 +61,15 @@ func StartStack(t testing.TB, tools Tools, cfg StackConfig) *Stack {
 			s.dumpLogs(t, tail)
 		}
 	})
-	s.NATS = StartNATSServer(t, tools, dir)
-	s.track(s.NATS.Proc)
+	if cfg.NATSClusterSize > 0 {
+		s.NATSCluster = StartNATSCluster(t, tools, dir, cfg.NATSClusterSize)
+		for _, n := range s.NATSCluster.Nodes {
+			s.track(n.Proc)
+		}
+	} else {
+		s.NATS = StartNATSServer(t, tools, dir)
+		s.track(s.NATS.Proc)
+	}
 	s.Prometheus = StartPrometheus(t, tools, dir)
 	s.track(s.Prometheus.Proc)
 	s.Collector = StartCollector(t, tools, dir, s.Prometheus, cfg.Collector)
@@ -90,9 +103,17 @@ func (s *Stack) ServiceEnv(serviceName string, extra ...string) []string {
 		// tests do not wait for the 5 s / 1 s SDK defaults.
 		"OTEL_BSP_SCHEDULE_DELAY=500",
 		"OTEL_BLRP_SCHEDULE_DELAY=500",
-		"NATS_URL="+s.NATS.URL,
+		"NATS_URL="+s.NATSURL(),
 	)
 	return append(env, extra...)
+}
+
+// NATSURL is what clients connect to: the server's URL, or every cluster node's.
+func (s *Stack) NATSURL() string {
+	if s.NATSCluster != nil {
+		return s.NATSCluster.URL
+	}
+	return s.NATS.URL
 }
 
 // Start starts a process whose log the stack prints when the test fails. Dir and LogDir

@@ -25,6 +25,13 @@
 //	nats.micro.endpoint.requests                  counter (cumulative, from $SRV.STATS)
 //	nats.micro.endpoint.errors                    counter (cumulative, from $SRV.STATS)
 //	nats.micro.endpoint.processing_time.average   gauge, s
+//	nats.micro.instances                          gauge, instances up by nats.micro.service
+//	                                              and nats.server.name (Config.MonitorURLs)
+//
+// With Config.MonitorURLs (a cluster's servers), each round also reads every server's
+// /varz and /connz?subs=1 and finds each instance's connection by its
+// "$SRV.PING.<name>.<id>" subscription: Instance.Server and Round.PerServer say which
+// server every instance is connected to.
 //
 // An instance that stops answering is reported with up=0 until it has missed
 // Config.MissedLimit consecutive probes (default 3); then it is forgotten and its series

@@ -19,6 +19,8 @@ const (
 	ServiceKey  = attribute.Key("nats.micro.service")
 	InstanceKey = attribute.Key("nats.micro.instance")
 	EndpointKey = attribute.Key("nats.micro.endpoint")
+	// ServerKey is the server_name of the NATS server an instance is connected to.
+	ServerKey = attribute.Key("nats.server.name")
 )
 
 // Metric names.
@@ -29,6 +31,7 @@ const (
 	MetricErrors         = "nats.micro.endpoint.errors"
 	MetricProcessingTime = "nats.micro.endpoint.processing_time.average"
 	MetricInFlight       = "nats.micro.endpoint.in_flight"
+	MetricInstances      = "nats.micro.instances"
 )
 
 // pingBuckets suit a loopback or LAN round trip (100 µs .. 1 s); the semconv messaging
@@ -78,8 +81,18 @@ func newInstruments(mp metric.MeterProvider, p *Probe) (*instruments, error) {
 	if err != nil {
 		return nil, wrap(MetricInFlight, err)
 	}
+	perServer, err := m.Int64ObservableGauge(MetricInstances, metric.WithUnit("{instance}"),
+		metric.WithDescription("Instances that answered the last probe, by service and by the NATS server they are connected to (only with monitoring URLs)."))
+	if err != nil {
+		return nil, wrap(MetricInstances, err)
+	}
 	ins.reg, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		type where struct{ service, server string }
+		counts := map[where]int64{}
 		for _, in := range p.Instances() {
+			if in.Up && len(p.cfg.MonitorURLs) > 0 {
+				counts[where{in.Service, in.Server}]++
+			}
 			v := int64(0)
 			if in.Up {
 				v = 1
@@ -95,8 +108,11 @@ func newInstruments(mp metric.MeterProvider, p *Probe) (*instruments, error) {
 				o.ObserveInt64(inflight, e.InFlight, set)
 			}
 		}
+		for w, n := range counts {
+			o.ObserveInt64(perServer, n, metric.WithAttributes(ServiceKey.String(w.service), ServerKey.String(w.server)))
+		}
 		return nil
-	}, up, reqs, errs, avg, inflight)
+	}, up, reqs, errs, avg, inflight, perServer)
 	if err != nil {
 		return nil, wrap("callback", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"sync"
 	"time"
@@ -37,6 +38,12 @@ type Config struct {
 	Logger *slog.Logger
 	// OnRound, if set, is called after every round with its result.
 	OnRound func(Round)
+	// MonitorURLs are the HTTP monitoring base URLs ("http://nats-1:8222") of the
+	// servers; when set, every round also finds out which server each instance is
+	// connected to (Instance.Server, Round.PerServer, nats.micro.instances).
+	MonitorURLs []string
+	// HTTPClient reads the monitoring endpoints. Default http.DefaultClient.
+	HTTPClient *http.Client
 }
 
 func (c Config) withDefaults() Config {
@@ -54,6 +61,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = http.DefaultClient
 	}
 	return c
 }
@@ -77,6 +87,9 @@ type Instance struct {
 	// LastSeen is when it last answered; PingRTT is the last direct ping's round trip.
 	LastSeen time.Time
 	PingRTT  time.Duration
+	// Server is the server_name of the server it is connected to; empty without
+	// Config.MonitorURLs or when no monitored server lists it.
+	Server string
 	// Endpoints from the last $SRV.STATS reply.
 	Endpoints []Endpoint
 }
@@ -114,6 +127,9 @@ type Round struct {
 	// instances forgotten in this round.
 	Up, Down int
 	Gone     []string
+	// PerServer counts the instances that answered, by server_name and service name
+	// (only with Config.MonitorURLs; instances on no monitored server count under "").
+	PerServer map[string]map[string]int
 }
 
 // Probe discovers and measures micro services. Create it with New; run rounds with Run or
@@ -209,6 +225,15 @@ func (p *Probe) Once(ctx context.Context) (Round, error) {
 			answers <- answer{key: k, ping: f, rtt: rtt, stats: stats, err: err}
 		})
 	}
+	var where serverOf
+	if len(p.cfg.MonitorURLs) > 0 {
+		wg.Go(func() {
+			var err error
+			if where, err = p.locate(ctx); err != nil {
+				p.cfg.Logger.Warn("probe could not read every server's monitoring endpoint", "error", err)
+			}
+		})
+	}
 	wg.Wait()
 	close(answers)
 
@@ -242,6 +267,21 @@ func (p *Probe) Once(ctx context.Context) (Round, error) {
 			in.Version = a.ping.Version
 		}
 		in.Up, in.Missed, in.LastSeen, in.PingRTT = true, 0, now, a.rtt
+		if where != nil {
+			if srv := where[a.key]; srv != in.Server {
+				if in.Server != "" {
+					p.cfg.Logger.Info("micro instance moved to another server", "micro_service", in.Service, "id", in.ID, "from", in.Server, "to", srv)
+				}
+				in.Server = srv
+			}
+			if round.PerServer == nil {
+				round.PerServer = map[string]map[string]int{}
+			}
+			if round.PerServer[in.Server] == nil {
+				round.PerServer[in.Server] = map[string]int{}
+			}
+			round.PerServer[in.Server][in.Service]++
+		}
 		if a.stats != nil {
 			in.Endpoints = endpointsOf(a.stats)
 		}

@@ -36,8 +36,9 @@ type Options struct {
 	Name string
 	// Version is service.version.
 	Version string
-	// Getenv reads NATS_*, SERVE_CONCURRENCY and LOG_LEVEL; default os.Getenv. The OTEL_*
-	// variables are read from the process environment by the SDK itself.
+	// Getenv reads NATS_*, SERVE_CONCURRENCY, LOG_LEVEL and HEALTH_ADDR; default
+	// os.Getenv. The OTEL_* variables are read from the process environment by the SDK
+	// itself. HEALTH_ADDR (e.g. ":8080") serves /readyz and /livez (see health).
 	Getenv func(string) string
 	// Stderr receives the text logs; default os.Stderr.
 	Stderr io.Writer
@@ -69,6 +70,11 @@ func Run(ctx context.Context, opts Options, start StartFunc) (err error) {
 	}
 	defer flush()
 	log := tel.Logger
+	hc, err := startHealth(opts.Getenv("HEALTH_ADDR"), log)
+	if err != nil {
+		return err
+	}
+	defer hc.close()
 
 	nc, err := Connect(ctx, opts.Name, opts.Getenv, log)
 	if err != nil {
@@ -84,6 +90,7 @@ func Run(ctx context.Context, opts Options, start StartFunc) (err error) {
 		close(closed)
 	})
 	defer nc.Close() // no-op after a completed drain
+	hc.connected(nc)
 
 	conc, err := concurrency(opts.Getenv)
 	if err != nil {
@@ -97,12 +104,14 @@ func Run(ctx context.Context, opts Options, start StartFunc) (err error) {
 	if err != nil {
 		return err
 	}
+	hc.setServing(true)
 	if opts.Ready != nil {
 		opts.Ready(conn, svc)
 	}
 	log.Info("running; stop with SIGINT or SIGTERM", "version", opts.Version)
 	<-ctx.Done()
 
+	hc.setServing(false)
 	log.Info("shutting down", "timeout", opts.StopTimeout)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opts.StopTimeout)
 	defer cancel()

@@ -44,7 +44,8 @@ Environment:
   NATS_INBOX_PREFIX            reply subject prefix (default _INBOX_<NATS_USER>, else _INBOX)
   OTEL_EXPORTER_OTLP_ENDPOINT  export metrics and logs over OTLP/HTTP when set
   OTEL_METRIC_EXPORT_INTERVAL  metric export interval in ms (SDK default 60000)
-  PROBE_INTERVAL, PROBE_WINDOW, PROBE_TIMEOUT, PROBE_MISSED, PROBE_SERVICES
+  PROBE_INTERVAL, PROBE_WINDOW, PROBE_TIMEOUT, PROBE_MISSED, PROBE_SERVICES,
+  PROBE_MONITOR_URLS
                                defaults of the flags below
 
 Flags:
@@ -77,6 +78,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	fs.IntVar(&cfg.MissedLimit, "missed", missed, "missed probes before an instance is forgotten (reported up=0 until then) [$PROBE_MISSED]")
 	services := fs.String("services", getenv("PROBE_SERVICES"), "comma-separated micro service names to watch; empty watches all [$PROBE_SERVICES]")
+	monitor := fs.String("monitor", getenv("PROBE_MONITOR_URLS"), "comma-separated HTTP monitoring URLs of the NATS servers (http://nats-1:8222,...): report instances per server [$PROBE_MONITOR_URLS]")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHeader)
 		fs.PrintDefaults()
@@ -91,11 +93,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		fmt.Fprintln(stderr, "probe:", err)
 		return 2
 	}
-	for s := range strings.SplitSeq(*services, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			cfg.Services = append(cfg.Services, s)
-		}
-	}
+	cfg.Services = splitList(*services)
+	cfg.MonitorURLs = splitList(*monitor)
 	if err := cfg.Validate(); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
@@ -118,16 +117,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 	cfg.MeterProvider = tel.MeterProvider
 	cfg.Logger = log
+	if len(cfg.MonitorURLs) > 0 {
+		// One line per round with instances per server, for `docker compose logs probe`.
+		cfg.OnRound = func(r probe.Round) { log.Info("micro instances per server", "per_server", fmt.Sprint(r.PerServer)) }
+	}
 	p, err := probe.New(nc, cfg)
 	if err != nil {
 		log.Error("invalid configuration", "error", err)
 		return 2
 	}
 	defer p.Close()
-	log.Info("probe running", "interval", cfg.Interval, "services", cfg.Services)
+	log.Info("probe running", "interval", cfg.Interval, "services", cfg.Services, "monitor", cfg.MonitorURLs)
 	if err := p.Run(ctx); err != nil {
 		log.Error("probe stopped", "error", err)
 		return 1
 	}
 	return 0
+}
+
+// splitList splits a comma-separated list, dropping blanks.
+func splitList(v string) []string {
+	var out []string
+	for s := range strings.SplitSeq(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }

@@ -2,7 +2,9 @@
 // provision) and exits: 0 when everything is in place. Run it once before the services,
 // as the NATS user "provision" (deploy/nats/nats.conf). Configuration: NATS_URL,
 // NATS_CREDS or NATS_USER/NATS_PASSWORD, NATS_INBOX_PREFIX (see app.Connect),
-// PROVISION_TIMEOUT (default 60s: how long to wait for NATS and JetStream).
+// PROVISION_TIMEOUT (default 60s: how long to wait for NATS and JetStream),
+// NATS_JS_REPLICAS (replicas of every stream and bucket, default 1; 3 on a three-node
+// cluster).
 package main
 
 import (
@@ -49,5 +51,9 @@ func run(log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	return provision.Run(ctx, js, log)
+	replicas, err := app.JetStreamReplicas(nil)
+	if err != nil {
+		return err
+	}
+	return provision.Run(ctx, js, log, replicas)
 }

@@ -1,0 +1,130 @@
+package provision_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/natsotel/reference/natsotel"
+	"github.com/natsotel/reference/services/contracts"
+	"github.com/natsotel/reference/services/internal/testenv"
+	"github.com/natsotel/reference/services/provision"
+)
+
+// cluster starts a three-node JetStream cluster in process and returns a client URL list.
+func cluster(t *testing.T) string {
+	t.Helper()
+	var ports []int
+	for range 3 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		l.Close()
+	}
+	var nodes []*server.Server
+	url := ""
+	for i, p := range ports {
+		opts := &server.Options{
+			ServerName: fmt.Sprintf("n%d", i+1), Host: "127.0.0.1", Port: server.RANDOM_PORT,
+			JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
+			Cluster: server.ClusterOpts{Name: "provision", Host: "127.0.0.1", Port: p},
+		}
+		for _, r := range ports {
+			opts.Routes = append(opts.Routes, server.RoutesFromStr(fmt.Sprintf("nats-route://127.0.0.1:%d", r))...)
+		}
+		s, err := server.NewServer(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go s.Start()
+		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+		nodes = append(nodes, s)
+	}
+	for i, s := range nodes {
+		if !s.ReadyForConnections(10 * time.Second) {
+			t.Fatal("node not ready")
+		}
+		if i > 0 {
+			url += ","
+		}
+		url += s.ClientURL()
+	}
+	testenv.Eventually(t, 30*time.Second, "a JetStream meta leader", func() bool {
+		for _, s := range nodes {
+			if !s.JetStreamIsCurrent() {
+				return false
+			}
+		}
+		return true
+	})
+	return url
+}
+
+// TestRunReplicated provisions a three-node cluster with three replicas: the stream and
+// every bucket have three, stock, reservations and payments read from their leader
+// (direct get off, so a service reads its own writes), orders keeps direct gets (its
+// reconciliation reads in batches); provisioning again changes nothing and fails nothing.
+func TestRunReplicated(t *testing.T) {
+	url := cluster(t)
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for range 2 { // idempotent: the second run updates AllowDirect back to true, then off again
+		if err := provision.Run(ctx, js, nil, 3); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(stream string, direct bool) {
+		s, err := js.Stream(ctx, stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := s.CachedInfo().Config
+		if c.Replicas != 3 || c.AllowDirect != direct {
+			t.Errorf("%s: replicas %d, allow_direct %v; want 3, %v", stream, c.Replicas, c.AllowDirect, direct)
+		}
+	}
+	check(contracts.OrderEventsStream, false)
+	check("KV_"+contracts.BucketOrders, true)
+	for _, b := range []string{contracts.BucketStock, contracts.BucketReservations, contracts.BucketPayments} {
+		check("KV_"+b, false)
+	}
+	// Every write is read back at once, through the leader.
+	wrapped, err := natsotel.Wrap(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wjs, err := wrapped.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := wjs.KeyValue(ctx, contracts.BucketReservations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		key := fmt.Sprintf("ord-%d", i)
+		if _, err := kv.Create(ctx, key, []byte("{}")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := kv.Get(ctx, key); err != nil {
+			t.Fatalf("read own write %s: %v", key, err)
+		}
+	}
+}
