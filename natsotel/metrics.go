@@ -9,9 +9,12 @@ import (
 )
 
 // durationBuckets are the bucket boundaries the messaging and database semantic conventions
-// advise for their duration histograms. The generated semconv instruments do not set them,
-// so natsotel does.
-var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
+// advise for their duration histograms (5 ms to 10 s), below which NATS adds five: a NATS
+// request, publish or KeyValue call takes 0.1 to 5 ms, and with the advised buckets alone
+// every one of them lands in the first bucket, so a p50 or p99 panel reads "under 5 ms"
+// for everything. The generated semconv instruments set no buckets, so natsotel does.
+var durationBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+	0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
 
 // instruments are the metric instruments of one Conn (one MeterProvider).
 //

@@ -17,7 +17,10 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 )
 
-var advisedBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
+// advisedBuckets are the semantic conventions' advice (5 ms to 10 s) with five NATS-sized
+// buckets below it.
+var advisedBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+	0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
 
 // histPoint returns the data point of a float64 histogram whose attributes contain want.
 func histPoint(t *testing.T, rm metricdata.ResourceMetrics, name string, want ...attribute.KeyValue) metricdata.HistogramDataPoint[float64] {
