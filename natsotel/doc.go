@@ -237,9 +237,8 @@
 // Attributes: messaging.system, messaging.operation.name and .type, messaging.destination.name
 // (the template, see above), messaging.consumer.group.name where there is one (queue group,
 // durable consumer), messaging.destination.temporary for "(temporary)", error.type on
-// failure, server.address and server.port (not on KeyValue). Histograms use the advised
-// buckets 0.1 ms .. 10 s (the advised 5 ms .. 10 s and five
-// below), set explicitly. Span-only attributes (concrete subject, template,
+// failure, server.address and server.port (not on KeyValue). Histograms use buckets
+// 0.1 ms .. 10 s (the advised 5 ms .. 10 s and five below), set explicitly. Span-only attributes (concrete subject, template,
 // subscription name, client id, body size, sequence numbers, WithAttributes) are not metric
 // labels.
 //
