@@ -19,7 +19,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/natsotel/reference/loadgen/load"
 	"github.com/natsotel/reference/natsotel"
@@ -86,20 +85,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 2
 	}
 
-	tel, flush, err := app.StartTelemetry(ctx, "loadgen", version, getenv, stderr, 5*time.Second)
+	tel, nc, stop, err := app.StartClient(ctx, "loadgen", version, getenv, stderr)
 	if err != nil {
-		fmt.Fprintln(stderr, "loadgen:", err)
 		return 1
 	}
-	defer flush()
+	defer stop()
 	log := tel.Logger
-
-	nc, err := app.Connect(ctx, "loadgen", getenv, log)
-	if err != nil {
-		log.Error("cannot connect to NATS", "error", err)
-		return 1
-	}
-	defer nc.Close()
 	conn, err := natsotel.Wrap(nc, tel.NATSOptions()...)
 	if err != nil {
 		log.Error("natsotel", "error", err)

@@ -72,20 +72,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return 2
 	}
 
-	tel, flush, err := app.StartTelemetry(ctx, "nats-hops", version, getenv, stderr, 5*time.Second)
+	tel, nc, stop, err := app.StartClient(ctx, "nats-hops", version, getenv, stderr)
 	if err != nil {
-		fmt.Fprintln(stderr, "nats-hops:", err)
 		return 1
 	}
-	defer flush()
+	defer stop()
 	log := tel.Logger
-
-	nc, err := app.Connect(ctx, "nats-hops", getenv, log)
-	if err != nil {
-		log.Error("cannot connect to NATS", "error", err)
-		return 1
-	}
-	defer nc.Close()
 
 	warn := rateLimited(time.Second, func(err error, suppressed int) {
 		log.Warn("trace event dropped", "error", err, "suppressed", suppressed)

@@ -100,20 +100,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return 2
 	}
 
-	tel, flush, err := app.StartTelemetry(ctx, "probe", version, getenv, stderr, 5*time.Second)
+	tel, nc, stop, err := app.StartClient(ctx, "probe", version, getenv, stderr)
 	if err != nil {
-		fmt.Fprintln(stderr, "probe:", err)
 		return 1
 	}
-	defer flush()
+	defer stop()
 	log := tel.Logger
-
-	nc, err := app.Connect(ctx, "probe", getenv, log)
-	if err != nil {
-		log.Error("cannot connect to NATS", "error", err)
-		return 1
-	}
-	defer nc.Close()
 
 	cfg.MeterProvider = tel.MeterProvider
 	cfg.Logger = log
