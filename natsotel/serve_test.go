@@ -56,6 +56,21 @@ func (g *gate) wait(t *testing.T, n int) {
 	}
 }
 
+// gatedService serves "reserve" on srv with a gate as its handler, subscribed on the server.
+func gatedService(t *testing.T, srv *natsotel.Conn, opts ...micro.EndpointOpt) (*natsotel.Service, *gate) {
+	t.Helper()
+	svc, err := srv.AddService(micro.Config{Name: "inventory", Version: "1.0.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := newGate()
+	if err := svc.AddEndpoint("reserve", g.handler, opts...); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, srv.Raw())
+	return svc, g
+}
+
 // requests sends n requests at once; the returned function waits for their results.
 func requests(c *natsotel.Conn, subject string, n int, timeout time.Duration) func() []error {
 	errs := make([]error, n)
@@ -83,15 +98,7 @@ func TestEndpointServesConcurrently(t *testing.T) {
 	tel := newTelemetry(t)
 	srv := tel.wrap(t, connect(t, s, "inventory"), natsotel.WithConcurrency(8))
 	cli := tel.wrap(t, connect(t, s, "order"))
-	svc, err := srv.AddService(micro.Config{Name: "inventory", Version: "1.0.0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := newGate()
-	if err := svc.AddEndpoint("reserve", g.handler); err != nil {
-		t.Fatal(err)
-	}
-	flush(t, srv.Raw())
+	svc, g := gatedService(t, srv)
 
 	results := requests(cli, "reserve", 8, 10*time.Second)
 	g.wait(t, 8) // all eight are in their handlers at once
@@ -215,15 +222,7 @@ func TestConcurrencyBackPressure(t *testing.T) {
 	t.Cleanup(nc.Close)
 	srv := tel.wrap(t, nc, natsotel.WithConcurrency(1))
 	cli := tel.wrap(t, connect(t, s, "order"))
-	svc, err := srv.AddService(micro.Config{Name: "inventory", Version: "1.0.0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := newGate()
-	if err := svc.AddEndpoint("reserve", g.handler, micro.WithEndpointPendingLimits(1, 1<<20)); err != nil {
-		t.Fatal(err)
-	}
-	flush(t, srv.Raw())
+	_, g := gatedService(t, srv, micro.WithEndpointPendingLimits(1, 1<<20))
 
 	const sent = 6
 	results := requests(cli, "reserve", sent, 3*time.Second)
@@ -259,15 +258,7 @@ func TestShutdownWaitsForHandlers(t *testing.T) {
 	s := startServer(t)
 	tel := newTelemetry(t)
 	srv := tel.wrap(t, connect(t, s, "inventory"), natsotel.WithConcurrency(4))
-	svc, err := srv.AddService(micro.Config{Name: "inventory", Version: "1.0.0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := newGate()
-	if err := svc.AddEndpoint("reserve", g.handler); err != nil {
-		t.Fatal(err)
-	}
-	flush(t, srv.Raw())
+	svc, g := gatedService(t, srv)
 
 	// Seven requests, all published before Shutdown: four run, one waits for a slot, two
 	// are queued.
