@@ -195,7 +195,8 @@
 // the CLIENT span is Error, so the edge still counts as failed in a service graph; 5xx
 // codes, no_reply, panics and every other failure are Error on the side they happen.
 // Only short numeric micro codes are used as error.type; anything else is _OTHER. A handler
-// panic never takes the service down: micro keeps serving and its stats count the error.
+// panic never takes the service down: the service keeps serving and the endpoint's stats
+// count the error.
 // Panics are recovered in every handler natsotel runs (micro, Subscribe, JetStream), also
 // for subjects WithFilter excludes (without a span then). natsotel logs nothing:
 // WithPanicHandler receives each recovered panic as a *PanicError (value, stack, subject).
@@ -212,7 +213,25 @@
 // are observed. The endpoint's subject and queue group are read back from Service.Info after
 // registration (endpoint options are opaque). Discovery ($SRV.PING, $SRV.INFO, $SRV.STATS,
 // used by "nats micro ls/info/stats") is answered by micro itself and stays untraced.
-// A micro.Config.Endpoint is registered as a traced endpoint named "default". Like micro,
+// A micro.Config.Endpoint is registered as a traced endpoint named "default".
+//
+// Each endpoint handles up to WithConcurrency requests at once (default 64), each on a
+// goroutine of its own; micro alone handles one at a time. Beyond that the endpoint's
+// delivery waits and requests queue in its pending buffer (micro.WithEndpointPendingLimits);
+// past that limit nats.go drops them as a slow consumer and their callers time out.
+// Service.Shutdown stops the service and waits until every request received has been
+// answered. micro's $SRV.STATS then times only the hand-off to the goroutine and sees no
+// answer: each endpoint's stats data carries the handler's figures instead
+// ({"concurrency","in_flight","num_requests","num_errors","last_error",
+// "processing_time","average_processing_time"}; see stats.go).
+//
+// Endpoints answer only reply subjects that are inboxes ("_INBOX.", "_INBOX_<user>.", the
+// connection's own prefix, service imports' "_R_.", WithReplyPrefixes): a request naming
+// any other reply subject would make the service publish there with its own permissions
+// (a confused deputy). It is not handled; its span gets error.type=reply_refused. micro's
+// own discovery handlers cannot be wrapped: confine their replies with server permissions.
+//
+// Like micro,
 // AddEndpoint does not wait for the server to register the subscription: call
 // conn.Raw().Flush() before announcing readiness if requests may arrive from other
 // connections right away (otherwise they can fail with no responders).
@@ -238,9 +257,9 @@
 // (the template, see above), messaging.consumer.group.name where there is one (queue group,
 // durable consumer), messaging.destination.temporary for "(temporary)", error.type on
 // failure, server.address and server.port (not on KeyValue). Histograms use buckets
-// 0.1 ms .. 10 s (the advised 5 ms .. 10 s and five below), set explicitly. Span-only attributes (concrete subject, template,
-// subscription name, client id, body size, sequence numbers, WithAttributes) are not metric
-// labels.
+// 0.1 ms .. 10 s (the advised 5 ms .. 10 s and five below), set explicitly. Span-only
+// attributes (concrete subject, template, subscription name, client id, body size,
+// sequence numbers, WithAttributes) are not metric labels.
 //
 // # Filter and performance
 //
