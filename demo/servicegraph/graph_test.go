@@ -363,3 +363,15 @@ func TestConcurrentUse(t *testing.T) {
 		t.Fatalf("requests %d, want 1600", e.Requests)
 	}
 }
+
+// An ack, nak or term (a settle span: CLIENT, messaging.operation.type=settle) has no
+// other side: it is no edge and never waits to be paired.
+func TestSettleSpansAreNoEdges(t *testing.T) {
+	w := newWorld(t, servicegraph.Config{TTL: 10 * time.Second})
+	c := w.start("inventory", trace.SpanKindClient, trace.SpanContext{},
+		semconv.MessagingSystemKey.String("nats"), semconv.MessagingOperationTypeSettle)
+	c.End()
+	if snap := w.graph.Snapshot(); snap.Pending != 0 || len(snap.Edges) != 0 {
+		t.Fatalf("pending %d, edges %v", snap.Pending, snap.Edges)
+	}
+}

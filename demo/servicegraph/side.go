@@ -58,6 +58,9 @@ var peerAttributes = []attribute.Key{
 }
 
 // sideOf reduces s to a side, or reports false if s cannot be part of an edge.
+// settle is messaging.operation.type of a settlement (ack, nak, term) span.
+const settle = "settle"
+
 func sideOf(s sdktrace.ReadOnlySpan) (*side, bool) {
 	sd := &side{}
 	switch s.SpanKind() {
@@ -95,6 +98,11 @@ func sideOf(s sdktrace.ReadOnlySpan) (*side, bool) {
 
 	if !sd.server {
 		attrs := attributeMap(s.Attributes())
+		if v, ok := attrs[semconv.MessagingOperationTypeKey]; ok && v.AsString() == settle {
+			// An ack, nak or term: a CLIENT span nobody answers with a span. Tempo counts
+			// it as unpaired and draws nothing; here it would only fill pending and expired.
+			return nil, false
+		}
 		if s.SpanKind() == trace.SpanKindClient && hasAny(attrs, databaseAttributes) {
 			sd.database = true
 			sd.dbNode = databaseNode(attrs)
