@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/natsotel/reference/natsotel"
@@ -78,6 +79,23 @@ const (
 	DefaultMaxDeliver = 10
 )
 
+// lookupAttempts is how many times a lookup that timed out is tried: the JetStream API
+// can stall for seconds while replicas starting together create resources, or while a
+// cluster elects a meta leader. Each attempt has nats.go's default API timeout (5 s).
+const lookupAttempts = 3
+
+// retryTimeouts runs lookup until it does not time out, lookupAttempts times at most, or
+// until ctx ends.
+func retryTimeouts[T any](ctx context.Context, lookup func() (T, error)) (T, error) {
+	for attempt := 1; ; attempt++ {
+		v, err := lookup()
+		if err == nil || attempt >= lookupAttempts || ctx.Err() != nil ||
+			!(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)) {
+			return v, err
+		}
+	}
+}
+
 // createTimeout bounds a create a service attempts because a resource is missing. The
 // server never answers a request it refused for lack of permission (it tells the
 // connection asynchronously), so without a bound a service under deploy/nats/nats.conf
@@ -94,7 +112,7 @@ func notProvisioned(what string, err error) error {
 // existing stream is used as is (its configuration is provisioning's business).
 func EnsureOrderEvents(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
 	for attempt := 0; ; attempt++ {
-		s, err := js.Stream(ctx, contracts.OrderEventsStream)
+		s, err := retryTimeouts(ctx, func() (jetstream.Stream, error) { return js.Stream(ctx, contracts.OrderEventsStream) })
 		if err == nil {
 			return s, nil
 		}
@@ -117,7 +135,7 @@ func EnsureOrderEvents(ctx context.Context, js jetstream.JetStream) (jetstream.S
 // Bucket returns the KeyValue bucket name (one of BucketConfigs), creating it when
 // missing.
 func Bucket(ctx context.Context, js *natsotel.JetStream, name string) (*natsotel.KeyValue, error) {
-	kv, err := js.KeyValue(ctx, name)
+	kv, err := retryTimeouts(ctx, func() (*natsotel.KeyValue, error) { return js.KeyValue(ctx, name) })
 	if err == nil {
 		return kv, nil
 	}
@@ -141,7 +159,7 @@ func Bucket(ctx context.Context, js *natsotel.JetStream, name string) (*natsotel
 // CommitConsumerConfig(ackWait, maxDeliver) when missing. An existing consumer is used
 // as is.
 func CommitConsumer(ctx context.Context, stream jetstream.Stream, ackWait time.Duration, maxDeliver int) (jetstream.Consumer, error) {
-	c, err := stream.Consumer(ctx, contracts.InventoryCommitConsumer)
+	c, err := retryTimeouts(ctx, func() (jetstream.Consumer, error) { return stream.Consumer(ctx, contracts.InventoryCommitConsumer) })
 	if err == nil {
 		return c, nil
 	}
