@@ -13,9 +13,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-
-	"github.com/natsotel/reference/natsotel"
 )
 
 // processCPU is the CPU time (user + system) the whole process used so far: client, server
@@ -123,20 +120,9 @@ func BenchmarkJetStream(b *testing.B) {
 			})
 		})
 	}
-	for _, tc := range []struct {
-		name    string
-		sampler sdktrace.Sampler
-	}{{"sampled", sdktrace.AlwaysSample()}, {"unsampled", sdktrace.NeverSample()}} {
+	for _, tc := range benchSamplers {
 		b.Run(tc.name, func(b *testing.B) {
-			opts := benchOptions(b, tc.sampler)
-			pc, err := natsotel.Wrap(connect(b, s, "pub"), opts...)
-			if err != nil {
-				b.Fatal(err)
-			}
-			cc, err := natsotel.Wrap(connect(b, s, "sub"), opts...)
-			if err != nil {
-				b.Fatal(err)
-			}
+			pc, cc := benchConns(b, s, tc.sampler, "pub", "sub")
 			pub, err := pc.JetStream()
 			if err != nil {
 				b.Fatal(err)

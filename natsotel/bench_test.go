@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 	"go.opentelemetry.io/otel/propagation"
@@ -27,6 +28,27 @@ type discardExporter struct{}
 
 func (discardExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
 func (discardExporter) Shutdown(context.Context) error                             { return nil }
+
+// benchSamplers are the two natsotel variants every benchmark runs.
+var benchSamplers = []struct {
+	name    string
+	sampler sdktrace.Sampler
+}{{"sampled", sdktrace.AlwaysSample()}, {"unsampled", sdktrace.NeverSample()}}
+
+// benchConns connects twice to s, as a and as c, both instrumented with the benchmark
+// pipeline and sampler.
+func benchConns(b *testing.B, s *server.Server, sampler sdktrace.Sampler, a, c string) (*natsotel.Conn, *natsotel.Conn) {
+	opts := benchOptions(b, sampler)
+	ca, err := natsotel.Wrap(connect(b, s, a), opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cc, err := natsotel.Wrap(connect(b, s, c), opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return ca, cc
+}
 
 func benchOptions(b *testing.B, sampler sdktrace.Sampler) []natsotel.Option {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sampler), sdktrace.WithBatcher(discardExporter{}))
@@ -95,20 +117,9 @@ func BenchmarkRequest(b *testing.B) {
 			}
 		}
 	})
-	for _, tc := range []struct {
-		name    string
-		sampler sdktrace.Sampler
-	}{{"sampled", sdktrace.AlwaysSample()}, {"unsampled", sdktrace.NeverSample()}} {
+	for _, tc := range benchSamplers {
 		b.Run(tc.name, func(b *testing.B) {
-			opts := benchOptions(b, tc.sampler)
-			srv, err := natsotel.Wrap(connect(b, s, "srv"), opts...)
-			if err != nil {
-				b.Fatal(err)
-			}
-			cli, err := natsotel.Wrap(connect(b, s, "cli"), opts...)
-			if err != nil {
-				b.Fatal(err)
-			}
+			srv, cli := benchConns(b, s, tc.sampler, "srv", "cli")
 			svc, err := srv.AddService(micro.Config{Name: "bench", Version: "1.0.0"})
 			if err != nil {
 				b.Fatal(err)
@@ -147,10 +158,7 @@ func BenchmarkPublish(b *testing.B) {
 		b.StopTimer()
 		flush(b, nc)
 	})
-	for _, tc := range []struct {
-		name    string
-		sampler sdktrace.Sampler
-	}{{"sampled", sdktrace.AlwaysSample()}, {"unsampled", sdktrace.NeverSample()}} {
+	for _, tc := range benchSamplers {
 		b.Run(tc.name, func(b *testing.B) {
 			c, err := natsotel.Wrap(connect(b, s, "pub"), benchOptions(b, tc.sampler)...)
 			if err != nil {
@@ -203,20 +211,9 @@ func BenchmarkPublishSubscribe(b *testing.B) {
 			}
 		})
 	}
-	for _, tc := range []struct {
-		name    string
-		sampler sdktrace.Sampler
-	}{{"sampled", sdktrace.AlwaysSample()}, {"unsampled", sdktrace.NeverSample()}} {
+	for _, tc := range benchSamplers {
 		b.Run(tc.name, func(b *testing.B) {
-			opts := benchOptions(b, tc.sampler)
-			pub, err := natsotel.Wrap(connect(b, s, "pub"), opts...)
-			if err != nil {
-				b.Fatal(err)
-			}
-			sub, err := natsotel.Wrap(connect(b, s, "sub"), opts...)
-			if err != nil {
-				b.Fatal(err)
-			}
+			pub, sub := benchConns(b, s, tc.sampler, "pub", "sub")
 			got := make(chan struct{})
 			if _, err := sub.Subscribe("bench.ps", func(context.Context, *nats.Msg) { got <- struct{}{} }); err != nil {
 				b.Fatal(err)
