@@ -100,12 +100,22 @@ func natsUser(opts *server.Options, name string) *server.User {
 // from a container: loopback and random ports, a temporary JetStream store, no signals.
 func startNATS(t testing.TB) *server.Server {
 	t.Helper()
+	return startNATSAt(t, 0, t.TempDir())
+}
+
+// startNATSAt is startNATS on a given port and store directory (0: random port), so a
+// test can restart "the same" server.
+func startNATSAt(t testing.TB, port int, storeDir string) *server.Server {
+	t.Helper()
 	opts := natsConfig(t)
 	opts.Host = "127.0.0.1"
-	opts.Port = server.RANDOM_PORT
+	opts.Port = port
+	if port == 0 {
+		opts.Port = server.RANDOM_PORT
+	}
 	opts.HTTPHost = "127.0.0.1"
 	opts.HTTPPort = server.RANDOM_PORT
-	opts.StoreDir = t.TempDir()
+	opts.StoreDir = storeDir
 	opts.NoSigs = true
 	opts.NoLog = true
 	s, err := server.NewServer(opts)

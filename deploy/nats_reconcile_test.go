@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -17,35 +16,6 @@ import (
 	"github.com/natsotel/reference/services/order"
 	"github.com/natsotel/reference/services/provision"
 )
-
-// startNATSAt is startNATS on a given port and store directory (0: random port), so a
-// test can restart "the same" server.
-func startNATSAt(t testing.TB, port int, storeDir string) *server.Server {
-	t.Helper()
-	opts := natsConfig(t)
-	opts.Host = "127.0.0.1"
-	opts.Port = port
-	if port == 0 {
-		opts.Port = server.RANDOM_PORT
-	}
-	opts.HTTPPort = 0
-	opts.StoreDir = storeDir
-	opts.NoSigs = true
-	opts.NoLog = true
-	s, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatalf("nats-server with %s: %v", natsConfPath, err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	return s
-}
 
 // TestNATSConfigReconcileAfterRestart: order's reconciliation pass, started while the
 // connection is reconnecting to a restarted server, completes under the order user's
