@@ -193,6 +193,7 @@ func (ep *endpoint) serve(req micro.Request) {
 	subject := req.Subject()
 	traced := c.traced(subject)
 	var cl call
+	ep.stats.inFlight.Add(1)
 	if traced {
 		ctx, cl = c.begin(ctx, info, subject, len(req.Data()))
 	} else {

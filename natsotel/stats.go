@@ -18,6 +18,7 @@ import (
 // Times are in nanoseconds, as micro's own; a request counts as an error when its answer
 // was a micro error or no answer was sent (error.type on its span).
 type endpointStats struct {
+	inFlight atomic.Int64 // handlers running, whether on micro's goroutine or their own
 	requests atomic.Int64
 	errors   atomic.Int64
 	nanos    atomic.Int64
@@ -25,7 +26,9 @@ type endpointStats struct {
 	lastErr  string
 }
 
+// record counts a request whose handler returned after d.
 func (s *endpointStats) record(d time.Duration, errType, desc string) {
+	s.inFlight.Add(-1)
 	s.requests.Add(1)
 	s.nanos.Add(int64(d))
 	if errType == "" {
@@ -57,7 +60,7 @@ func (s *Service) statsData(e *micro.Endpoint) any {
 	ep := v.(*endpoint)
 	out := statsJSON{
 		Concurrency:    max(1, cap(ep.slots)),
-		InFlight:       len(ep.slots),
+		InFlight:       int(ep.stats.inFlight.Load()),
 		NumRequests:    ep.stats.requests.Load(),
 		NumErrors:      ep.stats.errors.Load(),
 		ProcessingTime: time.Duration(ep.stats.nanos.Load()),
