@@ -228,8 +228,12 @@ func runShop(t *testing.T, natsURL string, project *types.Project, timeout, orde
 	if _, err := anc.Request(load.ControlSubject, nil, 5*time.Second); err != nil {
 		t.Errorf("admin -> %s: %v", load.ControlSubject, err)
 	}
-	waitForReservations(t, ctx, anc, sum.Confirmed, contracts.ReservationCommitted)
-	waitForReservations(t, ctx, anc, sum.Failed, contracts.ReservationReleased, "")
+	if err := waitForReservations(ctx, anc, sum.Confirmed, contracts.ReservationCommitted); err != nil {
+		t.Fatalf("%v\n%s", err, allLogs(logs))
+	}
+	if err := waitForReservations(ctx, anc, sum.Failed, contracts.ReservationReleased, ""); err != nil {
+		t.Fatalf("%v\n%s", err, allLogs(logs))
+	}
 
 	checkHops(t, hops)
 
@@ -287,15 +291,14 @@ func provisionAs(t *testing.T, ctx context.Context, getenv func(string) string) 
 // waitForReservations waits until every order's reservation is in one of the states
 // (the empty state meaning "no reservation", e.g. an order refused before reserving).
 // The consumer is asynchronous: this polls the bucket with a deadline.
-func waitForReservations(t *testing.T, ctx context.Context, nc *nats.Conn, orders []string, states ...contracts.ReservationState) {
-	t.Helper()
+func waitForReservations(ctx context.Context, nc *nats.Conn, orders []string, states ...contracts.ReservationState) error {
 	js, err := jetstream.New(nc)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	kv, err := js.KeyValue(ctx, contracts.BucketReservations)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for _, id := range orders {
@@ -305,11 +308,11 @@ func waitForReservations(t *testing.T, ctx context.Context, nc *nats.Conn, order
 			switch {
 			case errors.Is(err, jetstream.ErrKeyNotFound):
 			case err != nil:
-				t.Fatalf("reservation %s: %v", id, err)
+				return fmt.Errorf("reservation %s: %w", id, err)
 			default:
 				var r contracts.Reservation
 				if err := json.Unmarshal(e.Value(), &r); err != nil {
-					t.Fatalf("reservation %s: %v", id, err)
+					return fmt.Errorf("reservation %s: %w", id, err)
 				}
 				state = r.State
 			}
@@ -317,11 +320,23 @@ func waitForReservations(t *testing.T, ctx context.Context, nc *nats.Conn, order
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("reservation of order %s is %q, want one of %q", id, state, states)
+				return fmt.Errorf("reservation of order %s is %q, want one of %q; %s", id, state, states, consumerState(ctx, js))
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+	return nil
+}
+
+// consumerState describes inventory's commit consumer, for a failure message.
+func consumerState(ctx context.Context, js jetstream.JetStream) string {
+	c, err := js.Consumer(ctx, contracts.OrderEventsStream, contracts.InventoryCommitConsumer)
+	if err != nil {
+		return fmt.Sprintf("commit consumer: %v", err)
+	}
+	ci := c.CachedInfo()
+	return fmt.Sprintf("commit consumer: delivered %d, ack floor %d, pending %d, ack pending %d, redelivered %d",
+		ci.Delivered.Stream, ci.AckFloor.Stream, ci.NumPending, ci.NumAckPending, ci.NumRedelivered)
 }
 
 func containsState(states []contracts.ReservationState, s contracts.ReservationState) bool {

@@ -47,9 +47,9 @@ func (s *Service) startConsumer(ctx context.Context, js *natsotel.JetStream) ([]
 // make sure it is released. Both are idempotent, so a redelivery is harmless.
 //
 // Acknowledgement: Ack after the change is stored; Nak with a delay when the store did
-// not answer (redelivered up to Config.MaxDeliver times); Term for a message that can
-// never succeed (undecodable, or contradicting the reservation's state), logged as an
-// error.
+// not answer or a confirmed order's reservation is not held yet (see notYet), redelivered
+// up to Config.MaxDeliver times; Term for a message that can never succeed (undecodable,
+// or contradicting the reservation's state), logged as an error.
 func (s *Service) handleEvent(ctx context.Context, msg jetstream.Msg) {
 	if !s.srv.Inflight.Begin() {
 		// Stopping (Stop drains the consumer first, so only an event arriving after a
@@ -80,10 +80,13 @@ func (s *Service) handleEvent(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 
-	var err error
+	var (
+		err error
+		res contracts.Reservation
+	)
 	switch ev.Status {
 	case contracts.OrderConfirmed:
-		_, err = s.commitOrder(ctx, ev.OrderID)
+		res, err = s.commitOrder(ctx, ev.OrderID)
 	case contracts.OrderFailed:
 		_, err = s.releaseOrder(ctx, ev.OrderID)
 	default:
@@ -95,8 +98,9 @@ func (s *Service) handleEvent(ctx context.Context, msg jetstream.Msg) {
 	switch {
 	case err == nil:
 		s.settle(ctx, msg, "ack", msg.Ack())
-	case errors.As(err, &rerr) && rerr.Code != contracts.CodeUnavailable:
-		// 404 / 409: the reservation contradicts the event. Retrying cannot help.
+	case errors.As(err, &rerr) && rerr.Code != contracts.CodeUnavailable && !notYet(ev.Status, res):
+		// 409 (released for a confirmed order, committed for a failed one): the
+		// reservation contradicts the event. Retrying cannot help.
 		s.log.ErrorContext(ctx, "order event contradicts the reservation", "order_id", ev.OrderID,
 			"status", string(ev.Status), "code", rerr.Code, "description", rerr.Description)
 		s.settle(ctx, msg, "term", msg.Term())
@@ -111,4 +115,13 @@ func (s *Service) settle(ctx context.Context, msg jetstream.Msg, how string, err
 	if err != nil {
 		s.log.WarnContext(ctx, "settling an order event failed; it will be redelivered", "how", how, "subject", msg.Subject(), "error", err)
 	}
+}
+
+// notYet reports whether a confirmed order's reservation was read missing or still
+// "reserving": not a contradiction, a read behind the write that held it (on a cluster, a
+// stream leader that has just changed can serve one stale read) or a reservation still
+// being taken. The event is redelivered (up to Config.MaxDeliver times): terminating it
+// would leave the order's stock held for good.
+func notYet(status contracts.OrderStatus, res contracts.Reservation) bool {
+	return status == contracts.OrderConfirmed && (res.State == "" || res.State == stateReserving)
 }

@@ -320,6 +320,37 @@ func TestConsumer(t *testing.T) {
 	})
 }
 
+// TestConsumerWaitsForTheHold: a confirmed event that finds its reservation still
+// "reserving" (a read behind the write that held it, as a cluster's new stream leader
+// can serve) is redelivered, not terminated, and commits once the hold is seen.
+func TestConsumerWaitsForTheHold(t *testing.T) {
+	e := start(t)
+	js, err := jetstream.New(e.client.NC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(context.Background(), contracts.BucketReservations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(state contracts.ReservationState) {
+		t.Helper()
+		data, _ := json.Marshal(reservation{Reservation: contracts.Reservation{OrderID: "w1", State: state, Lines: []contracts.Line{{SKU: "sku-5", Qty: 1}}}})
+		if _, err := kv.Put(context.Background(), "w1", data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(stateReserving)
+	publishEvent(t, e, contracts.OrderEvent{OrderID: "w1", Status: contracts.OrderConfirmed})
+	testenv.Eventually(t, 10*time.Second, "the first delivery handled", func() bool {
+		return len(e.node.SpansNamed("process "+contracts.OrderEventsStream)) >= 1
+	})
+	put(contracts.ReservationHeld)
+	testenv.Eventually(t, 10*time.Second, "committed on a redelivery", func() bool {
+		return e.reservation(t, "w1").State == contracts.ReservationCommitted
+	})
+}
+
 // TestNakFault fails every delivery but the last one on purpose: the event is
 // redelivered, the delivery count shows on the spans, and it is applied exactly once.
 func TestNakFault(t *testing.T) {

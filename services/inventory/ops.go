@@ -148,7 +148,7 @@ func (s *Service) commitOrder(ctx context.Context, order string) (contracts.Rese
 		return false, nil // already committed: drop its holds again (idempotent)
 	})
 	if err != nil {
-		return contracts.Reservation{}, unavailable(err)
+		return res.Reservation, unavailable(err) // res: the state that refused the commit
 	}
 	for _, l := range res.Lines {
 		if err := s.stock.consume(ctx, l.SKU, order); err != nil {
