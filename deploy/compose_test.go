@@ -178,6 +178,9 @@ func TestComposeNATSUsersAllUsed(t *testing.T) {
 	used := map[string]bool{"admin": true} // for humans with the nats CLI
 	for name := range goServices {
 		used[env(p.Services[name], "NATS_USER")] = true
+		if r := env(p.Services[name], "NATS_RESPONDER_USER"); r != "" {
+			used[r] = true
+		}
 	}
 	for _, u := range natsConfig(t).Users {
 		if !used[u.Username] {

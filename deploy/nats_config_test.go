@@ -82,16 +82,16 @@ func runShop(t *testing.T, natsURL string, project *types.Project, timeout, orde
 		err  error
 	}
 	starts := map[string]app.StartFunc{
-		contracts.OrderService: func(ctx context.Context, c *natsotel.Conn, log *slog.Logger) (app.Stopper, error) {
+		contracts.OrderService: func(ctx context.Context, c app.Conns, log *slog.Logger) (app.Stopper, error) {
 			// Reconciliation every 200 ms instead of 30 s, so its KeyValue watch runs under
 			// the order user's permissions during the test.
-			return order.Start(ctx, c, log, order.Config{ReconcileInterval: 200 * time.Millisecond, RequestTimeout: orderTimeout})
+			return order.Start(ctx, c.Conn, log, order.Config{Responder: c.Responder, ReconcileInterval: 200 * time.Millisecond, RequestTimeout: orderTimeout})
 		},
-		contracts.InventoryService: func(ctx context.Context, c *natsotel.Conn, log *slog.Logger) (app.Stopper, error) {
-			return inventory.Start(ctx, c, log, inventory.Config{})
+		contracts.InventoryService: func(ctx context.Context, c app.Conns, log *slog.Logger) (app.Stopper, error) {
+			return inventory.Start(ctx, c.Conn, log, inventory.Config{Responder: c.Responder})
 		},
-		contracts.BillingService: func(ctx context.Context, c *natsotel.Conn, log *slog.Logger) (app.Stopper, error) {
-			return billing.Start(ctx, c, log, billing.Config{})
+		contracts.BillingService: func(ctx context.Context, c app.Conns, log *slog.Logger) (app.Stopper, error) {
+			return billing.Start(ctx, c.Conn, log, billing.Config{Responder: c.Responder})
 		},
 	}
 	ready := make(chan string, len(starts))
@@ -107,8 +107,13 @@ func runShop(t *testing.T, natsURL string, project *types.Project, timeout, orde
 				Getenv:      getenv(name),
 				Stderr:      buf,
 				StopTimeout: 10 * time.Second,
-				Ready: func(conn *natsotel.Conn, _ app.Stopper) {
-					watch(name, conn.Raw())
+				Ready: func(c app.Conns, _ app.Stopper) {
+					watch(name, c.Conn.Raw())
+					if c.Responder == c.Conn {
+						t.Errorf("%s serves on its own connection: compose.yaml gives it no responder user", name)
+					} else {
+						watch(name+"-responder", c.Responder.Raw())
+					}
 					ready <- name
 				},
 			}, start)
@@ -148,7 +153,13 @@ func runShop(t *testing.T, natsURL string, project *types.Project, timeout, orde
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctl, err := runner.AddControlService(lnc)
+	lrc, err := app.ConnectResponder(ctx, "loadgen", getenv("loadgen"), lgLog)
+	if err != nil || lrc == nil {
+		t.Fatalf("loadgen responder: %v (compose.yaml must give loadgen a responder user)", err)
+	}
+	defer lrc.Close()
+	watch("loadgen-responder", lrc)
+	ctl, err := runner.AddControlService(lrc)
 	if err != nil {
 		t.Fatalf("loadgen control service: %v", err)
 	}

@@ -124,17 +124,18 @@ func kvValue(js jetstream.JetStream, bucket, key string) stateProbe {
 
 // TestNATSConfigRefusesReplyInjection: a caller names a JetStream API, KeyValue or event
 // subject as the reply subject of a request it may send; the service answers as micro
-// does (its reply goes to the reply subject, with the service's rights). The responders
-// here are plain nats.go micro services under the services' users, so this tests the
-// server's configuration alone, whatever the services' own code does: allow_responses
-// let such replies through (they deleted the payments bucket, overwrote stock records and
-// forged order events); nats.conf now only lets replies into inboxes.
+// does (its reply goes to the reply subject, with the rights of the connection that
+// answers). The responders here are plain nats.go micro services under the services'
+// responder users, so this tests the server's configuration alone, whatever the
+// services' own code does: allow_responses let such replies through (they deleted the
+// payments bucket, overwrote stock records and forged order events); nats.conf only
+// lets replies into inboxes.
 //
-// What the server cannot refuse: a reply onto a subject the responder may publish to
-// anyway, its own bucket or events (inventory.control with reply "$KV.stock.sku-3",
-// order.get with reply "events.order.confirmed"), since a reply is a publish like any
-// other. Those are refused by the responder itself, before publishing (natsotel's reply
-// subject check); the cases here are every route onto what the responder may not touch.
+// A reply is a publish like any other: when the services answered as their own users, a
+// reply onto the service's own bucket or events was allowed too (inventory.control with
+// reply "$KV.stock.sku-3", $SRV.PING.inventory, which NATS micro answers itself, with
+// reply "$KV.stock.sku-5"). Serving as a responder user that may only publish into
+// inboxes closes those routes as well; they are the last cases.
 func TestNATSConfigRefusesReplyInjection(t *testing.T) {
 	s, ajs := provisioned(t)
 	ctx := t.Context()
@@ -162,7 +163,8 @@ func TestNATSConfigRefusesReplyInjection(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// One responder per service user, serving its endpoints and micro's $SRV handlers.
+	// One responder per service, serving its endpoints and micro's $SRV handlers as the
+	// service's responder user.
 	services := map[string][]string{
 		contracts.OrderService:     {contracts.SubjectOrderCreate, contracts.SubjectOrderGet, contracts.ControlSubject(contracts.OrderService)},
 		contracts.InventoryService: {contracts.SubjectInventoryStock, contracts.ControlSubject(contracts.InventoryService)},
@@ -170,7 +172,7 @@ func TestNATSConfigRefusesReplyInjection(t *testing.T) {
 	}
 	responders := map[string]*watchedConn{}
 	for name, subjects := range services {
-		w := userConn(t, s, name)
+		w := userConn(t, s, name+"-responder")
 		responders[name] = w
 		svc, err := micro.AddService(w.nc, micro.Config{Name: name, Version: "1.0.0"})
 		if err != nil {
@@ -221,6 +223,21 @@ func TestNATSConfigRefusesReplyInjection(t *testing.T) {
 			"$JS.API.STREAM.DELETE." + contracts.OrderEventsStream, streamConfig(ajs, contracts.OrderEventsStream)},
 		{"probe", "$SRV.PING.billing", contracts.BillingService,
 			contracts.SubjectOrderConfirmed, streamConfig(ajs, contracts.OrderEventsStream)},
+		// Onto the responder's own service's data.
+		{"probe", "$SRV.PING.inventory", contracts.InventoryService,
+			"$KV.stock.sku-5", kvValue(ajs, contracts.BucketStock, "sku-5")},
+		{"probe", "$SRV.INFO.billing", contracts.BillingService,
+			"$KV.payments.ord-1", kvValue(ajs, contracts.BucketPayments, "ord-1")},
+		{"probe", "$SRV.STATS.order", contracts.OrderService,
+			contracts.SubjectOrderConfirmed, streamConfig(ajs, contracts.OrderEventsStream)},
+		{"probe", "$SRV.PING.order", contracts.OrderService,
+			"$KV.orders.ord-1", kvValue(ajs, contracts.BucketOrders, "ord-1")},
+		{"loadgen", contracts.ControlSubject(contracts.InventoryService), contracts.InventoryService,
+			"$KV.stock.sku-3", kvValue(ajs, contracts.BucketStock, "sku-3")},
+		{"loadgen", contracts.SubjectOrderGet, contracts.OrderService,
+			contracts.SubjectOrderConfirmed, streamConfig(ajs, contracts.OrderEventsStream)},
+		{"loadgen", contracts.ControlSubject(contracts.BillingService), contracts.BillingService,
+			"$KV.payments.ord-1", kvValue(ajs, contracts.BucketPayments, "ord-1")},
 	} {
 		t.Run(c.attacker+" "+c.subject+" reply "+c.reply, func(t *testing.T) {
 			attacker := userConn(t, s, c.attacker)
@@ -257,7 +274,7 @@ func TestNATSConfigRefusesReplyInjection(t *testing.T) {
 func TestNATSConfigReplyAfterReconnect(t *testing.T) {
 	s, _ := provisioned(t)
 	reconnected := make(chan struct{}, 1)
-	order := userConn(t, s, contracts.OrderService, nats.ReconnectWait(10*time.Millisecond),
+	order := userConn(t, s, contracts.OrderService+"-responder", nats.ReconnectWait(10*time.Millisecond),
 		nats.ReconnectHandler(func(*nats.Conn) { reconnected <- struct{}{} }))
 	received := make(chan micro.Request, 1)
 	svc, err := micro.AddService(order.nc, micro.Config{Name: contracts.OrderService, Version: "1.0.0",

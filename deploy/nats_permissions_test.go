@@ -44,24 +44,32 @@ var mayCall = map[string][]string{
 		contracts.ControlSubject(contracts.InventoryService),
 		contracts.ControlSubject(contracts.BillingService),
 	},
-	"probe":     nil,
-	"provision": nil,
+	"probe":               nil,
+	"provision":           nil,
+	"order-responder":     nil,
+	"inventory-responder": nil,
+	"billing-responder":   nil,
+	"loadgen-responder":   nil,
 }
 
-// mayServe is, per NATS user, the endpoints it may subscribe to (serve).
+// responders are the users the endpoints are served as (services/app.ConnectResponder):
+// they may receive their service's requests and answer into inboxes, nothing else.
+var responders = []string{"order-responder", "inventory-responder", "billing-responder", "loadgen-responder"}
+
+// mayServe is, per NATS user, the endpoints it may subscribe to (serve). A service's own
+// user serves nothing: it may write the service's data, so a reply it sent to a subject
+// of the caller's choosing could land there.
 var mayServe = map[string][]string{
-	"order": {contracts.SubjectOrderCreate, contracts.SubjectOrderGet, contracts.ControlSubject(contracts.OrderService)},
-	"inventory": {
+	"order-responder": {contracts.SubjectOrderCreate, contracts.SubjectOrderGet, contracts.ControlSubject(contracts.OrderService)},
+	"inventory-responder": {
 		contracts.SubjectInventoryReserve, contracts.SubjectInventoryRelease, contracts.SubjectInventoryCommit,
 		contracts.SubjectInventoryStock, contracts.ControlSubject(contracts.InventoryService),
 	},
-	"billing": {
+	"billing-responder": {
 		contracts.SubjectBillingCharge, contracts.SubjectBillingRefund, contracts.SubjectBillingPayment,
 		contracts.ControlSubject(contracts.BillingService),
 	},
-	"loadgen":   {load.ControlSubject},
-	"probe":     nil,
-	"provision": nil,
+	"loadgen-responder": {load.ControlSubject},
 }
 
 // bucketOwner maps each KeyValue bucket to the only user that may read or write it.
@@ -271,25 +279,36 @@ func TestNATSConfigLeastPrivilege(t *testing.T) {
 		{"pub", "$JS.API.STREAM.PURGE.ORDER_EVENTS", nobody},
 		{"pub", "$JS.API.STREAM.DELETE.KV_stock", nobody},
 		{"pub", "$JS.API.STREAM.LIST", nobody},
-		// Discovery: every micro service answers $SRV for its own name only; only the
-		// probe asks.
-		{"sub", "$SRV.PING", only("order", "inventory", "billing", "loadgen")},
-		{"sub", "$SRV.INFO.loadgen", only("loadgen")},
-		{"sub", "$SRV.STATS.order", only("order")},
-		{"sub", "$SRV.INFO.inventory.someid", only("inventory")},
-		{"sub", "$SRV.PING.billing", only("billing")},
+		// Discovery: every micro service answers $SRV for its own name only, as its
+		// responder; only the probe asks.
+		{"sub", "$SRV.PING", only(responders...)},
+		{"sub", "$SRV.INFO.loadgen", only("loadgen-responder")},
+		{"sub", "$SRV.STATS.order", only("order-responder")},
+		{"sub", "$SRV.INFO.inventory.someid", only("inventory-responder")},
+		{"sub", "$SRV.PING.billing", only("billing-responder")},
+		// Replies: only responders publish into inboxes, and only into their callers'.
+		{"pub", "_INBOX.abc.def", only(responders...)},
+		{"pub", "_INBOX_probe.abc.def", only(responders...)},
+		{"pub", "_INBOX_loadgen.abc.def", only("order-responder", "inventory-responder", "billing-responder")},
+		{"pub", "_INBOX_order.abc.def", only("inventory-responder", "billing-responder")},
+		{"pub", "_INBOX_inventory.abc.def", nobody},
+		{"pub", "_INBOX_billing.abc.def", nobody},
 		{"pub", "$SRV.PING", only("probe")},
 		{"pub", "$SRV.STATS.inventory", only("probe")},
 		// The system account is out of reach.
 		{"pub", "$SYS.REQ.SERVER.PING", nobody},
 	}
 	// Each user subscribes to its own inbox prefix (services/app.InboxPrefix) and to no
-	// other user's.
+	// other user's; a responder, which asks nothing, to none.
 	for _, user := range sortedCopy(mapKeys(mayCall)) {
+		own := only(user)
+		if slices.Contains(responders, user) {
+			own = nobody
+		}
 		rules = append(rules,
-			rule{"sub", "_INBOX_" + user + ".>", only(user)},
-			rule{"sub", "_INBOX_" + user + ".abc.*", only(user)},
-			rule{"sub", "_INBOX_" + user + ".abc.def", only(user)},
+			rule{"sub", "_INBOX_" + user + ".>", own},
+			rule{"sub", "_INBOX_" + user + ".abc.*", own},
+			rule{"sub", "_INBOX_" + user + ".abc.def", own},
 		)
 	}
 	for bucket, owner := range bucketOwner {

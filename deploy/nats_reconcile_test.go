@@ -55,7 +55,12 @@ func TestNATSConfigReconcileAfterRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := order.Start(ctx, conn, nil, order.Config{ReconcileInterval: -1})
+	// The endpoints are served as order-responder (services/app.Run does the same).
+	responder, err := natsotel.Wrap(userConn(t, s1, "order-responder").nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := order.Start(ctx, conn, nil, order.Config{ReconcileInterval: -1, Responder: responder})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,15 +25,23 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// programs are the chart's Deployments; services are the NATS micro services among them.
+// programs are the chart's Deployments; services are the NATS micro services among them;
+// servers are the programs that serve endpoints, as their <name>-responder user.
 var (
 	programs = []string{"order", "inventory", "billing", "loadgen", "probe", "nats-hops"}
 	services = []string{"order", "inventory", "billing"}
+	servers  = []string{"order", "inventory", "billing", "loadgen"}
 )
 
-// users are the NATS users the chart makes Secrets for: the programs, provisioning and
-// the admin.
-func users() []string { return append(slices.Clone(programs), "provision", "admin") }
+// users are the NATS users the chart makes Secrets for: the programs, their responders,
+// provisioning and the admin.
+func users() []string {
+	u := append(slices.Clone(programs), "provision", "admin")
+	for _, s := range servers {
+		u = append(u, s+"-responder")
+	}
+	return u
+}
 
 // passwords sets every password the chart requires.
 func passwords() map[string]any {
@@ -256,6 +264,19 @@ func TestChartWiring(t *testing.T) {
 			}
 			if secret != nil && (secret.StringData["NATS_USER"] != name || secret.StringData["NATS_PASSWORD"] != name+"-secret") {
 				t.Errorf("secret shop-nats-%s: %v", name, secret.StringData)
+			}
+			// A program that serves endpoints serves them as its responder user, from the
+			// Secret shop-nats-<name>-responder; the others have none.
+			responder := name + "-responder"
+			for k, key := range map[string]string{"NATS_RESPONDER_USER": "NATS_USER", "NATS_RESPONDER_PASSWORD": "NATS_PASSWORD"} {
+				ref := e[k].ValueFrom
+				has := ref != nil && ref.SecretKeyRef != nil && ref.SecretKeyRef.Name == "shop-nats-"+responder && ref.SecretKeyRef.Key == key
+				if want := slices.Contains(servers, name); has != want || (!want && (e[k].Value != "" || ref != nil)) {
+					t.Errorf("%s: %+v; want a secretKeyRef to shop-nats-%s/%s: %v", k, e[k], responder, key, want)
+				}
+			}
+			if s := r.secrets["shop-nats-"+responder]; slices.Contains(servers, name) && (s == nil || s.StringData["NATS_USER"] != responder) {
+				t.Errorf("secret shop-nats-%s: %v", responder, s)
 			}
 			// Every variable is one the program (or the OTel SDK, or a $(...) reference) reads.
 			for k := range e {

@@ -19,8 +19,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
 
-	"github.com/natsotel/reference/natsotel"
 	"github.com/natsotel/reference/services/app"
 	"github.com/natsotel/reference/services/billing"
 	"github.com/natsotel/reference/services/contracts"
@@ -105,8 +105,8 @@ func TestConnectGivesUpWithContext(t *testing.T) {
 	}
 }
 
-func startBilling(ctx context.Context, c *natsotel.Conn, log *slog.Logger) (app.Stopper, error) {
-	return billing.Start(ctx, c, log, billing.Config{})
+func startBilling(ctx context.Context, c app.Conns, log *slog.Logger) (app.Stopper, error) {
+	return billing.Start(ctx, c.Conn, log, billing.Config{Responder: c.Responder})
 }
 
 // TestRunShutsDownInOrder runs billing through Run with an OTLP endpoint that never
@@ -138,7 +138,7 @@ func TestRunShutsDownInOrder(t *testing.T) {
 			}),
 			Stderr:       logs,
 			FlushTimeout: 500 * time.Millisecond,
-			Ready:        func(*natsotel.Conn, app.Stopper) { close(ready) },
+			Ready:        func(app.Conns, app.Stopper) { close(ready) },
 		}, startBilling)
 	}()
 	<-ready
@@ -172,6 +172,87 @@ func TestRunShutsDownInOrder(t *testing.T) {
 	t.Logf("shutdown with a hanging OTLP backend took %v", took)
 	if _, err := client.Request(context.Background(), contracts.SubjectBillingCharge, contracts.ChargeRequest{OrderID: "x", AmountCents: 1, Card: contracts.CardOK}, time.Second); testenv.Code(err) != "no responders" {
 		t.Errorf("after Run returned: %v, want no responders", err)
+	}
+}
+
+// TestRunServesAsTheResponder: with NATS_RESPONDER_USER set, the endpoints and micro's
+// discovery are served on the responder's connection, and the service's own user, which
+// may write the payments bucket, answers nothing: a discovery request whose reply subject
+// names a payments key is refused by the server, and the key is not written.
+func TestRunServesAsTheResponder(t *testing.T) {
+	srv := testenv.Server(t, func(o *server.Options) {
+		o.Users = []*server.User{
+			{Username: "billing", Password: "b", Permissions: &server.Permissions{
+				Subscribe: &server.SubjectPermission{Deny: []string{"billing.>", "$SRV.>"}},
+			}},
+			{Username: "billing-responder", Password: "r", Permissions: &server.Permissions{
+				Publish:   &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
+				Subscribe: &server.SubjectPermission{Allow: []string{"billing.>", "$SRV.>"}},
+			}},
+			{Username: "client", Password: "c"},
+		}
+	})
+	logs := &testenv.Buffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan app.Conns, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- app.Run(ctx, app.Options{
+			Name:    contracts.BillingService,
+			Version: billing.Version,
+			Getenv: envMap(map[string]string{
+				"NATS_URL": srv.ClientURL(), "NATS_USER": "billing", "NATS_PASSWORD": "b",
+				"NATS_RESPONDER_USER": "billing-responder", "NATS_RESPONDER_PASSWORD": "r",
+				"OTEL_SDK_DISABLED": "true",
+			}),
+			Stderr: logs,
+			Ready:  func(c app.Conns, _ app.Stopper) { ready <- c },
+		}, startBilling)
+	}()
+	var conns app.Conns
+	select {
+	case conns = <-ready:
+	case err := <-done:
+		t.Fatalf("Run: %v\n%s", err, logs)
+	}
+	if conns.Responder == conns.Conn {
+		t.Fatal("Conns.Responder is the service's own connection")
+	}
+	client, err := nats.Connect(srv.ClientURL(), nats.UserInfo("client", "c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	data, _ := json.Marshal(contracts.ChargeRequest{OrderID: "resp-1", AmountCents: 10, Card: contracts.CardOK})
+	msg, err := client.Request(contracts.SubjectBillingCharge, data, 5*time.Second)
+	if err != nil {
+		t.Fatalf("charge: %v\n%s", err, logs)
+	}
+	if rerr := msg.Header.Get(micro.ErrorCodeHeader); rerr != "" {
+		t.Fatalf("charge answered %s %s", rerr, msg.Data)
+	}
+	// The confused deputy: a ping whose reply subject is a payments key.
+	if err := client.PublishMsg(&nats.Msg{Subject: "$SRV.PING.billing", Reply: "$KV.payments.resp-2", Data: []byte("{}")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, "the server refusing the ping's reply", func() bool {
+		return strings.Contains(logs.String(), `Permissions Violation for Publish to \"$KV.payments.resp-2\"`)
+	})
+	var p contracts.Payment
+	if testenv.Get(t, client, contracts.BucketPayments, "resp-2", &p) {
+		t.Errorf("the ping's reply was written into the payments bucket: %+v", p)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v\n%s", err, logs)
+	}
+	for _, want := range []string{`conn=responder`, "stopped cleanly"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("logs lack %q:\n%s", want, logs)
+		}
 	}
 }
 
@@ -244,7 +325,7 @@ func TestRunStopsWhileNATSIsDown(t *testing.T) {
 			Name:    contracts.BillingService,
 			Getenv:  envMap(map[string]string{"NATS_URL": srv.ClientURL()}),
 			Stderr:  logs,
-			Ready:   func(*natsotel.Conn, app.Stopper) { close(ready) },
+			Ready:   func(app.Conns, app.Stopper) { close(ready) },
 			Version: billing.Version,
 		}, startBilling)
 	}()

@@ -12,6 +12,42 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
+// ConnectResponder connects as the responder identity of the service called name, when
+// one is configured: NATS_RESPONDER_USER and NATS_RESPONDER_PASSWORD, or
+// NATS_RESPONDER_CREDS, read as Connect reads NATS_USER, NATS_PASSWORD and NATS_CREDS
+// (same URL, the responder user's own inbox prefix). With neither set it returns nil,
+// nil: the service then serves on its own connection.
+//
+// A service answers each request by publishing to the reply subject its caller chose,
+// with the rights of the connection that answers. Serving on an identity that may only
+// publish into inboxes (deploy/nats/nats.conf's <service>-responder users) means no
+// reply subject can reach the service's buckets or events, even for the discovery
+// requests ($SRV.PING, INFO, STATS) that NATS micro answers itself.
+func ConnectResponder(ctx context.Context, name string, getenv func(string) string, log *slog.Logger) (*nats.Conn, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	if getenv("NATS_RESPONDER_USER") == "" && getenv("NATS_RESPONDER_CREDS") == "" {
+		return nil, nil
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return Connect(ctx, name+"-responder", func(key string) string {
+		switch key {
+		case "NATS_USER":
+			return getenv("NATS_RESPONDER_USER")
+		case "NATS_PASSWORD":
+			return getenv("NATS_RESPONDER_PASSWORD")
+		case "NATS_CREDS":
+			return getenv("NATS_RESPONDER_CREDS")
+		case "NATS_INBOX_PREFIX":
+			return "" // the responder user's own
+		}
+		return getenv(key)
+	}, log.With("conn", "responder"))
+}
+
 // DefaultNATSURL is used when NATS_URL is not set.
 const DefaultNATSURL = "nats://127.0.0.1:4222"
 
@@ -24,6 +60,8 @@ const DefaultNATSURL = "nats://127.0.0.1:4222"
 //	NATS_USER, NATS_PASSWORD user and password
 //	NATS_INBOX_PREFIX        prefix of the connection's reply subjects; default
 //	                         "_INBOX_<NATS_USER>" when NATS_USER is set, else "_INBOX"
+//
+// (Run also reads NATS_RESPONDER_* for a second identity: see ConnectResponder.)
 //
 // The per-user inbox prefix (see InboxPrefix) lets the server restrict each user to its
 // own replies: deploy/nats/nats.conf allows user "order" to subscribe to "_INBOX_order.>",

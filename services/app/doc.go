@@ -10,8 +10,8 @@
 // A main is then three lines:
 //
 //	func main() {
-//		app.Main(contracts.BillingService, billing.Version, func(ctx context.Context, c *natsotel.Conn, log *slog.Logger) (app.Stopper, error) {
-//			return billing.Start(ctx, c, log, billing.Config{})
+//		app.Main(contracts.BillingService, billing.Version, func(ctx context.Context, c app.Conns, log *slog.Logger) (app.Stopper, error) {
+//			return billing.Start(ctx, c.Conn, log, billing.Config{Responder: c.Responder})
 //		})
 //	}
 //
@@ -26,4 +26,14 @@
 // explicitly (for .creds users, or a naming of your own); without NATS_USER or
 // NATS_INBOX_PREFIX the prefix stays nats.go's "_INBOX", so an unauthenticated server,
 // `make demo` and the tests need nothing.
+//
+// # Two identities per service
+//
+// A reply goes wherever the caller's reply subject says, with the rights of the connection
+// that answers. So Run serves the endpoints on a second connection when
+// NATS_RESPONDER_USER (or NATS_RESPONDER_CREDS) is set (ConnectResponder, Conns): a user
+// that may only receive the service's requests and publish into its callers' inboxes,
+// while the service's own user, which writes its buckets and events, serves nothing. No
+// reply subject can then turn a service into a confused deputy, not even on the
+// discovery requests NATS micro answers itself ($SRV.PING, INFO, STATS).
 package app

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -27,7 +28,7 @@ import (
 type health struct {
 	srv     *http.Server
 	ln      net.Listener
-	nc      atomic.Pointer[nats.Conn]
+	conns   atomic.Pointer[[]*nats.Conn]
 	serving atomic.Bool
 }
 
@@ -55,11 +56,11 @@ func startHealth(addr string, log *slog.Logger) (*health, error) {
 }
 
 func (h *health) readyz(w http.ResponseWriter, _ *http.Request) {
-	nc := h.nc.Load()
+	conns := h.conns.Load()
 	switch {
 	case !h.serving.Load():
 		http.Error(w, "not serving", http.StatusServiceUnavailable)
-	case nc == nil || !nc.IsConnected():
+	case conns == nil || slices.ContainsFunc(*conns, func(nc *nats.Conn) bool { return !nc.IsConnected() }):
 		http.Error(w, "not connected to NATS", http.StatusServiceUnavailable)
 	default:
 		fmt.Fprintln(w, "ready")
@@ -68,9 +69,11 @@ func (h *health) readyz(w http.ResponseWriter, _ *http.Request) {
 
 // The methods below accept a nil *health (HEALTH_ADDR unset).
 
-func (h *health) connected(nc *nats.Conn) {
+// connected sets the connections that must be up for the service to be ready (its own
+// and its responder's).
+func (h *health) connected(conns ...*nats.Conn) {
 	if h != nil {
-		h.nc.Store(nc)
+		h.conns.Store(&conns)
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/natsotel/reference/natsotel"
 	"github.com/natsotel/reference/services/app"
 	"github.com/natsotel/reference/services/billing"
 	"github.com/natsotel/reference/services/contracts"
@@ -53,9 +52,9 @@ func TestHealthReadiness(t *testing.T) {
 		body string
 	}
 	var beforeStart, duringStop probe
-	start := func(ctx context.Context, c *natsotel.Conn, log *slog.Logger) (app.Stopper, error) {
+	start := func(ctx context.Context, c app.Conns, log *slog.Logger) (app.Stopper, error) {
 		beforeStart.code, beforeStart.body = readyz(t, base) // the listener is up before start
-		svc, err := billing.Start(ctx, c, log, billing.Config{})
+		svc, err := billing.Start(ctx, c.Conn, log, billing.Config{})
 		if err != nil {
 			return nil, err
 		}
@@ -70,7 +69,7 @@ func TestHealthReadiness(t *testing.T) {
 			Name: contracts.BillingService, Version: billing.Version,
 			Getenv: envMap(map[string]string{"NATS_URL": srv.ClientURL(), "HEALTH_ADDR": addr}),
 			Stderr: io.Discard,
-			Ready:  func(*natsotel.Conn, app.Stopper) { close(ready) },
+			Ready:  func(app.Conns, app.Stopper) { close(ready) },
 		}, start)
 	}()
 	<-ready

@@ -26,8 +26,20 @@ type Stopper interface {
 	Stop(ctx context.Context) error
 }
 
-// StartFunc starts a service on an instrumented connection.
-type StartFunc func(ctx context.Context, conn *natsotel.Conn, log *slog.Logger) (Stopper, error)
+// StartFunc starts a service on its instrumented connections.
+type StartFunc func(ctx context.Context, c Conns, log *slog.Logger) (Stopper, error)
+
+// Conns are a service's NATS connections, both instrumented the same way.
+type Conns struct {
+	// Conn is the service's own identity (NATS_USER): what it calls, its KeyValue
+	// buckets and streams.
+	Conn *natsotel.Conn
+	// Responder is the identity its endpoints are served on (NATS_RESPONDER_USER, see
+	// ConnectResponder): it may only receive the service's requests and answer into its
+	// callers' inboxes, so no reply subject a caller names can make the service write
+	// its own data. It is Conn when no responder identity is configured.
+	Responder *natsotel.Conn
+}
 
 // Options configures Run.
 type Options struct {
@@ -36,7 +48,8 @@ type Options struct {
 	Name string
 	// Version is service.version.
 	Version string
-	// Getenv reads NATS_*, SERVE_CONCURRENCY, LOG_LEVEL and HEALTH_ADDR; default
+	// Getenv reads NATS_* (NATS_RESPONDER_* too), SERVE_CONCURRENCY, LOG_LEVEL and
+	// HEALTH_ADDR; default
 	// os.Getenv. The OTEL_* variables are read from the process environment by the SDK
 	// itself. HEALTH_ADDR (e.g. ":8080") serves /readyz and /livez (see health).
 	Getenv func(string) string
@@ -47,13 +60,14 @@ type Options struct {
 	// FlushTimeout bounds the telemetry flush at the end. Default 5s.
 	FlushTimeout time.Duration
 	// Ready, if set, is called once the service has started (tests use it).
-	Ready func(conn *natsotel.Conn, svc Stopper)
+	Ready func(c Conns, svc Stopper)
 }
 
-// Run sets up telemetry, connects to NATS, starts the service and runs until ctx ends;
-// then it shuts down in order: the service stops taking requests and finishes those in
-// flight, the connection drains (pending replies and publishes are flushed), and
-// telemetry is flushed. Each step is bounded by its timeout.
+// Run sets up telemetry, connects to NATS (as the service, and as its responder when one
+// is configured), starts the service and runs until ctx ends; then it shuts down in
+// order: the service stops taking requests and finishes those in flight, the responder
+// connection drains (pending replies are flushed), then the service's own (pending
+// publishes), and telemetry is flushed. Each step is bounded by its timeout.
 func Run(ctx context.Context, opts Options, start StartFunc) (err error) {
 	if opts.Getenv == nil {
 		opts.Getenv = os.Getenv
@@ -76,7 +90,18 @@ func Run(ctx context.Context, opts Options, start StartFunc) (err error) {
 	}
 	defer hc.close()
 
+	conc, err := concurrency(opts.Getenv)
+	if err != nil {
+		return err
+	}
 	nc, err := Connect(ctx, opts.Name, opts.Getenv, log)
+	if err == nil {
+		defer nc.Close() // no-op after a completed drain
+	}
+	var rc *nats.Conn
+	if err == nil {
+		rc, err = ConnectResponder(ctx, opts.Name, opts.Getenv, log)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			log.Info("stopped while waiting for NATS")
@@ -84,29 +109,31 @@ func Run(ctx context.Context, opts Options, start StartFunc) (err error) {
 		}
 		return err
 	}
-	closed := make(chan struct{})
-	nc.SetClosedHandler(func(*nats.Conn) {
-		log.Info("NATS connection closed")
-		close(closed)
-	})
-	defer nc.Close() // no-op after a completed drain
-	hc.connected(nc)
-
-	conc, err := concurrency(opts.Getenv)
-	if err != nil {
-		return err
+	if rc != nil {
+		defer rc.Close()
+	} else {
+		rc = nc
 	}
-	conn, err := natsotel.Wrap(nc, append(tel.NATSOptions(), natsotel.WithConcurrency(conc))...)
+	hc.connected(nc, rc)
+
+	natsOpts := append(tel.NATSOptions(), natsotel.WithConcurrency(conc))
+	var conns Conns
+	if conns.Conn, err = natsotel.Wrap(nc, natsOpts...); err == nil {
+		conns.Responder = conns.Conn
+		if rc != nc {
+			conns.Responder, err = natsotel.Wrap(rc, natsOpts...)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("app: instrumenting the connection: %w", err)
 	}
-	svc, err := start(ctx, conn, log)
+	svc, err := start(ctx, conns, log)
 	if err != nil {
 		return err
 	}
 	hc.setServing(true)
 	if opts.Ready != nil {
-		opts.Ready(conn, svc)
+		opts.Ready(conns, svc)
 	}
 	log.Info("running; stop with SIGINT or SIGTERM", "version", opts.Version)
 	<-ctx.Done()
@@ -119,18 +146,13 @@ func Run(ctx context.Context, opts Options, start StartFunc) (err error) {
 	if err := svc.Stop(sctx); err != nil {
 		errs = append(errs, fmt.Errorf("stopping %s: %w", opts.Name, err))
 	}
-	if err := nc.Drain(); errors.Is(err, nats.ErrConnectionReconnecting) {
-		// Nothing can be flushed to a server that is away: close without draining.
-		log.Warn("NATS unreachable, closing without draining")
-		nc.Close()
-	} else if err != nil {
-		errs = append(errs, fmt.Errorf("draining the connection: %w", err))
-	} else {
-		select {
-		case <-closed:
-		case <-sctx.Done():
-			errs = append(errs, fmt.Errorf("draining the connection: %w", sctx.Err()))
+	if rc != nc {
+		if err := drain(sctx, rc, log.With("conn", "responder")); err != nil {
+			errs = append(errs, fmt.Errorf("draining the responder connection: %w", err))
 		}
+	}
+	if err := drain(sctx, nc, log); err != nil {
+		errs = append(errs, fmt.Errorf("draining the connection: %w", err))
 	}
 	if len(errs) > 0 {
 		log.Error("shutdown incomplete", "error", errors.Join(errs...))
@@ -152,6 +174,30 @@ func Main(name, version string, start StartFunc) {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 		stop()
 		os.Exit(1)
+	}
+}
+
+// drain drains nc (its subscriptions end, what it has to send is flushed) and waits for
+// it to close, until ctx ends. A connection whose server is away is closed at once:
+// nothing can be flushed to it.
+func drain(ctx context.Context, nc *nats.Conn, log *slog.Logger) error {
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) {
+		log.Info("NATS connection closed")
+		close(closed)
+	})
+	if err := nc.Drain(); errors.Is(err, nats.ErrConnectionReconnecting) {
+		log.Warn("NATS unreachable, closing without draining")
+		nc.Close()
+		return nil
+	} else if err != nil {
+		return err
+	}
+	select {
+	case <-closed:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

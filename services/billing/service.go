@@ -1,6 +1,7 @@
 package billing
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -21,6 +22,10 @@ const Version = "1.0.0"
 
 // Config configures the billing service. The zero value is a working configuration.
 type Config struct {
+	// Responder is the connection the endpoints are served on; default the connection
+	// given to Start. See app.Conns: a NATS identity that may only answer into its
+	// callers' inboxes, so no reply subject can make the service write its own data.
+	Responder *natsotel.Conn
 	// FaultSeed seeds the fault injector (0: random).
 	FaultSeed uint64
 	// DisableControl leaves out the control endpoint (no runtime fault injection).
@@ -66,7 +71,7 @@ func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Confi
 		srv:  &rpc.Server{Log: log, Faults: fault.New(cfg.FaultSeed, fault.Decline)},
 		kv:   kv,
 	}
-	s.svc, err = rpc.Serve(conn, micro.Config{
+	s.svc, err = rpc.Serve(cmp.Or(cfg.Responder, conn), micro.Config{
 		Name:        contracts.BillingService,
 		Version:     Version,
 		Description: "Charges and refunds, idempotent per order id, with deterministic decline rules",

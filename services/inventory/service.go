@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +24,10 @@ const Version = "1.0.0"
 
 // Config configures the inventory service. The zero value is a working configuration.
 type Config struct {
+	// Responder is the connection the endpoints are served on; default the connection
+	// given to Start. See app.Conns: a NATS identity that may only answer into its
+	// callers' inboxes, so no reply subject can make the service write its own data.
+	Responder *natsotel.Conn
 	// MaxAttempts bounds each compare-and-set loop on a stock key. Default 100.
 	MaxAttempts int
 	// MaxDeliver bounds deliveries of one order event to the commit consumer. Default 10.
@@ -133,7 +138,7 @@ func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Confi
 		log.InfoContext(ctx, "seeded stock", "skus", seeded)
 	}
 
-	s.svc, err = rpc.Serve(conn, micro.Config{
+	s.svc, err = rpc.Serve(cmp.Or(cfg.Responder, conn), micro.Config{
 		Name:        contracts.InventoryService,
 		Version:     Version,
 		Description: "Stock per SKU: all-or-nothing reservations with optimistic concurrency on a KeyValue bucket",

@@ -1,6 +1,7 @@
 package order
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +24,10 @@ const Version = "1.0.0"
 
 // Config configures the order service. The zero value is a working configuration.
 type Config struct {
+	// Responder is the connection the endpoints are served on; default the connection
+	// given to Start. See app.Conns: a NATS identity that may only answer into its
+	// callers' inboxes, so no reply subject can make the service write its own data.
+	Responder *natsotel.Conn
 	// RequestTimeout bounds each downstream request (reserve, charge, refund, release)
 	// and each event publish. Default 2s.
 	RequestTimeout time.Duration
@@ -123,7 +128,7 @@ func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Confi
 		retryDone:     make(chan struct{}),
 		reconcileDone: make(chan struct{}),
 	}
-	s.svc, err = rpc.Serve(conn, micro.Config{
+	s.svc, err = rpc.Serve(cmp.Or(cfg.Responder, conn), micro.Config{
 		Name:        contracts.OrderService,
 		Version:     Version,
 		Description: "Creates orders: validates, reserves stock, charges, compensates on failure, publishes the outcome",

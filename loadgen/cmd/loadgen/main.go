@@ -51,6 +51,8 @@ Environment:
   NATS_URL                     NATS server (default nats://127.0.0.1:4222)
   NATS_CREDS | NATS_USER, NATS_PASSWORD
   NATS_INBOX_PREFIX            reply subject prefix (default _INBOX_<NATS_USER>, else _INBOX)
+  NATS_RESPONDER_CREDS | NATS_RESPONDER_USER, NATS_RESPONDER_PASSWORD
+                               serve -control as this user (may only answer into inboxes)
   OTEL_EXPORTER_OTLP_ENDPOINT  export traces, metrics and logs over OTLP/HTTP when set
   OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, ... (standard OTel SDK variables)
   LOADGEN_*                    defaults of the flags below, as named in brackets
@@ -104,7 +106,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 2
 	}
 	if *control {
-		svc, err := r.AddControlService(nc)
+		// Served as the load generator's responder identity when one is configured
+		// (NATS_RESPONDER_USER, see app.ConnectResponder): a user that may only answer
+		// into inboxes.
+		rc, err := app.ConnectResponder(ctx, "loadgen", getenv, log)
+		if err != nil {
+			log.Error("cannot connect to NATS as the responder", "error", err)
+			return 1
+		}
+		if rc != nil {
+			defer rc.Close()
+		} else {
+			rc = nc
+		}
+		svc, err := r.AddControlService(rc)
 		if err != nil {
 			log.Error("control service", "error", err)
 			return 1

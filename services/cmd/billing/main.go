@@ -8,14 +8,13 @@ import (
 	"context"
 	"log/slog"
 
-	"github.com/natsotel/reference/natsotel"
 	"github.com/natsotel/reference/services/app"
 	"github.com/natsotel/reference/services/billing"
 	"github.com/natsotel/reference/services/contracts"
 )
 
 func main() {
-	app.Main(contracts.BillingService, billing.Version, func(ctx context.Context, c *natsotel.Conn, log *slog.Logger) (app.Stopper, error) {
-		return billing.Start(ctx, c, log, billing.Config{})
+	app.Main(contracts.BillingService, billing.Version, func(ctx context.Context, c app.Conns, log *slog.Logger) (app.Stopper, error) {
+		return billing.Start(ctx, c.Conn, log, billing.Config{Responder: c.Responder})
 	})
 }

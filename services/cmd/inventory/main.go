@@ -8,14 +8,13 @@ import (
 	"context"
 	"log/slog"
 
-	"github.com/natsotel/reference/natsotel"
 	"github.com/natsotel/reference/services/app"
 	"github.com/natsotel/reference/services/contracts"
 	"github.com/natsotel/reference/services/inventory"
 )
 
 func main() {
-	app.Main(contracts.InventoryService, inventory.Version, func(ctx context.Context, c *natsotel.Conn, log *slog.Logger) (app.Stopper, error) {
-		return inventory.Start(ctx, c, log, inventory.Config{})
+	app.Main(contracts.InventoryService, inventory.Version, func(ctx context.Context, c app.Conns, log *slog.Logger) (app.Stopper, error) {
+		return inventory.Start(ctx, c.Conn, log, inventory.Config{Responder: c.Responder})
 	})
 }

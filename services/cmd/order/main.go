@@ -8,14 +8,13 @@ import (
 	"context"
 	"log/slog"
 
-	"github.com/natsotel/reference/natsotel"
 	"github.com/natsotel/reference/services/app"
 	"github.com/natsotel/reference/services/contracts"
 	"github.com/natsotel/reference/services/order"
 )
 
 func main() {
-	app.Main(contracts.OrderService, order.Version, func(ctx context.Context, c *natsotel.Conn, log *slog.Logger) (app.Stopper, error) {
-		return order.Start(ctx, c, log, order.Config{})
+	app.Main(contracts.OrderService, order.Version, func(ctx context.Context, c app.Conns, log *slog.Logger) (app.Stopper, error) {
+		return order.Start(ctx, c.Conn, log, order.Config{Responder: c.Responder})
 	})
 }

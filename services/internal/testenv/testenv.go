@@ -26,17 +26,22 @@ import (
 )
 
 // Server starts a JetStream-enabled nats-server on a random loopback port, with its
-// store in a temporary directory; it is shut down when the test ends.
-func Server(t testing.TB) *server.Server {
+// store in a temporary directory, changed by each of with (users, for example); it is
+// shut down when the test ends.
+func Server(t testing.TB, with ...func(*server.Options)) *server.Server {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{
+	opts := &server.Options{
 		Host:      "127.0.0.1",
 		Port:      server.RANDOM_PORT,
 		JetStream: true,
 		StoreDir:  t.TempDir(),
 		NoLog:     true,
 		NoSigs:    true,
-	})
+	}
+	for _, w := range with {
+		w(opts)
+	}
+	s, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
