@@ -32,8 +32,8 @@ func takeTerminal() (release func()) {
 		return func() {}
 	}
 	t := &terminal{fd: fd, parent: parent, sigs: make(chan os.Signal, 1)}
+	signal.Notify(t.sigs, syscall.SIGTSTP, syscall.SIGCONT) // before a Ctrl-Z can reach the demo alone
 	t.take()
-	signal.Notify(t.sigs, syscall.SIGTSTP, syscall.SIGCONT)
 	go t.watch()
 	return t.release
 }
