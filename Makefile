@@ -34,11 +34,13 @@ test: ## unit and in-process end-to-end tests of every module, with -race
 
 .PHONY: demo
 # Built, then exec'd (not `go run`, which exits 1 when Ctrl-C interrupts the program it runs,
-# so make printed "Error 1" after a clean stop). Flags: make demo ARGS='-rate 100 -logs'.
+# so make printed "Error 1" after a clean stop). -take-terminal: on a terminal the demo takes
+# its foreground process group, so Ctrl-C reaches the demo alone; make, in the same group,
+# would die of that SIGINT (status 130) after the clean stop. Flags: make demo ARGS='-rate 100 -logs'.
 demo: ## the whole system in one process on an embedded NATS server; prints the live service graph
 	@mkdir -p .cache
 	cd demo && $(GO) build -o ../.cache/demo ./cmd/demo
-	exec ./.cache/demo $(ARGS)
+	exec ./.cache/demo -take-terminal $(ARGS)
 
 .PHONY: build
 build: ## build every binary into ./bin

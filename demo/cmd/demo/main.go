@@ -97,6 +97,7 @@ type options struct {
 	logLevel      slog.Level
 	logs          bool
 	hops          bool
+	takeTerminal  bool
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -116,6 +117,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&o.storeDir, "store", "", "JetStream directory (default: a temporary directory removed on exit)")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log level of every component (debug, info, warn, error) [$LOG_LEVEL]")
 	fs.BoolVar(&o.logs, "logs", false, "print every component's logs on stderr (default: warnings and errors only)")
+	fs.BoolVar(&o.takeTerminal, "take-terminal", false, "take the terminal's foreground process group, so Ctrl-C reaches the demo alone, not the make that started it (make demo sets this; make then exits 0)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHeader)
 		fs.PrintDefaults()
@@ -143,6 +145,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		fmt.Fprintln(stderr, "demo:", err)
 		return 1
+	}
+	release := func() {}
+	if o.takeTerminal {
+		release = takeTerminal()
+		defer release()
 	}
 	if o.duration > 0 {
 		var cancel context.CancelFunc
@@ -201,6 +208,7 @@ loop:
 		}
 	}
 
+	release() // from here on, a second Ctrl-C reaches make too and ends both at once
 	fmt.Fprintln(stdout, "\nstopping...")
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 	defer cancel()
