@@ -14,7 +14,12 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/natsotel/reference/natsotel"
+	"github.com/natsotel/reference/services/billing"
 	"github.com/natsotel/reference/services/contracts"
 	"github.com/natsotel/reference/services/provision"
 )
@@ -443,3 +448,105 @@ func TestNATSConfigRefusesReshapingJetStream(t *testing.T) {
 		}
 	})
 }
+
+// TestNATSConfigRefusesJetStreamRepliesIntoEndpoints: JetStream answers an API request on
+// whatever reply subject it names, with no permission check, and a direct get answers
+// with a stored message, so any user with a bucket of its own can have JetStream send
+// data it wrote to any subject of the account. Aimed at billing.refund from inventory's
+// reservations bucket, that refunded a confirmed order's payment, though inventory may
+// not call billing at all. The message JetStream sends has no reply subject, which no
+// caller of an endpoint sends: natsotel refuses it (reply_refused) before the handler.
+//
+// What this does not stop: such an answer aimed at a stream's subjects ($KV.<bucket>.<key>,
+// events.order.*) is stored. Only separate accounts confine JetStream's answers (see
+// deploy/README-notes.md, "What is still open").
+func TestNATSConfigRefusesJetStreamRepliesIntoEndpoints(t *testing.T) {
+	s, ajs := provisioned(t)
+	ctx := t.Context()
+	spans := make(endedSpans, 1024)
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	wrap := func(user string) *natsotel.Conn {
+		c, err := natsotel.Wrap(userConn(t, s, user).nc, natsotel.WithTracerProvider(tp))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	svc, err := billing.Start(ctx, wrap("billing"), nil, billing.Config{Responder: wrap("billing-responder")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Stop(context.Background()) })
+
+	// A captured payment, charged by order as in the shop.
+	order := wrap("order")
+	if _, err := order.Request(ctx, contracts.SubjectBillingCharge, mustJSON(t, contracts.ChargeRequest{OrderID: "ord-1", AmountCents: 500, Card: contracts.CardOK})); err != nil {
+		t.Fatalf("charge: %v", err)
+	}
+	payment := kvValue(ajs, contracts.BucketPayments, "ord-1")
+	before := payment(t)
+
+	// Inventory writes a refund request into its own bucket and has JetStream "answer" a
+	// direct get of it on billing.refund.
+	inv := userConn(t, s, "inventory")
+	ijs, err := jetstream.New(inv.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := ijs.KeyValue(ctx, contracts.BucketReservations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := res.Put(ctx, "zz-evil", mustJSON(t, contracts.OrderRef{OrderID: "ord-1"})); err != nil {
+		t.Fatal(err)
+	}
+	get := "$JS.API.DIRECT.GET.KV_" + contracts.BucketReservations + ".$KV." + contracts.BucketReservations + ".zz-evil"
+	if err := inv.nc.PublishMsg(&nats.Msg{Subject: get, Reply: contracts.SubjectBillingRefund}); err != nil {
+		t.Fatal(err)
+	}
+	if err := inv.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var refund sdktrace.ReadOnlySpan
+	timeout := time.After(10 * time.Second)
+	for refund == nil {
+		select {
+		case sp := <-spans:
+			if sp.SpanKind() == trace.SpanKindServer && strings.Contains(sp.Name(), contracts.SubjectBillingRefund) {
+				refund = sp
+			}
+		case <-timeout:
+			t.Fatal("billing.refund never received JetStream's answer")
+		}
+	}
+	var errType string
+	for _, kv := range refund.Attributes() {
+		if kv.Key == semconv.ErrorTypeKey {
+			errType = kv.Value.AsString()
+		}
+	}
+	if errType != "reply_refused" {
+		t.Errorf("billing.refund's span: error.type %q, want reply_refused (the request was handled)", errType)
+	}
+	if after := payment(t); after != before {
+		t.Errorf("the payment changed through JetStream's answer:\nbefore %s\nafter  %s", before, after)
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// endedSpans is a span processor that passes every ended span on, for a test to wait on.
+type endedSpans chan sdktrace.ReadOnlySpan
+
+func (c endedSpans) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
+func (c endedSpans) OnEnd(s sdktrace.ReadOnlySpan)                   { c <- s }
+func (c endedSpans) Shutdown(context.Context) error                  { return nil }
+func (c endedSpans) ForceFlush(context.Context) error                { return nil }

@@ -171,9 +171,8 @@
 //	handler req.Error("409", ...) (SERVER span)   Unset   409
 //	handler req.Error("500", ...) (SERVER span)   Error   500
 //	handler returns without answering             Error   no_reply
-//	  ... a message without a reply subject       Unset   -
 //	  ... an answer that could not be sent        Error   max_payload/_OTHER
-//	request whose reply subject is no inbox       Error   reply_refused
+//	request with no reply subject, or no inbox    Error   reply_refused
 //	micro handler panic (answered 500)            Error   500
 //	subscribe / JetStream handler panic           Error   panic
 //	subscribe / JetStream handler Goexit          Error   _OTHER
@@ -228,8 +227,11 @@
 // Endpoints answer only reply subjects that are inboxes ("_INBOX.", "_INBOX_<user>.", the
 // connection's own prefix, service imports' "_R_.", WithReplyPrefixes): a request naming
 // any other reply subject would make the service publish there with its own permissions
-// (a confused deputy). It is not handled; its span gets error.type=reply_refused. micro's
-// own discovery handlers cannot be wrapped: confine their replies with server permissions.
+// (a confused deputy), and a message with none is what JetStream sends when a user names
+// the endpoint as the reply subject of its own API request. Neither is handled; the span
+// gets error.type=reply_refused. (Fire-and-forget messages are for Subscribe.) micro's own
+// discovery handlers cannot be wrapped: serve on a connection whose NATS user may publish
+// only into inboxes.
 //
 // Like micro,
 // AddEndpoint does not wait for the server to register the subscription: call

@@ -211,7 +211,7 @@ func (ep *endpoint) serve(req micro.Request) {
 			cl.end(ctx, errType, desc, 1)
 		}
 	}()
-	if reply := req.Reply(); reply != "" && !c.replyAllowed(reply) {
+	if reply := req.Reply(); !c.replyAllowed(reply) {
 		r.refuse(reply)
 		if traced && cl.span.IsRecording() {
 			cl.span.AddEvent("reply refused", trace.WithAttributes(replySubjectKey.String(truncate(reply, maxRefusedReply))))
@@ -301,6 +301,9 @@ func (r *tracedRequest) refuse(reply string) {
 	defer r.mu.Unlock()
 	r.refused, r.errType = true, errTypeReplyRefused
 	r.errDesc = "reply subject is not an inbox: " + truncate(reply, maxRefusedReply)
+	if reply == "" {
+		r.errDesc = "no reply subject"
+	}
 }
 
 // answerPanic answers a panicking handler's request with a 500, unless it was answered.
@@ -327,10 +330,6 @@ func (r *tracedRequest) outcome() (string, string) {
 		return panicCode, "handler panic"
 	case r.sent:
 		return r.errType, r.errDesc
-	case r.Request.Reply() == "":
-		// Published without a reply subject: nobody waits for an answer, so not answering
-		// is right (and any attempt to answer could only fail).
-		return "", ""
 	case r.errDesc != "":
 		// The handler tried to answer and could not: say why (max_payload, ...).
 		return r.errType, "no answer sent: " + r.errDesc

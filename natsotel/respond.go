@@ -72,7 +72,7 @@ func (r *detachedRequest) send(m *nats.Msg) error {
 // inbox, so natsotel answers only those: replyAllowed lists them. A request with another
 // reply subject is not handled at all (its handler could change state for an answer that is
 // never sent): its SERVER span gets error.type=reply_refused, and the consumed-messages
-// counter counts it under that error.type.
+// counter counts it under that error.type. So is a request with no reply subject at all.
 
 // serviceImportReplyPrefix starts the reply subjects nats-server makes up when a request
 // crosses accounts through a service import.
@@ -82,6 +82,14 @@ const serviceImportReplyPrefix = "_R_."
 // (nats.go's "_INBOX.", a per-user "_INBOX_<user>.", this connection's own prefix), a
 // service import's "_R_." subject, or a prefix given with WithReplyPrefixes.
 func (c *Conn) replyAllowed(reply string) bool {
+	if reply == "" {
+		// Nobody waits for an answer: a request of a service endpoint always has a reply
+		// subject. A message without one is no caller's; it is what JetStream sends when
+		// a user names the endpoint as the reply subject of its own API request (a direct
+		// get of a record the user wrote, say): handled, it would act on data the user
+		// chose, with this service's rights.
+		return false
+	}
 	if strings.ContainsAny(reply, "*> \t") {
 		return false // not a subject one can publish to
 	}

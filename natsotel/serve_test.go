@@ -1,6 +1,7 @@
 package natsotel_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -325,14 +326,16 @@ func TestReplyGuard(t *testing.T) {
 	attacker := connect(t, s, "attacker")
 	victim := connect(t, s, "victim")
 	// ("$JS." replies are refused by nats-server 2.15.3 itself, before any responder.)
-	for _, reply := range []string{"$KV.stock.sku-3", "$KV.payments.ord-1", "events.order.failed", "_INBOX", "_INBOX_.x"} {
-		sub, err := victim.SubscribeSync(reply)
+	// No reply at all is refused too: it is what JetStream sends when a user names the
+	// endpoint as the reply subject of its own API request.
+	for _, reply := range []string{"$KV.stock.sku-3", "$KV.payments.ord-1", "events.order.failed", "_INBOX", "_INBOX_.x", ""} {
+		sub, err := victim.SubscribeSync(cmp.Or(reply, "nothing"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		flush(t, victim)
 		before := len(tel.spans())
-		if err := attacker.PublishRequest("control", reply, []byte("{}")); err != nil {
+		if err := attacker.PublishMsg(&nats.Msg{Subject: "control", Reply: reply, Data: []byte("{}")}); err != nil {
 			t.Fatal(err)
 		}
 		flush(t, attacker)
@@ -359,8 +362,8 @@ func TestReplyGuard(t *testing.T) {
 			}
 		}
 	}
-	if refused != 5 {
-		t.Errorf("consumed{error.type=reply_refused} = %d, want 5", refused)
+	if refused != 6 {
+		t.Errorf("consumed{error.type=reply_refused} = %d, want 6", refused)
 	}
 
 	// Inboxes are answered: nats.go's, a per-user prefix, one allowed by WithReplyPrefixes.

@@ -31,6 +31,10 @@ type Config struct {
 	MissedLimit int
 	// Services, if not empty, limits the probe to these micro service names.
 	Services []string
+	// MaxInstances bounds the instances of one service a round takes from discovery
+	// (each becomes metric series): a responder answering $SRV.PING with made-up ids
+	// cannot flood the probe. Default 100.
+	MaxInstances int
 	// MeterProvider receives the metrics. Default: no metrics (the probe still tracks
 	// instances, see Probe.Instances).
 	MeterProvider metric.MeterProvider
@@ -58,6 +62,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MissedLimit <= 0 {
 		c.MissedLimit = 3
+	}
+	if c.MaxInstances <= 0 {
+		c.MaxInstances = 100
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -319,6 +326,14 @@ func (p *Probe) discover(ctx context.Context) ([]micro.Ping, error) {
 	wctx, cancel := context.WithTimeout(ctx, p.cfg.Window)
 	defer cancel()
 	var found []micro.Ping
+	perService := map[string]int{}
+	dropped := map[string]int{}
+	defer func() {
+		for name, n := range dropped {
+			p.cfg.Logger.Warn("more instances answered discovery than MaxInstances; the rest are ignored this round",
+				"service", name, "max_instances", p.cfg.MaxInstances, "ignored", n)
+		}
+	}()
 	for {
 		msg, err := sub.NextMsgWithContext(wctx)
 		if err != nil {
@@ -334,6 +349,11 @@ func (p *Probe) discover(ctx context.Context) ([]micro.Ping, error) {
 		if len(p.cfg.Services) > 0 && !slices.Contains(p.cfg.Services, ping.Name) {
 			continue
 		}
+		if perService[ping.Name] >= p.cfg.MaxInstances {
+			dropped[ping.Name]++
+			continue
+		}
+		perService[ping.Name]++
 		found = append(found, ping)
 	}
 }

@@ -283,6 +283,36 @@ func TestRunRoundsUntilCanceled(t *testing.T) {
 	}
 }
 
+// TestDiscoveryIsBounded: a responder answering $SRV.PING with made-up instances (as any
+// user allowed to answer discovery can) gets at most MaxInstances of its service tracked.
+func TestDiscoveryIsBounded(t *testing.T) {
+	s := startServer(t)
+	addWorker(t, connect(t, s)) // a real instance of another service
+	flooder := connect(t, s)
+	if _, err := flooder.Subscribe("$SRV.PING", func(m *nats.Msg) {
+		for i := range 50 {
+			_ = flooder.Publish(m.Reply, fmt.Appendf(nil, `{"name":"order","id":"fake%04d","version":"6.6.6","type":"io.nats.micro.v1.ping_response"}`, i))
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := flooder.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	p, err := probe.New(connect(t, s), probe.Config{Window: 200 * time.Millisecond, Timeout: 50 * time.Millisecond, MaxInstances: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	round, err := p.Once(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if round.Discovered != 6 || round.Up != 1 {
+		t.Errorf("discovered %d, up %d; want 6 (5 order, capped, and the worker) and 1", round.Discovered, round.Up)
+	}
+}
+
 func TestNewValidates(t *testing.T) {
 	if _, err := probe.New(nil, probe.Config{}); err == nil {
 		t.Fatal("nil conn: want error")
