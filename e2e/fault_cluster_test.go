@@ -347,14 +347,10 @@ func provisionReplicated(t testing.TB, url string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Right after the nodes report healthy, the meta leader may not yet count every peer
-	// online ("no suitable peers for placement"): provisioning is idempotent, try again.
-	err = faultkit.Poll(context.Background(), 60*time.Second, 250*time.Millisecond, func(ctx context.Context) error {
-		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		return provision.Run(ctx, js, nil, 3)
-	})
-	if err != nil {
+	// provision.Run tries again while the new cluster's meta leader is not ready.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := provision.Run(ctx, js, nil, 3); err != nil {
 		t.Fatal(err)
 	}
 }

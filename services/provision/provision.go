@@ -21,6 +21,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -28,13 +29,43 @@ import (
 	"github.com/natsotel/reference/services/internal/jsutil"
 )
 
+// attemptTimeout bounds one provisioning attempt; retryWait is the pause between two.
+const (
+	attemptTimeout = 10 * time.Second
+	retryWait      = 500 * time.Millisecond
+)
+
 // Run creates or updates every resource with the given number of replicas (0 means 1; 3
 // on a three-node cluster, the services' cmd/provision reads NATS_JS_REPLICAS), logging
 // each one on log (nil: no logs).
+//
+// A failed attempt is tried again until ctx ends (Run is idempotent), each bounded by
+// attemptTimeout: right after a cluster's nodes report healthy, its meta leader may not
+// be elected yet (a JetStream API request then goes unanswered) or may not yet count every
+// peer online ("no suitable peers for placement"). The last error is returned.
 func Run(ctx context.Context, js jetstream.JetStream, log *slog.Logger, replicas int) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		err := once(actx, js, log, replicas)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		log.WarnContext(ctx, "provisioning failed, trying again", "attempt", attempt, "error", err)
+		t := time.NewTimer(retryWait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		}
+	}
+}
+
+func once(ctx context.Context, js jetstream.JetStream, log *slog.Logger, replicas int) error {
 	sc := jsutil.OrderEventsConfig()
 	sc.Replicas = replicas
 	stream, err := js.CreateOrUpdateStream(ctx, sc)

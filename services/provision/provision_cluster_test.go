@@ -3,7 +3,9 @@ package provision_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,6 +22,15 @@ import (
 // cluster starts a three-node JetStream cluster in process and returns a client URL list.
 func cluster(t *testing.T) string {
 	t.Helper()
+	url, _ := partialCluster(t, 3)
+	return url
+}
+
+// partialCluster starts up of the three nodes of a JetStream cluster in process, waits
+// (when all are up) for them to agree on a meta leader, and returns their client URLs and a function that
+// starts the other nodes.
+func partialCluster(t *testing.T, up int) (url string, startRest func()) {
+	t.Helper()
 	var ports []int
 	for range 3 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -30,7 +41,6 @@ func cluster(t *testing.T) string {
 		l.Close()
 	}
 	var nodes []*server.Server
-	url := ""
 	for i, p := range ports {
 		opts := &server.Options{
 			ServerName: fmt.Sprintf("n%d", i+1), Host: "127.0.0.1", Port: server.RANDOM_PORT,
@@ -44,28 +54,66 @@ func cluster(t *testing.T) string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		go s.Start()
 		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
 		nodes = append(nodes, s)
 	}
-	for i, s := range nodes {
-		if !s.ReadyForConnections(10 * time.Second) {
-			t.Fatal("node not ready")
+	start := func(nodes []*server.Server) {
+		for _, s := range nodes {
+			go s.Start()
 		}
+		for _, s := range nodes {
+			if !s.ReadyForConnections(10 * time.Second) {
+				t.Fatal("node not ready")
+			}
+		}
+	}
+	start(nodes[:up])
+	for i, s := range nodes[:up] {
 		if i > 0 {
 			url += ","
 		}
 		url += s.ClientURL()
 	}
+	if up < len(nodes) {
+		return url, func() { start(nodes[up:]) } // a meta leader may wait for the others
+	}
 	testenv.Eventually(t, 30*time.Second, "a JetStream meta leader", func() bool {
-		for _, s := range nodes {
+		for _, s := range nodes[:up] {
 			if !s.JetStreamIsCurrent() {
 				return false
 			}
 		}
 		return true
 	})
-	return url
+	return url, func() { start(nodes[up:]) }
+}
+
+// TestRunWaitsForTheCluster: provisioning three replicas while one of the three nodes is
+// still down fails ("no suitable peers for placement"); Run tries again, and succeeds once
+// the node is up, as in a compose or Kubernetes start where provisioning may run first.
+func TestRunWaitsForTheCluster(t *testing.T) {
+	url, startRest := partialCluster(t, 2)
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &testenv.Buffer{}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- provision.Run(ctx, js, slog.New(slog.NewTextHandler(logs, nil)), 3) }()
+	testenv.Eventually(t, 30*time.Second, "a failed attempt", func() bool {
+		return strings.Contains(logs.String(), "provisioning failed, trying again")
+	})
+	startRest()
+	if err := <-done; err != nil {
+		t.Fatalf("provision: %v\n%s", err, logs)
+	}
 }
 
 // TestRunReplicated provisions a three-node cluster with three replicas: the stream and
