@@ -259,7 +259,7 @@
 // failure, server.address and server.port (not on KeyValue). Histograms use buckets
 // 0.1 ms .. 10 s (the advised 5 ms .. 10 s and five below), set explicitly. Span-only
 // attributes (concrete subject, template, subscription name, client id, body size,
-// sequence numbers, WithAttributes) are not metric labels.
+// sequence and delivery numbers) are not metric labels.
 //
 // # Filter and performance
 //

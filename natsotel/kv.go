@@ -9,7 +9,7 @@ import (
 )
 
 // KeyValue is an instrumented jetstream.KeyValue: every call is a CLIENT span "{op} {bucket}"
-// (op = get, put, create, update, delete, purge) whose db.* attributes (db.system.name=nats,
+// (op = get, put, create, update, delete) whose db.* attributes (db.system.name=nats,
 // db.namespace and db.collection.name = bucket, db.operation.name = op) make the bucket a
 // database node in Tempo's service graph. server.address is deliberately not set on these
 // spans: Tempo names the database node by peer.service, then server.address, then the db
@@ -17,7 +17,9 @@ import (
 //
 // A trace context stored with a value (headers written by another client) is never used:
 // reads do not extract anything. Errors are returned unchanged, so errors.Is(err,
-// jetstream.ErrKeyNotFound) and friends hold.
+// jetstream.ErrKeyNotFound) and friends hold. The calls a service makes per request are
+// here; the rest of jetstream.KeyValue (Purge, Watch, History, Keys, ...) is untraced, on
+// the bucket JetStream.Raw().KeyValue opens.
 type KeyValue struct {
 	kv   jetstream.KeyValue
 	conn *Conn
@@ -82,11 +84,6 @@ func (k *KeyValue) Update(ctx context.Context, key string, value []byte, revisio
 // Delete places a delete marker for key.
 func (k *KeyValue) Delete(ctx context.Context, key string, opts ...jetstream.KVDeleteOpt) error {
 	return k.do(ctx, specKVDelete, key, func(ctx context.Context) (uint64, error) { return 0, k.kv.Delete(ctx, key, opts...) })
-}
-
-// Purge removes all values of key and places a purge marker.
-func (k *KeyValue) Purge(ctx context.Context, key string, opts ...jetstream.KVDeleteOpt) error {
-	return k.do(ctx, specKVPurge, key, func(ctx context.Context) (uint64, error) { return 0, k.kv.Purge(ctx, key, opts...) })
 }
 
 func (k *KeyValue) doRev(ctx context.Context, spec *opSpec, key string, fn func(context.Context) (uint64, error)) (uint64, error) {

@@ -273,13 +273,13 @@ func (r *tracedRequest) record(err error, errType, desc string) {
 // of the nats.go error it wraps (fmt.Errorf("%w: %s", micro.ErrRespond, err)): a message
 // over max_payload is recognised by nats.ErrMaxPayload's text.
 func answerErrorType(err error) string {
-	if t := ErrorType(err); t != ErrTypeOther {
+	if t := ErrorType(err); t != errTypeOther {
 		return t
 	}
 	if strings.Contains(err.Error(), nats.ErrMaxPayload.Error()) {
 		return errTypeMaxPayload
 	}
-	return ErrTypeOther
+	return errTypeOther
 }
 
 // replySubjectKey names the refused reply subject on the "reply refused" span event.

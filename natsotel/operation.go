@@ -41,7 +41,6 @@ var (
 	specKVCreate  = &opSpec{op: opCreate, kind: trace.SpanKindClient, db: true}
 	specKVUpdate  = &opSpec{op: opUpdate, kind: trace.SpanKindClient, db: true}
 	specKVDelete  = &opSpec{op: opDelete, kind: trace.SpanKindClient, db: true}
-	specKVPurge   = &opSpec{op: opPurge, kind: trace.SpanKindClient, db: true}
 	startOptsKind = map[trace.SpanKind][]trace.SpanStartOption{
 		trace.SpanKindClient:   {trace.WithSpanKind(trace.SpanKindClient)},
 		trace.SpanKindServer:   {trace.WithSpanKind(trace.SpanKindServer)},
@@ -115,7 +114,7 @@ func (c *Conn) op(spec *opSpec, dest, group string, temporary bool) *opInfo {
 
 func (c *Conn) newOpInfo(k opKey) *opInfo {
 	s := k.spec
-	info := &opInfo{key: k, name: c.cfg.nameFmt(s.op, k.dest), startOpts: startOptsKind[s.kind], metrics: map[metricVariant]*metricOpts{}}
+	info := &opInfo{key: k, name: s.op + " " + k.dest, startOpts: startOptsKind[s.kind], metrics: map[metricVariant]*metricOpts{}}
 	if s.db {
 		info.mattrs = []attribute.KeyValue{
 			dbSystemNATS,
@@ -137,10 +136,10 @@ func (c *Conn) newOpInfo(k opKey) *opInfo {
 			info.mattrs = append(info.mattrs, semconv.MessagingConsumerGroupName(k.group))
 		}
 	}
-	// Span attributes: the metric attributes, the client id and WithAttributes, and for
-	// messaging operations messaging.destination.name last, so that begin can replace it
-	// with the concrete subject (see begin).
-	attrs := make([]attribute.KeyValue, 0, len(info.mattrs)+3+len(c.cfg.attributes))
+	// Span attributes: the metric attributes, the client id, and for messaging operations
+	// messaging.destination.name last, so that begin can replace it with the concrete
+	// subject (see begin).
+	attrs := make([]attribute.KeyValue, 0, len(info.mattrs)+3)
 	for _, kv := range info.mattrs {
 		if kv.Key != semconv.MessagingDestinationNameKey {
 			attrs = append(attrs, kv)
@@ -152,7 +151,6 @@ func (c *Conn) newOpInfo(k opKey) *opInfo {
 	if s.db && c.dbDup {
 		attrs = append(attrs, dbSystemOld, dbNameOld.String(k.dest), dbOperationOld.String(s.op))
 	}
-	attrs = append(attrs, c.cfg.attributes...)
 	if !s.db {
 		attrs = append(attrs, semconv.MessagingDestinationName(k.dest))
 	}
@@ -258,7 +256,7 @@ var attrBufs = sync.Pool{New: func() any { return &attrBuf{kvs: make([]attribute
 
 func putAttrBuf(b *attrBuf) {
 	if cap(b.kvs) > 64 {
-		return // grown by an unusual WithAttributes list: let it go
+		return // grown unusually large: let it go
 	}
 	clear(b.kvs)
 	b.kvs = b.kvs[:0]

@@ -524,7 +524,7 @@ func TestJetStreamNoStreamIsNoResponders(t *testing.T) {
 	if !errors.Is(err, jetstream.ErrNoStreamResponse) {
 		t.Fatalf("publish without a stream: %v", err)
 	}
-	wantAttr(t, find(t, tel.spans(), "send nostream.x", trace.SpanKindProducer), semconv.ErrorTypeKey, natsotel.ErrTypeNoResponders)
+	wantAttr(t, find(t, tel.spans(), "send nostream.x", trace.SpanKindProducer), semconv.ErrorTypeKey, "no_responders")
 }
 
 // A Nats-Msg-Id header with no value neither panics nor leaves the span open (plain

@@ -8,9 +8,9 @@ import (
 	"github.com/nats-io/nats.go/micro"
 )
 
-// DefaultConcurrency is how many handlers of one micro endpoint run at once unless
+// defaultConcurrency is how many handlers of one micro endpoint run at once unless
 // WithConcurrency says otherwise.
-const DefaultConcurrency = 64
+const defaultConcurrency = 64
 
 // Serving concurrently.
 //

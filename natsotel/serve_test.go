@@ -137,6 +137,19 @@ func TestEndpointServesConcurrently(t *testing.T) {
 	}
 }
 
+// WithConcurrency(0), what a service passes when nothing configures it, keeps the default of
+// 64 handlers per endpoint (it served one request at a time once).
+func TestConcurrencyZeroKeepsDefault(t *testing.T) {
+	s := startServer(t)
+	tel := newTelemetry(t)
+	srv := tel.wrap(t, connect(t, s, "inventory"), natsotel.WithConcurrency(0))
+	svc, g := gatedService(t, srv)
+	close(g.open)
+	if st := handlerStats(t, waitStats(t, svc, 0)); st.Concurrency != 64 {
+		t.Errorf("WithConcurrency(0): stats %+v, want concurrency 64", st)
+	}
+}
+
 // WithConcurrency bounds the handlers in flight: a third request waits for a free slot, and
 // its SERVER span starts only after one of the first two ended.
 func TestConcurrencyLimit(t *testing.T) {

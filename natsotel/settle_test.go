@@ -11,8 +11,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
-
-	"github.com/natsotel/reference/natsotel"
 )
 
 // Ack, DoubleAck, Nak, Term and InProgress of a message a Consume handler got are CLIENT spans
@@ -64,7 +62,7 @@ func TestJetStreamSettleSpans(t *testing.T) {
 	process := map[trace.SpanID]int64{} // process span -> its delivery count
 	for _, sp := range spans {
 		if sp.SpanKind() == trace.SpanKindConsumer {
-			v, _ := attr(sp, natsotel.DeliveredKey)
+			v, _ := attr(sp, deliveredKey)
 			process[sp.SpanContext().SpanID()] = v.AsInt64()
 		}
 	}
