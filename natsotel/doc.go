@@ -47,6 +47,8 @@
 //     messaging.nats.sequence and messaging.nats.delivered (with messaging.nats.redelivered
 //     and a "redelivered" event after the first delivery).
 //   - Fetch: messaging.batch.message_count, the consumer as above (#).
+//   - settle: messaging.destination.name is the stream, as in its metric; the message's
+//     subject, sequence and consumer name are on its parent process span.
 //   - KeyValue: db.system.name=nats, db.namespace and db.collection.name = the bucket,
 //     db.operation.name; nats.kv.revision, nats.kv.found on Get (see KeyValue).
 //
@@ -62,7 +64,7 @@
 // its redelivery as the next process span) or terminated.
 //
 // Every messaging span has messaging.system=nats, messaging.operation.name and .type,
-// messaging.destination.name (the concrete subject; see "Destinations and cardinality"),
+// messaging.destination.name (the concrete subject but on settle spans; see "Destinations and cardinality"),
 // messaging.client.id (the connection name, or its client id) and server.address/server.port.
 // No message content ever goes into an attribute: only its size.
 //

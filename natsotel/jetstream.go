@@ -187,10 +187,7 @@ func (j *JetStream) process(ctx context.Context, msg jetstream.Msg, h func(conte
 			}
 		}
 	}
-	sm := &settledMsg{Msg: msg, ctx: ctx, c: c, subject: subject, dest: dest, group: group, temp: temp}
-	if meta != nil {
-		sm.consumer = meta.Consumer
-	}
+	sm := &settledMsg{Msg: msg, ctx: ctx, c: c, dest: dest, group: group, temp: temp}
 	c.runHandler(ctx, &cl, b, subject, func() { h(ctx, sm) })
 }
 
