@@ -62,9 +62,9 @@ func Wrap(nc *nats.Conn, opts ...Option) (*Conn, error) {
 		tracer: cfg.tp.Tracer(scopeName, trace.WithInstrumentationVersion(version), trace.WithSchemaURL(schemaURL)),
 		inst:   inst,
 		inbox:  nats.InboxPrefix,
-		ops:    opCache{m: make(map[opKey]*opInfo)},
 		dbDup:  databaseDupFromEnv(),
 	}
+	c.ops.m.Store(&map[opKey]*opInfo{})
 	if nc.Opts.InboxPrefix != "" {
 		c.inbox = nc.Opts.InboxPrefix + "."
 	}

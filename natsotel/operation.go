@@ -2,6 +2,7 @@ package natsotel
 
 import (
 	"context"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,28 +88,34 @@ type metricOpts struct {
 	add []metric.AddOption
 }
 
-// opCache is the per-Conn cache of opInfo.
+// opCache is the per-Conn cache of opInfo. Every traced call reads it, from many goroutines,
+// and it changes only when an operation is seen for the first time: readers load an
+// immutable map without a lock (a read lock's counter would be shared by all of them), and a
+// new entry replaces the map with a copy.
 type opCache struct {
-	mu sync.RWMutex
-	m  map[opKey]*opInfo
+	m  atomic.Pointer[map[opKey]*opInfo]
+	mu sync.Mutex // serialises writers
 }
 
 func (c *Conn) op(spec *opSpec, dest, group string, temporary bool) *opInfo {
 	k := opKey{spec: spec, dest: dest, group: group, temporary: temporary}
-	c.ops.mu.RLock()
-	info, ok := c.ops.m[k]
-	c.ops.mu.RUnlock()
-	if ok {
+	if info, ok := (*c.ops.m.Load())[k]; ok {
 		return info
 	}
-	info = c.newOpInfo(k)
+	info := c.newOpInfo(k)
 	c.ops.mu.Lock()
-	if prev, ok := c.ops.m[k]; ok {
-		info = prev
-	} else if len(c.ops.m) < maxCachedOps {
-		c.ops.m[k] = info
+	defer c.ops.mu.Unlock()
+	old := c.ops.m.Load()
+	if prev, ok := (*old)[k]; ok {
+		return prev
 	}
-	c.ops.mu.Unlock()
+	if len(*old) >= maxCachedOps {
+		return info
+	}
+	m := make(map[opKey]*opInfo, len(*old)+1)
+	maps.Copy(m, *old)
+	m[k] = info
+	c.ops.m.Store(&m)
 	return info
 }
 
