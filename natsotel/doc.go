@@ -218,7 +218,7 @@
 // A micro.Config.Endpoint is registered as a traced endpoint named "default".
 //
 // Each endpoint handles up to WithConcurrency requests at once (default 64), each on a
-// goroutine of its own; micro alone handles one at a time. Beyond that the endpoint's
+// worker goroutine of its own; micro alone handles one at a time. Beyond that the endpoint's
 // delivery waits and requests queue in its pending buffer (micro.WithEndpointPendingLimits);
 // past that limit nats.go drops them as a slow consumer and their callers time out.
 // Service.Shutdown stops the service and waits until every request received has been

@@ -128,6 +128,7 @@ type endpoint struct {
 	svc   *Service
 	h     Handler
 	slots slots                  // nil: one request at a time, on micro's delivery goroutine
+	work  chan *detachedRequest  // to an idle worker (see dispatch)
 	ready chan struct{}          // closed once meta is set
 	meta  atomic.Pointer[opInfo] // SERVER "process <endpoint subject>" operation
 	stats endpointStats
@@ -145,6 +146,7 @@ func (s *Service) addEndpoint(add func(string, micro.Handler, ...micro.EndpointO
 	ep := &endpoint{c: s.conn, svc: s, h: h, ready: make(chan struct{})}
 	if n := s.conn.cfg.concurrency; n > 1 {
 		ep.slots = make(slots, n)
+		ep.work = make(chan *detachedRequest)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -16,8 +16,8 @@ const defaultConcurrency = 64
 //
 // nats.go delivers the messages of one subscription on one goroutine, and micro runs an
 // endpoint's handler on it: left alone, an endpoint answers one request at a time, so one
-// slow dependency stalls the whole service. natsotel hands each request to a goroutine of
-// its own, at most n per endpoint (WithConcurrency). When n handlers are busy the delivery
+// slow dependency stalls the whole service. natsotel hands each request to a worker
+// goroutine of its own (see worker), at most n per endpoint (WithConcurrency). When n handlers are busy the delivery
 // goroutine waits for one to finish: further requests queue in the endpoint subscription's
 // pending buffer (micro.WithEndpointPendingLimits bounds it; nats.go's default is 512Ki
 // messages or 64 MiB). Past that limit nats.go drops them, the connection's ErrorHandler
@@ -76,7 +76,8 @@ func (f *inflight) wait(ctx context.Context) error {
 }
 
 // dispatch runs the endpoint's handler for req: on the delivery goroutine when the endpoint
-// serves one request at a time, otherwise on a goroutine of its own once a slot is free.
+// serves one request at a time, otherwise, once a slot is free, on a worker goroutine: an
+// idle one if one waits, else a new one.
 func (ep *endpoint) dispatch(req micro.Request) {
 	if ep.slots == nil {
 		ep.serve(req)
@@ -85,13 +86,42 @@ func (ep *endpoint) dispatch(req micro.Request) {
 	ep.slots <- struct{}{} // blocks delivery while every slot is busy: back-pressure
 	ep.svc.running.add()
 	dr := &detachedRequest{Request: req, c: ep.c}
-	go func() {
-		defer func() {
-			<-ep.slots
-			ep.svc.running.done()
-		}()
-		ep.serve(dr)
+	select {
+	case ep.work <- dr:
+	default:
+		go ep.worker(dr)
+	}
+}
+
+// workerIdle is how long a worker waits for the endpoint's next request before it exits.
+const workerIdle = time.Second
+
+// worker handles dr, then the requests dispatch hands it, until none came for workerIdle. A
+// goroutine per request would start on a small stack and grow it (copying it) on every
+// request: the tracing calls of the first microseconds are deep enough for that to cost
+// about a tenth of a service's CPU. A worker grows its stack once.
+func (ep *endpoint) worker(dr *detachedRequest) {
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		ep.handle(dr)
+		idle.Reset(workerIdle)
+		select {
+		case dr = <-ep.work:
+		case <-idle.C:
+			return
+		}
+	}
+}
+
+// handle serves dr and frees its slot, also when the handler calls runtime.Goexit (which
+// ends the worker).
+func (ep *endpoint) handle(dr *detachedRequest) {
+	defer func() {
+		<-ep.slots
+		ep.svc.running.done()
 	}()
+	ep.serve(dr)
 }
 
 // Shutdown stops the service so that every request it received is answered: the endpoints

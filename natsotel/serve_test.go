@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -394,5 +396,57 @@ func TestReplyGuard(t *testing.T) {
 	}
 	if n := handled.Load(); n != 3 {
 		t.Errorf("%d requests handled, want 3", n)
+	}
+}
+
+// goroutineID is the id runtime.Stack prints for the calling goroutine.
+func goroutineID() string {
+	buf := make([]byte, 64)
+	buf = buf[:runtime.Stack(buf, false)]
+	id, _, _ := strings.Cut(strings.TrimPrefix(string(buf), "goroutine "), " ")
+	return id
+}
+
+// Requests one after another run on one worker goroutine, whose stack has grown already (a
+// goroutine per request grew a new one every time). A handler that calls runtime.Goexit
+// ends its worker but frees its slot: later requests are still served.
+func TestEndpointWorkersAreReused(t *testing.T) {
+	s := startServer(t)
+	tel := newTelemetry(t)
+	srv := tel.wrap(t, connect(t, s, "inventory"), natsotel.WithConcurrency(2))
+	cli := tel.wrap(t, connect(t, s, "order"))
+	svc, err := srv.AddService(micro.Config{Name: "inventory", Version: "1.0.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make(chan string, 16)
+	if err := svc.AddEndpoint("reserve", func(_ context.Context, req micro.Request) {
+		if string(req.Data()) == "exit" {
+			runtime.Goexit()
+		}
+		ids <- goroutineID()
+		_ = req.Respond(nil)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, srv.Raw())
+	for range 5 {
+		if _, err := cli.Request(ctxTimeout(t), "reserve", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := <-ids
+	for range 4 {
+		if id := <-ids; id != first {
+			t.Fatalf("requests ran on goroutines %s and %s, want one worker", first, id)
+		}
+	}
+	for range 3 { // more than the 2 slots: each exit must free its own
+		if err := cli.Raw().Publish("reserve", []byte("exit")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := cli.Request(ctxTimeout(t), "reserve", nil); err != nil {
+		t.Fatalf("after handlers exited: %v", err)
 	}
 }
