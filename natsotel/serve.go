@@ -76,8 +76,8 @@ func (f *inflight) wait(ctx context.Context) error {
 }
 
 // dispatch runs the endpoint's handler for req: on the delivery goroutine when the endpoint
-// serves one request at a time, otherwise, once a slot is free, on a worker goroutine: an
-// idle one if one waits, else a new one.
+// serves one request at a time, otherwise, once a slot is free, on one of the endpoint's
+// worker goroutines, started when there are fewer of them than requests in flight.
 func (ep *endpoint) dispatch(req micro.Request) {
 	if ep.slots == nil {
 		ep.serve(req)
@@ -85,37 +85,46 @@ func (ep *endpoint) dispatch(req micro.Request) {
 	}
 	ep.slots <- struct{}{} // blocks delivery while every slot is busy: back-pressure
 	ep.svc.running.add()
-	dr := &detachedRequest{Request: req, c: ep.c}
-	select {
-	case ep.work <- dr:
-	default:
-		go ep.worker(dr)
+	ep.work <- &detachedRequest{Request: req, c: ep.c} // never blocks: one slot a request
+	if int(ep.workers.Load()) < len(ep.slots) {
+		ep.workers.Add(1)
+		go ep.worker()
 	}
 }
 
-// workerIdle is how long a worker waits for the endpoint's next request before it exits.
+// workerIdle is how long a worker waits for a request before it exits.
 const workerIdle = time.Second
 
-// worker handles dr, then the requests dispatch hands it, until none came for workerIdle. A
-// goroutine per request would start on a small stack and grow it (copying it) on every
-// request: the tracing calls of the first microseconds are deep enough for that to cost
-// about a tenth of a service's CPU. A worker grows its stack once.
-func (ep *endpoint) worker(dr *detachedRequest) {
+// worker handles the endpoint's requests until none came for workerIdle. A goroutine per
+// request would start on a small stack and grow it (copying it) every time: the tracing
+// calls of a request go deep enough for that to take about a tenth of a service's CPU. A
+// worker grows its stack once.
+func (ep *endpoint) worker() {
+	defer ep.retire()
 	idle := time.NewTimer(workerIdle)
 	defer idle.Stop()
 	for {
-		ep.handle(dr)
-		idle.Reset(workerIdle)
 		select {
-		case dr = <-ep.work:
+		case dr := <-ep.work:
+			ep.handle(dr)
+			idle.Reset(workerIdle)
 		case <-idle.C:
 			return
 		}
 	}
 }
 
-// handle serves dr and frees its slot, also when the handler calls runtime.Goexit (which
-// ends the worker).
+// retire uncounts a worker that exits (idle, or by a handler's runtime.Goexit) and starts
+// another if a request is queued: dispatch may have counted this worker for it.
+func (ep *endpoint) retire() {
+	ep.workers.Add(-1)
+	if len(ep.work) > 0 {
+		ep.workers.Add(1)
+		go ep.worker()
+	}
+}
+
+// handle serves dr and frees its slot, also when the handler calls runtime.Goexit.
 func (ep *endpoint) handle(dr *detachedRequest) {
 	defer func() {
 		<-ep.slots
