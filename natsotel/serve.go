@@ -17,11 +17,12 @@ const defaultConcurrency = 64
 // nats.go delivers the messages of one subscription on one goroutine, and micro runs an
 // endpoint's handler on it: left alone, an endpoint answers one request at a time, so one
 // slow dependency stalls the whole service. natsotel hands each request to a worker
-// goroutine of its own (see worker), at most n per endpoint (WithConcurrency). When n handlers are busy the delivery
-// goroutine waits for one to finish: further requests queue in the endpoint subscription's
-// pending buffer (micro.WithEndpointPendingLimits bounds it; nats.go's default is 512Ki
-// messages or 64 MiB). Past that limit nats.go drops them, the connection's ErrorHandler
-// gets nats.ErrSlowConsumer and their callers time out: that is the back-pressure.
+// goroutine (see worker), at most n at once per endpoint (WithConcurrency). When n
+// handlers are busy the delivery goroutine waits for one to finish: further requests queue
+// in the endpoint subscription's pending buffer (micro.WithEndpointPendingLimits bounds it;
+// nats.go's default is 512Ki messages or 64 MiB). Past that limit nats.go drops them, the
+// connection's ErrorHandler gets nats.ErrSlowConsumer and their callers time out: that is
+// the back-pressure.
 //
 // A handler that runs on its own goroutine answers through natsotel (see detachedRequest)
 // rather than through micro's request, which micro reads without a lock once the delivery
@@ -88,19 +89,22 @@ func (ep *endpoint) dispatch(req micro.Request) {
 	ep.work <- &detachedRequest{Request: req, c: ep.c} // never blocks: one slot a request
 	if int(ep.workers.Load()) < len(ep.slots) {
 		ep.workers.Add(1)
-		go ep.worker()
+		go ep.worker(nil)
 	}
 }
 
 // workerIdle is how long a worker waits for a request before it exits.
 const workerIdle = time.Second
 
-// worker handles the endpoint's requests until none came for workerIdle. A goroutine per
-// request would start on a small stack and grow it (copying it) every time: the tracing
-// calls of a request go deep enough for that to take about a tenth of a service's CPU. A
-// worker grows its stack once.
-func (ep *endpoint) worker() {
+// worker handles dr (if not nil), then the endpoint's requests until none came for
+// workerIdle. A goroutine per request would start on a small stack and grow it (copying
+// it) every time: the tracing calls of a request go deep enough for that to take about a
+// tenth of a service's CPU. A worker grows its stack once.
+func (ep *endpoint) worker(dr *detachedRequest) {
 	defer ep.retire()
+	if dr != nil {
+		ep.handle(dr)
+	}
 	idle := time.NewTimer(workerIdle)
 	defer idle.Stop()
 	for {
@@ -118,9 +122,11 @@ func (ep *endpoint) worker() {
 // another if a request is queued: dispatch may have counted this worker for it.
 func (ep *endpoint) retire() {
 	ep.workers.Add(-1)
-	if len(ep.work) > 0 {
+	select {
+	case dr := <-ep.work:
 		ep.workers.Add(1)
-		go ep.worker()
+		go ep.worker(dr)
+	default:
 	}
 }
 
