@@ -106,24 +106,27 @@ func (k *KeyValue) do(ctx context.Context, spec *opSpec, key string, fn func(con
 		_, err := fn(ctx)
 		return err
 	}
-	ctx, cl := c.begin(ctx, c.op(spec, bucket, "", false), "", -1)
+	// The span's attributes, the outcome's included, are set in one call when it ends.
+	ctx, cl := c.start(ctx, c.op(spec, bucket, "", false), nil)
 	rev, err := fn(ctx)
 	errType := kvErrorType(spec, err)
+	var b *attrBuf
 	if cl.span.IsRecording() {
+		b = cl.attrs("", -1)
 		switch {
 		case err == nil && spec == specKVGet:
-			cl.span.SetAttributes(kvFoundKey.Bool(true), semconv.DBResponseReturnedRows(1), kvRevisionKey.Int64(int64(rev)))
+			b.kvs = append(b.kvs, kvFoundKey.Bool(true), semconv.DBResponseReturnedRows(1), kvRevisionKey.Int64(int64(rev)))
 		case err == nil && rev != 0:
-			cl.span.SetAttributes(kvRevisionKey.Int64(int64(rev)))
+			b.kvs = append(b.kvs, kvRevisionKey.Int64(int64(rev)))
 		case spec == specKVGet && isNotFound(err):
-			cl.span.SetAttributes(kvFoundKey.Bool(false), semconv.DBResponseReturnedRows(0))
+			b.kvs = append(b.kvs, kvFoundKey.Bool(false), semconv.DBResponseReturnedRows(0))
 		}
 	}
 	desc := ""
 	if errType != "" {
 		desc = err.Error()
 	}
-	cl.end(ctx, errType, desc, 0)
+	cl.endWith(ctx, b, errType, desc, 0)
 	return err
 }
 
