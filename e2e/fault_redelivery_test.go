@@ -17,7 +17,7 @@ import (
 )
 
 // Attribute keys the test reads on exported spans: natsotel's delivery count and
-// redelivery flag (natsotel.DeliveredKey, natsotel.RedeliveredKey), the consumer name
+// redelivery flag, the consumer name
 // (semconv messaging.destination.subscription.name) and the services' fault marker.
 const (
 	attrDelivered    = "messaging.nats.delivered"

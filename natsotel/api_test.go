@@ -14,7 +14,7 @@ import (
 // (struct fields not counted), as "go doc -all" lists them. Every name must earn its place:
 // used by the services, shown by an Example, or a documented need. The goal is 60 (otelhttp
 // has 36); lower this number as names go, never raise it without removing others.
-const maxExported = 71
+const maxExported = 60
 
 func TestExportedAPI(t *testing.T) {
 	fset := token.NewFileSet()

@@ -22,10 +22,10 @@ const (
 	sequenceKey = attribute.Key("messaging.nats.sequence")
 	// duplicateKey is true when JetStream reported a publish as a duplicate (Nats-Msg-Id).
 	duplicateKey = attribute.Key("messaging.nats.duplicate")
-	// DeliveredKey is the JetStream delivery count of a consumed message (1 = first delivery).
-	DeliveredKey = attribute.Key("messaging.nats.delivered")
-	// RedeliveredKey is true when a consumed message was delivered more than once.
-	RedeliveredKey = attribute.Key("messaging.nats.redelivered")
+	// deliveredKey is the JetStream delivery count of a consumed message (1 = first delivery).
+	deliveredKey = attribute.Key("messaging.nats.delivered")
+	// redeliveredKey is true when a consumed message was delivered more than once.
+	redeliveredKey = attribute.Key("messaging.nats.redelivered")
 	// kvRevisionKey is the revision a KeyValue call read or wrote.
 	kvRevisionKey = attribute.Key("nats.kv.revision")
 	// kvFoundKey is false when a KeyValue Get found no value (not an error).
@@ -43,22 +43,22 @@ const (
 	opCreate  = "create"
 	opUpdate  = "update"
 	opDelete  = "delete"
-	opPurge   = "purge"
 )
 
 // Low-cardinality error.type values natsotel sets itself (micro codes such as "409" are
-// passed through as they are).
+// passed through as they are). ErrorType documents them: callers compare its result with
+// the strings.
 const (
-	ErrTypeNoResponders     = "no_responders"
-	ErrTypeTimeout          = "timeout"
-	ErrTypeCanceled         = "canceled"
+	errTypeNoResponders     = "no_responders"
+	errTypeTimeout          = "timeout"
+	errTypeCanceled         = "canceled"
 	errTypeMaxPayload       = "max_payload"
 	errTypeRevisionMismatch = "revision_mismatch"
 	errTypeKeyExists        = "key_exists"
 	errTypePanic            = "panic"
 	errTypeNoReply          = "no_reply"      // a micro handler returned without answering
 	errTypeReplyRefused     = "reply_refused" // a request whose reply subject is not an inbox
-	ErrTypeOther            = "_OTHER"
+	errTypeOther            = "_OTHER"
 )
 
 // temporaryDestination replaces temporary or per-message subjects (_INBOX.*, _INBOX_<user>.*,

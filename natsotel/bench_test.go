@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -230,6 +231,54 @@ func BenchmarkPublishSubscribe(b *testing.B) {
 					b.Fatal(err)
 				}
 				<-got
+			}
+		})
+	}
+}
+
+// BenchmarkKeyValueGet measures a KeyValue Get of an existing key (a round trip to the
+// JetStream API): bare jetstream against natsotel's CLIENT span with its db.* attributes.
+func BenchmarkKeyValueGet(b *testing.B) {
+	s := startServer(b)
+	ctx := benchCtx(b)
+	js, err := jetstream.New(connect(b, s, "setup"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "bench", Storage: jetstream.MemoryStorage})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, "key", make([]byte, 40)); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("bare", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := kv.Get(ctx, "key"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	for _, tc := range benchSamplers {
+		b.Run(tc.name, func(b *testing.B) {
+			c, err := natsotel.Wrap(connect(b, s, "kv"), benchOptions(b, tc.sampler)...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			js, err := c.JetStream()
+			if err != nil {
+				b.Fatal(err)
+			}
+			kv, err := js.KeyValue(ctx, "bench")
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := kv.Get(ctx, "key"); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}

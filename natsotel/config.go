@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -23,10 +22,8 @@ type config struct {
 	tp             trace.TracerProvider
 	mp             metric.MeterProvider
 	prop           propagation.TextMapPropagator
-	nameFmt        func(operation, destination string) string
 	filter         func(subject string) bool
 	linkOnly       bool
-	attributes     []attribute.KeyValue
 	requestTimeout time.Duration
 	destTemplate   func(subject string) string
 	onPanic        func(ctx context.Context, err *PanicError)
@@ -66,18 +63,6 @@ func WithPropagators(p propagation.TextMapPropagator) Option {
 	})
 }
 
-// WithSpanNameFormatter replaces the default "{operation} {destination}" span names. f gets
-// the operation ("send", "process", "receive", "request", "ack", "get", "put", ...) and the
-// low-cardinality destination (subject template, stream or bucket). Its result is cached
-// per (operation, destination), so f must be deterministic.
-func WithSpanNameFormatter(f func(operation, destination string) string) Option {
-	return optionFunc(func(c *config) {
-		if f != nil {
-			c.nameFmt = f
-		}
-	})
-}
-
 // WithFilter decides per message whether it is traced: f returning false skips span
 // creation and metrics for that message; trace context is still propagated through unchanged
 // (injected into outgoing headers, extracted into the handler's context), and a handler
@@ -111,12 +96,6 @@ func WithPanicHandler(f func(ctx context.Context, err *PanicError)) Option {
 	return optionFunc(func(c *config) { c.onPanic = f })
 }
 
-// WithAttributes adds attributes to every span natsotel starts (not to metrics, to keep their
-// cardinality under the caller's control). Calling it twice appends.
-func WithAttributes(kv ...attribute.KeyValue) Option {
-	return optionFunc(func(c *config) { c.attributes = append(c.attributes, kv...) })
-}
-
 // WithConsumerLinks makes subscribe/consume spans new roots that link to the producer
 // instead of being its children (no service-graph edge; see doc.go).
 func WithConsumerLinks() Option { return optionFunc(func(c *config) { c.linkOnly = true }) }
@@ -129,11 +108,15 @@ func WithDefaultRequestTimeout(d time.Duration) Option {
 }
 
 // WithConcurrency sets how many requests each micro endpoint of a Service handles at once
-// (default DefaultConcurrency). Each request beyond it waits in the endpoint's pending queue
-// until a handler returns; see serve.go for the back-pressure. n <= 1 serves one request at a
-// time on micro's delivery goroutine, as micro itself does.
+// (default 64; n <= 0 keeps the default). Each request beyond it waits in the endpoint's
+// pending queue until a handler returns; see serve.go for the back-pressure. n = 1 serves
+// one request at a time on micro's delivery goroutine, as micro itself does.
 func WithConcurrency(n int) Option {
-	return optionFunc(func(c *config) { c.concurrency = max(n, 1) })
+	return optionFunc(func(c *config) {
+		if n > 0 {
+			c.concurrency = n
+		}
+	})
 }
 
 // WithReplyPrefixes adds subject prefixes that micro endpoints may answer to, besides the
@@ -145,7 +128,7 @@ func WithReplyPrefixes(prefixes ...string) Option {
 }
 
 func newConfig(opts []Option) config {
-	c := config{requestTimeout: defaultRequestTimeout, concurrency: DefaultConcurrency}
+	c := config{requestTimeout: defaultRequestTimeout, concurrency: defaultConcurrency}
 	for _, o := range opts {
 		if o != nil {
 			o.apply(&c)
@@ -160,12 +143,5 @@ func newConfig(opts []Option) config {
 	if c.prop == nil {
 		c.prop = otel.GetTextMapPropagator()
 	}
-	if c.nameFmt == nil {
-		c.nameFmt = defaultSpanName
-	}
 	return c
-}
-
-func defaultSpanName(operation, destination string) string {
-	return operation + " " + destination
 }

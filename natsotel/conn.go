@@ -59,12 +59,12 @@ func Wrap(nc *nats.Conn, opts ...Option) (*Conn, error) {
 	c := &Conn{
 		nc:     nc,
 		cfg:    cfg,
-		tracer: cfg.tp.Tracer(ScopeName, trace.WithInstrumentationVersion(version), trace.WithSchemaURL(schemaURL)),
+		tracer: cfg.tp.Tracer(scopeName, trace.WithInstrumentationVersion(version), trace.WithSchemaURL(schemaURL)),
 		inst:   inst,
 		inbox:  nats.InboxPrefix,
-		ops:    opCache{m: make(map[opKey]*opInfo)},
 		dbDup:  databaseDupFromEnv(),
 	}
+	c.ops.m.Store(&map[opKey]*opInfo{})
 	if nc.Opts.InboxPrefix != "" {
 		c.inbox = nc.Opts.InboxPrefix + "."
 	}

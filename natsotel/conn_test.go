@@ -10,7 +10,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -198,17 +197,4 @@ func TestDefaultsFromGlobals(t *testing.T) {
 			t.Errorf("no %s through the global MeterProvider", name)
 		}
 	}
-}
-
-func TestSpanNameFormatterAndAttributes(t *testing.T) {
-	s := startServer(t)
-	tel := newTelemetry(t)
-	c := tel.wrap(t, connect(t, s, "c"),
-		natsotel.WithSpanNameFormatter(func(op, dest string) string { return strings.ToUpper(op) + ":" + dest }),
-		natsotel.WithAttributes(attribute.String("peer.service", "ext")))
-	if err := c.Publish(ctxTimeout(t), "x", nil); err != nil {
-		t.Fatal(err)
-	}
-	sp := find(t, tel.spans(), "SEND:x", trace.SpanKindProducer)
-	wantAttr(t, sp, attribute.Key("peer.service"), "ext")
 }

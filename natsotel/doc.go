@@ -47,6 +47,8 @@
 //     messaging.nats.sequence and messaging.nats.delivered (with messaging.nats.redelivered
 //     and a "redelivered" event after the first delivery).
 //   - Fetch: messaging.batch.message_count, the consumer as above (#).
+//   - settle: messaging.destination.name is the stream, as in its metric; the message's
+//     subject, sequence and consumer name are on its parent process span.
 //   - KeyValue: db.system.name=nats, db.namespace and db.collection.name = the bucket,
 //     db.operation.name; nats.kv.revision, nats.kv.found on Get (see KeyValue).
 //
@@ -62,7 +64,7 @@
 // its redelivery as the next process span) or terminated.
 //
 // Every messaging span has messaging.system=nats, messaging.operation.name and .type,
-// messaging.destination.name (the concrete subject; see "Destinations and cardinality"),
+// messaging.destination.name (the concrete subject but on settle spans; see "Destinations and cardinality"),
 // messaging.client.id (the connection name, or its client id) and server.address/server.port.
 // No message content ever goes into an attribute: only its size.
 //
@@ -215,7 +217,7 @@
 // A micro.Config.Endpoint is registered as a traced endpoint named "default".
 //
 // Each endpoint handles up to WithConcurrency requests at once (default 64), each on a
-// goroutine of its own; micro alone handles one at a time. Beyond that the endpoint's
+// worker goroutine of its own; micro alone handles one at a time. Beyond that the endpoint's
 // delivery waits and requests queue in its pending buffer (micro.WithEndpointPendingLimits);
 // past that limit nats.go drops them as a slow consumer and their callers time out.
 // Service.Shutdown stops the service and waits until every request received has been
@@ -261,7 +263,7 @@
 // failure, server.address and server.port (not on KeyValue). Histograms use buckets
 // 0.1 ms .. 10 s (the advised 5 ms .. 10 s and five below), set explicitly. Span-only
 // attributes (concrete subject, template, subscription name, client id, body size,
-// sequence numbers, WithAttributes) are not metric labels.
+// sequence and delivery numbers) are not metric labels.
 //
 // # Filter and performance
 //

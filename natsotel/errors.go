@@ -42,11 +42,11 @@ func serviceErrorFrom(subject string, reply *nats.Msg) *ServiceError {
 // short number (HTTP-like codes), anything else becomes _OTHER.
 func errorTypeOfCode(code string) string {
 	if n := len(code); n == 0 || n > 4 {
-		return ErrTypeOther
+		return errTypeOther
 	}
 	for i := 0; i < len(code); i++ {
 		if code[i] < '0' || code[i] > '9' {
-			return ErrTypeOther
+			return errTypeOther
 		}
 	}
 	return code
@@ -69,11 +69,11 @@ func ErrorType(err error) string {
 	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, jetstream.ErrNoStreamResponse):
 		// jetstream reports a publish no stream listens to as ErrNoStreamResponse, which
 		// does not wrap nats.ErrNoResponders.
-		return ErrTypeNoResponders
+		return errTypeNoResponders
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
-		return ErrTypeTimeout
+		return errTypeTimeout
 	case errors.Is(err, context.Canceled):
-		return ErrTypeCanceled
+		return errTypeCanceled
 	case errors.Is(err, nats.ErrMaxPayload):
 		return errTypeMaxPayload
 	case errors.Is(err, jetstream.ErrKeyRevisionMismatch):
@@ -83,7 +83,7 @@ func ErrorType(err error) string {
 	case errors.As(err, &pe):
 		return errTypePanic
 	default:
-		return ErrTypeOther
+		return errTypeOther
 	}
 }
 

@@ -18,6 +18,12 @@ import (
 	"github.com/natsotel/reference/natsotel"
 )
 
+// The delivery attributes of JetStream process spans (see the package documentation).
+const (
+	deliveredKey   = attribute.Key("messaging.nats.delivered")
+	redeliveredKey = attribute.Key("messaging.nats.redelivered")
+)
+
 // startServer runs an in-process nats-server with JetStream on a random loopback port.
 func startServer(t testing.TB, mod ...func(*server.Options)) *server.Server {
 	t.Helper()

@@ -178,19 +178,16 @@ func (j *JetStream) process(ctx context.Context, msg jetstream.Msg, h func(conte
 			// The stream is messaging.destination.template already: no messaging.nats.stream.
 			b.kvs = append(b.kvs,
 				sequenceKey.Int64(int64(meta.Sequence.Stream)),
-				DeliveredKey.Int64(int64(meta.NumDelivered)),
+				deliveredKey.Int64(int64(meta.NumDelivered)),
 				semconv.MessagingDestinationSubscriptionName(meta.Consumer),
 			)
 			if meta.NumDelivered > 1 {
-				b.kvs = append(b.kvs, RedeliveredKey.Bool(true))
-				cl.span.AddEvent("redelivered", trace.WithAttributes(DeliveredKey.Int64(int64(meta.NumDelivered))))
+				b.kvs = append(b.kvs, redeliveredKey.Bool(true))
+				cl.span.AddEvent("redelivered", trace.WithAttributes(deliveredKey.Int64(int64(meta.NumDelivered))))
 			}
 		}
 	}
-	sm := &settledMsg{Msg: msg, ctx: ctx, c: c, subject: subject, dest: dest, group: group, temp: temp}
-	if meta != nil {
-		sm.consumer = meta.Consumer
-	}
+	sm := &settledMsg{Msg: msg, ctx: ctx, c: c, dest: dest, group: group, temp: temp}
 	c.runHandler(ctx, &cl, b, subject, func() { h(ctx, sm) })
 }
 

@@ -67,10 +67,10 @@ func TestJetStreamPublishConsume(t *testing.T) {
 	wantAttr(t, producer, semconv.MessagingMessageIDKey, "order-1")
 	wantAttr(t, consumer, semconv.MessagingDestinationTemplateKey, "ORDER_EVENTS")
 	noAttr(t, consumer, attribute.Key("messaging.nats.stream")) // the template says it
-	wantAttr(t, consumer, natsotel.DeliveredKey, int64(1))
+	wantAttr(t, consumer, deliveredKey, int64(1))
 	wantAttr(t, consumer, semconv.MessagingConsumerGroupNameKey, "billing")
 	wantAttr(t, consumer, semconv.MessagingMessageIDKey, "order-1")
-	noAttr(t, consumer, natsotel.RedeliveredKey)
+	noAttr(t, consumer, redeliveredKey)
 }
 
 func TestJetStreamRedelivery(t *testing.T) {
@@ -110,20 +110,20 @@ func TestJetStreamRedelivery(t *testing.T) {
 			continue
 		}
 		wantChild(t, producer, sp)
-		v, _ := attr(sp, natsotel.DeliveredKey)
+		v, _ := attr(sp, deliveredKey)
 		delivered = append(delivered, v.AsInt64())
 		redeliveredEvent := false
 		for _, ev := range sp.Events() {
 			redeliveredEvent = redeliveredEvent || ev.Name == "redelivered"
 		}
 		if v.AsInt64() == 1 {
-			noAttr(t, sp, natsotel.RedeliveredKey)
+			noAttr(t, sp, redeliveredKey)
 			if redeliveredEvent {
 				t.Error("first delivery has a redelivered event")
 			}
 			continue
 		}
-		wantAttr(t, sp, natsotel.RedeliveredKey, true)
+		wantAttr(t, sp, redeliveredKey, true)
 		if !redeliveredEvent {
 			t.Error("no redelivered event")
 		}

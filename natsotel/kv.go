@@ -9,7 +9,7 @@ import (
 )
 
 // KeyValue is an instrumented jetstream.KeyValue: every call is a CLIENT span "{op} {bucket}"
-// (op = get, put, create, update, delete, purge) whose db.* attributes (db.system.name=nats,
+// (op = get, put, create, update, delete) whose db.* attributes (db.system.name=nats,
 // db.namespace and db.collection.name = bucket, db.operation.name = op) make the bucket a
 // database node in Tempo's service graph. server.address is deliberately not set on these
 // spans: Tempo names the database node by peer.service, then server.address, then the db
@@ -17,7 +17,9 @@ import (
 //
 // A trace context stored with a value (headers written by another client) is never used:
 // reads do not extract anything. Errors are returned unchanged, so errors.Is(err,
-// jetstream.ErrKeyNotFound) and friends hold.
+// jetstream.ErrKeyNotFound) and friends hold. The calls a service makes per request are
+// here; the rest of jetstream.KeyValue (Purge, Watch, History, Keys, ...) is untraced, on
+// the bucket JetStream.Raw().KeyValue opens.
 type KeyValue struct {
 	kv   jetstream.KeyValue
 	conn *Conn
@@ -84,11 +86,6 @@ func (k *KeyValue) Delete(ctx context.Context, key string, opts ...jetstream.KVD
 	return k.do(ctx, specKVDelete, key, func(ctx context.Context) (uint64, error) { return 0, k.kv.Delete(ctx, key, opts...) })
 }
 
-// Purge removes all values of key and places a purge marker.
-func (k *KeyValue) Purge(ctx context.Context, key string, opts ...jetstream.KVDeleteOpt) error {
-	return k.do(ctx, specKVPurge, key, func(ctx context.Context) (uint64, error) { return 0, k.kv.Purge(ctx, key, opts...) })
-}
-
 func (k *KeyValue) doRev(ctx context.Context, spec *opSpec, key string, fn func(context.Context) (uint64, error)) (uint64, error) {
 	var rev uint64
 	err := k.do(ctx, spec, key, func(ctx context.Context) (uint64, error) {
@@ -109,24 +106,27 @@ func (k *KeyValue) do(ctx context.Context, spec *opSpec, key string, fn func(con
 		_, err := fn(ctx)
 		return err
 	}
-	ctx, cl := c.begin(ctx, c.op(spec, bucket, "", false), "", -1)
+	// The span's attributes, the outcome's included, are set in one call when it ends.
+	ctx, cl := c.start(ctx, c.op(spec, bucket, "", false), nil)
 	rev, err := fn(ctx)
 	errType := kvErrorType(spec, err)
+	var b *attrBuf
 	if cl.span.IsRecording() {
+		b = cl.attrs("", -1)
 		switch {
 		case err == nil && spec == specKVGet:
-			cl.span.SetAttributes(kvFoundKey.Bool(true), semconv.DBResponseReturnedRows(1), kvRevisionKey.Int64(int64(rev)))
+			b.kvs = append(b.kvs, kvFoundKey.Bool(true), semconv.DBResponseReturnedRows(1), kvRevisionKey.Int64(int64(rev)))
 		case err == nil && rev != 0:
-			cl.span.SetAttributes(kvRevisionKey.Int64(int64(rev)))
+			b.kvs = append(b.kvs, kvRevisionKey.Int64(int64(rev)))
 		case spec == specKVGet && isNotFound(err):
-			cl.span.SetAttributes(kvFoundKey.Bool(false), semconv.DBResponseReturnedRows(0))
+			b.kvs = append(b.kvs, kvFoundKey.Bool(false), semconv.DBResponseReturnedRows(0))
 		}
 	}
 	desc := ""
 	if errType != "" {
 		desc = err.Error()
 	}
-	cl.end(ctx, errType, desc, 0)
+	cl.endWith(ctx, b, errType, desc, 0)
 	return err
 }
 

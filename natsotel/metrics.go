@@ -32,7 +32,7 @@ type instruments struct {
 }
 
 func newInstruments(mp metric.MeterProvider) (*instruments, error) {
-	m := mp.Meter(ScopeName, metric.WithInstrumentationVersion(version), metric.WithSchemaURL(schemaURL))
+	m := mp.Meter(scopeName, metric.WithInstrumentationVersion(version), metric.WithSchemaURL(schemaURL))
 	buckets := metric.WithExplicitBucketBoundaries(durationBuckets...)
 	var errs []error
 	cd, err := messagingconv.NewClientOperationDuration(m, buckets)

@@ -124,13 +124,15 @@ func (g *Group) AddEndpoint(name string, h Handler, opts ...micro.EndpointOpt) e
 
 // endpoint is the traced handler of one micro endpoint.
 type endpoint struct {
-	c     *Conn
-	svc   *Service
-	h     Handler
-	slots slots                  // nil: one request at a time, on micro's delivery goroutine
-	ready chan struct{}          // closed once meta is set
-	meta  atomic.Pointer[opInfo] // SERVER "process <endpoint subject>" operation
-	stats endpointStats
+	c       *Conn
+	svc     *Service
+	h       Handler
+	slots   slots                 // nil: one request at a time, on micro's delivery goroutine
+	work    chan *detachedRequest // requests for the workers (see dispatch)
+	workers atomic.Int32
+	ready   chan struct{}          // closed once meta is set
+	meta    atomic.Pointer[opInfo] // SERVER "process <endpoint subject>" operation
+	stats   endpointStats
 }
 
 // addEndpoint registers the endpoint with micro and then resolves its subject and queue group
@@ -145,6 +147,7 @@ func (s *Service) addEndpoint(add func(string, micro.Handler, ...micro.EndpointO
 	ep := &endpoint{c: s.conn, svc: s, h: h, ready: make(chan struct{})}
 	if n := s.conn.cfg.concurrency; n > 1 {
 		ep.slots = make(slots, n)
+		ep.work = make(chan *detachedRequest, n)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -273,13 +276,13 @@ func (r *tracedRequest) record(err error, errType, desc string) {
 // of the nats.go error it wraps (fmt.Errorf("%w: %s", micro.ErrRespond, err)): a message
 // over max_payload is recognised by nats.ErrMaxPayload's text.
 func answerErrorType(err error) string {
-	if t := ErrorType(err); t != ErrTypeOther {
+	if t := ErrorType(err); t != errTypeOther {
 		return t
 	}
 	if strings.Contains(err.Error(), nats.ErrMaxPayload.Error()) {
 		return errTypeMaxPayload
 	}
-	return ErrTypeOther
+	return errTypeOther
 }
 
 // replySubjectKey names the refused reply subject on the "reply refused" span event.

@@ -2,6 +2,7 @@ package natsotel
 
 import (
 	"context"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,7 +42,6 @@ var (
 	specKVCreate  = &opSpec{op: opCreate, kind: trace.SpanKindClient, db: true}
 	specKVUpdate  = &opSpec{op: opUpdate, kind: trace.SpanKindClient, db: true}
 	specKVDelete  = &opSpec{op: opDelete, kind: trace.SpanKindClient, db: true}
-	specKVPurge   = &opSpec{op: opPurge, kind: trace.SpanKindClient, db: true}
 	startOptsKind = map[trace.SpanKind][]trace.SpanStartOption{
 		trace.SpanKindClient:   {trace.WithSpanKind(trace.SpanKindClient)},
 		trace.SpanKindServer:   {trace.WithSpanKind(trace.SpanKindServer)},
@@ -88,34 +88,40 @@ type metricOpts struct {
 	add []metric.AddOption
 }
 
-// opCache is the per-Conn cache of opInfo.
+// opCache is the per-Conn cache of opInfo. Every traced call reads it, from many goroutines,
+// and it changes only when an operation is seen for the first time: readers load an
+// immutable map without a lock (a read lock's counter would be shared by all of them), and a
+// new entry replaces the map with a copy.
 type opCache struct {
-	mu sync.RWMutex
-	m  map[opKey]*opInfo
+	m  atomic.Pointer[map[opKey]*opInfo]
+	mu sync.Mutex // serialises writers
 }
 
 func (c *Conn) op(spec *opSpec, dest, group string, temporary bool) *opInfo {
 	k := opKey{spec: spec, dest: dest, group: group, temporary: temporary}
-	c.ops.mu.RLock()
-	info, ok := c.ops.m[k]
-	c.ops.mu.RUnlock()
-	if ok {
+	if info, ok := (*c.ops.m.Load())[k]; ok {
 		return info
 	}
-	info = c.newOpInfo(k)
+	info := c.newOpInfo(k)
 	c.ops.mu.Lock()
-	if prev, ok := c.ops.m[k]; ok {
-		info = prev
-	} else if len(c.ops.m) < maxCachedOps {
-		c.ops.m[k] = info
+	defer c.ops.mu.Unlock()
+	old := c.ops.m.Load()
+	if prev, ok := (*old)[k]; ok {
+		return prev
 	}
-	c.ops.mu.Unlock()
+	if len(*old) >= maxCachedOps {
+		return info
+	}
+	m := make(map[opKey]*opInfo, len(*old)+1)
+	maps.Copy(m, *old)
+	m[k] = info
+	c.ops.m.Store(&m)
 	return info
 }
 
 func (c *Conn) newOpInfo(k opKey) *opInfo {
 	s := k.spec
-	info := &opInfo{key: k, name: c.cfg.nameFmt(s.op, k.dest), startOpts: startOptsKind[s.kind], metrics: map[metricVariant]*metricOpts{}}
+	info := &opInfo{key: k, name: s.op + " " + k.dest, startOpts: startOptsKind[s.kind], metrics: map[metricVariant]*metricOpts{}}
 	if s.db {
 		info.mattrs = []attribute.KeyValue{
 			dbSystemNATS,
@@ -137,10 +143,10 @@ func (c *Conn) newOpInfo(k opKey) *opInfo {
 			info.mattrs = append(info.mattrs, semconv.MessagingConsumerGroupName(k.group))
 		}
 	}
-	// Span attributes: the metric attributes, the client id and WithAttributes, and for
-	// messaging operations messaging.destination.name last, so that begin can replace it
-	// with the concrete subject (see begin).
-	attrs := make([]attribute.KeyValue, 0, len(info.mattrs)+3+len(c.cfg.attributes))
+	// Span attributes: the metric attributes, the client id, and for messaging operations
+	// messaging.destination.name last, so that begin can replace it with the concrete
+	// subject (see begin).
+	attrs := make([]attribute.KeyValue, 0, len(info.mattrs)+3)
 	for _, kv := range info.mattrs {
 		if kv.Key != semconv.MessagingDestinationNameKey {
 			attrs = append(attrs, kv)
@@ -152,7 +158,6 @@ func (c *Conn) newOpInfo(k opKey) *opInfo {
 	if s.db && c.dbDup {
 		attrs = append(attrs, dbSystemOld, dbNameOld.String(k.dest), dbOperationOld.String(s.op))
 	}
-	attrs = append(attrs, c.cfg.attributes...)
 	if !s.db {
 		attrs = append(attrs, semconv.MessagingDestinationName(k.dest))
 	}
@@ -258,7 +263,7 @@ var attrBufs = sync.Pool{New: func() any { return &attrBuf{kvs: make([]attribute
 
 func putAttrBuf(b *attrBuf) {
 	if cap(b.kvs) > 64 {
-		return // grown by an unusual WithAttributes list: let it go
+		return // grown unusually large: let it go
 	}
 	clear(b.kvs)
 	b.kvs = b.kvs[:0]

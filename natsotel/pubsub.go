@@ -121,7 +121,7 @@ func (c *Conn) runHandler(ctx context.Context, cl *call, b *attrBuf, subject str
 			cl.endWith(ctx, b, errTypePanic, "panic in handler", 1)
 			return
 		}
-		cl.endWith(ctx, b, ErrTypeOther, "handler called runtime.Goexit", 1)
+		cl.endWith(ctx, b, errTypeOther, "handler called runtime.Goexit", 1)
 	}()
 	fn()
 	returned = true

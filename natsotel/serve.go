@@ -8,20 +8,21 @@ import (
 	"github.com/nats-io/nats.go/micro"
 )
 
-// DefaultConcurrency is how many handlers of one micro endpoint run at once unless
+// defaultConcurrency is how many handlers of one micro endpoint run at once unless
 // WithConcurrency says otherwise.
-const DefaultConcurrency = 64
+const defaultConcurrency = 64
 
 // Serving concurrently.
 //
 // nats.go delivers the messages of one subscription on one goroutine, and micro runs an
 // endpoint's handler on it: left alone, an endpoint answers one request at a time, so one
-// slow dependency stalls the whole service. natsotel hands each request to a goroutine of
-// its own, at most n per endpoint (WithConcurrency). When n handlers are busy the delivery
-// goroutine waits for one to finish: further requests queue in the endpoint subscription's
-// pending buffer (micro.WithEndpointPendingLimits bounds it; nats.go's default is 512Ki
-// messages or 64 MiB). Past that limit nats.go drops them, the connection's ErrorHandler
-// gets nats.ErrSlowConsumer and their callers time out: that is the back-pressure.
+// slow dependency stalls the whole service. natsotel hands each request to a worker
+// goroutine (see worker), at most n at once per endpoint (WithConcurrency). When n
+// handlers are busy the delivery goroutine waits for one to finish: further requests queue
+// in the endpoint subscription's pending buffer (micro.WithEndpointPendingLimits bounds it;
+// nats.go's default is 512Ki messages or 64 MiB). Past that limit nats.go drops them, the
+// connection's ErrorHandler gets nats.ErrSlowConsumer and their callers time out: that is
+// the back-pressure.
 //
 // A handler that runs on its own goroutine answers through natsotel (see detachedRequest)
 // rather than through micro's request, which micro reads without a lock once the delivery
@@ -76,7 +77,8 @@ func (f *inflight) wait(ctx context.Context) error {
 }
 
 // dispatch runs the endpoint's handler for req: on the delivery goroutine when the endpoint
-// serves one request at a time, otherwise on a goroutine of its own once a slot is free.
+// serves one request at a time, otherwise, once a slot is free, on one of the endpoint's
+// worker goroutines, started when there are fewer of them than requests in flight.
 func (ep *endpoint) dispatch(req micro.Request) {
 	if ep.slots == nil {
 		ep.serve(req)
@@ -84,14 +86,57 @@ func (ep *endpoint) dispatch(req micro.Request) {
 	}
 	ep.slots <- struct{}{} // blocks delivery while every slot is busy: back-pressure
 	ep.svc.running.add()
-	dr := &detachedRequest{Request: req, c: ep.c}
-	go func() {
-		defer func() {
-			<-ep.slots
-			ep.svc.running.done()
-		}()
-		ep.serve(dr)
+	ep.work <- &detachedRequest{Request: req, c: ep.c} // never blocks: one slot a request
+	if int(ep.workers.Load()) < len(ep.slots) {
+		ep.workers.Add(1)
+		go ep.worker(nil)
+	}
+}
+
+// workerIdle is how long a worker waits for a request before it exits.
+const workerIdle = time.Second
+
+// worker handles dr (if not nil), then the endpoint's requests until none came for
+// workerIdle. A goroutine per request would start on a small stack and grow it (copying
+// it) every time: the tracing calls of a request go deep enough for that to take about a
+// tenth of a service's CPU. A worker grows its stack once.
+func (ep *endpoint) worker(dr *detachedRequest) {
+	defer ep.retire()
+	if dr != nil {
+		ep.handle(dr)
+	}
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		select {
+		case dr := <-ep.work:
+			ep.handle(dr)
+			idle.Reset(workerIdle)
+		case <-idle.C:
+			return
+		}
+	}
+}
+
+// retire uncounts a worker that exits (idle, or by a handler's runtime.Goexit) and starts
+// another if a request is queued: dispatch may have counted this worker for it.
+func (ep *endpoint) retire() {
+	ep.workers.Add(-1)
+	select {
+	case dr := <-ep.work:
+		ep.workers.Add(1)
+		go ep.worker(dr)
+	default:
+	}
+}
+
+// handle serves dr and frees its slot, also when the handler calls runtime.Goexit.
+func (ep *endpoint) handle(dr *detachedRequest) {
+	defer func() {
+		<-ep.slots
+		ep.svc.running.done()
 	}()
+	ep.serve(dr)
 }
 
 // Shutdown stops the service so that every request it received is answered: the endpoints

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -138,17 +140,38 @@ func TestEndpointServesConcurrently(t *testing.T) {
 	}
 }
 
-// WithConcurrency bounds the handlers in flight: a third request waits for a free slot, and
-// its SERVER span starts only after one of the first two ended.
-func TestConcurrencyLimit(t *testing.T) {
+// WithConcurrency(0), what a service passes when nothing configures it, keeps the default of
+// 64 handlers per endpoint (it served one request at a time once).
+func TestConcurrencyZeroKeepsDefault(t *testing.T) {
 	s := startServer(t)
 	tel := newTelemetry(t)
-	srv := tel.wrap(t, connect(t, s, "inventory"), natsotel.WithConcurrency(2))
-	cli := tel.wrap(t, connect(t, s, "order"))
+	srv := tel.wrap(t, connect(t, s, "inventory"), natsotel.WithConcurrency(0))
+	svc, g := gatedService(t, srv)
+	close(g.open)
+	if st := handlerStats(t, waitStats(t, svc, 0)); st.Concurrency != 64 {
+		t.Errorf("WithConcurrency(0): stats %+v, want concurrency 64", st)
+	}
+}
+
+// twoSlotService is an "inventory" service without endpoints on a connection serving two
+// requests at once (srv), and a client connection (cli), traced by tel.
+func twoSlotService(t *testing.T) (tel *telemetry, srv, cli *natsotel.Conn, svc *natsotel.Service) {
+	t.Helper()
+	s := startServer(t)
+	tel = newTelemetry(t)
+	srv = tel.wrap(t, connect(t, s, "inventory"), natsotel.WithConcurrency(2))
+	cli = tel.wrap(t, connect(t, s, "order"))
 	svc, err := srv.AddService(micro.Config{Name: "inventory", Version: "1.0.0"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return tel, srv, cli, svc
+}
+
+// WithConcurrency bounds the handlers in flight: a third request waits for a free slot, and
+// its SERVER span starts only after one of the first two ended.
+func TestConcurrencyLimit(t *testing.T) {
+	tel, srv, cli, svc := twoSlotService(t)
 	var first, rest = newGate(), newGate()
 	var n, inside, most atomic.Int64
 	if err := svc.AddEndpoint("reserve", func(ctx context.Context, req micro.Request) {
@@ -384,5 +407,49 @@ func TestReplyGuard(t *testing.T) {
 	}
 	if n := handled.Load(); n != 3 {
 		t.Errorf("%d requests handled, want 3", n)
+	}
+}
+
+// goroutineID is the id runtime.Stack prints for the calling goroutine.
+func goroutineID() string {
+	buf := make([]byte, 64)
+	buf = buf[:runtime.Stack(buf, false)]
+	id, _, _ := strings.Cut(strings.TrimPrefix(string(buf), "goroutine "), " ")
+	return id
+}
+
+// Requests run on at most WithConcurrency worker goroutines, whose stacks have grown already
+// (a goroutine per request grew a new one every time). A handler that calls runtime.Goexit
+// ends its worker but frees its slot: later requests are still served.
+func TestEndpointWorkersAreReused(t *testing.T) {
+	_, srv, cli, svc := twoSlotService(t)
+	ids := make(chan string, 16)
+	if err := svc.AddEndpoint("reserve", func(_ context.Context, req micro.Request) {
+		if string(req.Data()) == "exit" {
+			runtime.Goexit()
+		}
+		ids <- goroutineID()
+		_ = req.Respond(nil)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, srv.Raw())
+	goroutines := map[string]bool{}
+	for range 8 {
+		if _, err := cli.Request(ctxTimeout(t), "reserve", nil); err != nil {
+			t.Fatal(err)
+		}
+		goroutines[<-ids] = true
+	}
+	if len(goroutines) > 2 { // a second worker starts when a request comes before the first is done
+		t.Fatalf("8 requests one after another ran on %d goroutines, want at most 2 workers", len(goroutines))
+	}
+	for range 3 { // more than the 2 slots: each exit must free its own
+		if err := cli.Raw().Publish("reserve", []byte("exit")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := cli.Request(ctxTimeout(t), "reserve", nil); err != nil {
+		t.Fatalf("after handlers exited: %v", err)
 	}
 }

@@ -28,15 +28,17 @@ var (
 // NakWithDelay, Term, TermWithReason and InProgress are CLIENT spans "<op> <stream>"
 // (messaging.operation.type=settle), children of the process span in ctx, and measured by
 // messaging.client.operation.duration. Everything else is the message's own.
+//
+// A settle span carries its metric's attributes plus the client id and server (the message's
+// details are on its parent): one attribute set per consumer, built once, and at most eight
+// attributes, which the SDK deduplicates at End without growing a map.
 type settledMsg struct {
 	jetstream.Msg
-	ctx      context.Context // carries the process span
-	c        *Conn
-	subject  string
-	dest     string // the stream, as on the process span
-	group    string
-	temp     bool
-	consumer string // messaging.destination.subscription.name, "" if unknown
+	ctx   context.Context // carries the process span
+	c     *Conn
+	dest  string // the stream, as on the process span
+	group string
+	temp  bool
 }
 
 func (m *settledMsg) Ack() error { return m.settle(m.ctx, specAck, m.Msg.Ack) }
@@ -67,19 +69,12 @@ func (m *settledMsg) InProgress() error { return m.settle(m.ctx, specInProgress,
 // parent: the process span, or the span in the ctx given to DoubleAck.
 func (m *settledMsg) settle(parent context.Context, spec *opSpec, fn func() error) error {
 	c := m.c
-	ctx, cl := c.start(parent, c.op(spec, m.dest, m.group, m.temp), nil)
-	var b *attrBuf
-	if cl.span.IsRecording() {
-		b = cl.attrs(m.subject, -1)
-		if m.consumer != "" {
-			b.kvs = append(b.kvs, semconv.MessagingDestinationSubscriptionName(m.consumer))
-		}
-	}
+	ctx, cl := c.begin(parent, c.op(spec, m.dest, m.group, m.temp), "", -1)
 	err := fn()
 	if err != nil {
-		cl.endWith(ctx, b, ErrorType(err), err.Error(), 0)
+		cl.end(ctx, ErrorType(err), err.Error(), 0)
 		return err
 	}
-	cl.endWith(ctx, b, "", "", 0)
+	cl.end(ctx, "", "", 0)
 	return nil
 }

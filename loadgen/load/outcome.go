@@ -6,10 +6,10 @@ import "github.com/natsotel/reference/natsotel"
 // code ("400", "402", "409", ...) or one of the values below.
 const (
 	OutcomeOK           = "ok"
-	OutcomeTimeout      = natsotel.ErrTypeTimeout
-	OutcomeNoResponders = natsotel.ErrTypeNoResponders
-	OutcomeCanceled     = natsotel.ErrTypeCanceled
-	OutcomeError        = natsotel.ErrTypeOther // anything else
+	OutcomeTimeout      = "timeout"
+	OutcomeNoResponders = "no_responders"
+	OutcomeCanceled     = "canceled"
+	OutcomeError        = "_OTHER" // anything else
 )
 
 // Outcome classifies the error of a request for the loadgen.outcome attribute: "ok" for

@@ -202,11 +202,11 @@ func drain(ctx context.Context, nc *nats.Conn, log *slog.Logger) error {
 }
 
 // concurrency reads SERVE_CONCURRENCY: how many requests each endpoint handles at once
-// (default natsotel.DefaultConcurrency; 1 serves one at a time, as plain micro does).
+// (unset: 0, natsotel's default of 64; 1 serves one at a time, as plain micro does).
 func concurrency(getenv func(string) string) (int, error) {
 	v := getenv("SERVE_CONCURRENCY")
 	if v == "" {
-		return natsotel.DefaultConcurrency, nil
+		return 0, nil
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 || n > 100000 {

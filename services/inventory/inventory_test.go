@@ -13,7 +13,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
-	"github.com/natsotel/reference/natsotel"
 	"github.com/natsotel/reference/services/contracts"
 	"github.com/natsotel/reference/services/internal/fault"
 	"github.com/natsotel/reference/services/internal/testenv"
@@ -373,7 +372,7 @@ func TestNakFault(t *testing.T) {
 				naks++
 			}
 			var d int
-			fmt.Sscan(testenv.Attr(s, string(natsotel.DeliveredKey)), &d)
+			fmt.Sscan(testenv.Attr(s, "messaging.nats.delivered"), &d)
 			maxDelivered = max(maxDelivered, d)
 		}
 		return maxDelivered >= testConfig.MaxDeliver

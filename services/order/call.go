@@ -65,9 +65,9 @@ func classify(service string, err error, timeout string) *callError {
 	case se != nil:
 		// Not an HTTP-like code: nothing says the change did not happen.
 		return &callError{outcome: unknown, code: contracts.CodeUnavailable, desc: fmt.Sprintf("%s failed with an unexpected error code: %s", service, se.Description), err: err}
-	case errType == natsotel.ErrTypeNoResponders:
+	case errType == "no_responders":
 		return &callError{outcome: refused, code: contracts.CodeUnavailable, desc: service + " unavailable: no responders", err: err}
-	case errType == natsotel.ErrTypeTimeout:
+	case errType == "timeout":
 		return &callError{outcome: unknown, code: contracts.CodeUnavailable, desc: fmt.Sprintf("%s did not answer within %s", service, timeout), err: err}
 	default:
 		return &callError{outcome: unknown, code: contracts.CodeUnavailable, desc: service + " unavailable", err: err}

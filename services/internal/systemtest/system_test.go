@@ -367,7 +367,7 @@ func TestInvariantWithFaults(t *testing.T) {
 			case strings.HasPrefix(sp.Name(), "process ") && testenv.Attr(sp, "demo.fault") == "drop":
 				dropped++
 			}
-			if sp.Name() == "process "+contracts.OrderEventsStream && testenv.Attr(sp, string(natsotel.RedeliveredKey)) == "true" {
+			if sp.Name() == "process "+contracts.OrderEventsStream && testenv.Attr(sp, "messaging.nats.redelivered") == "true" {
 				redelivered++
 			}
 		}
