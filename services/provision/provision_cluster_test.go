@@ -88,20 +88,27 @@ func partialCluster(t *testing.T, up int) (url string, startRest func()) {
 	return url, func() { start(nodes[up:]) }
 }
 
+// connectJS connects to url; the connection closes when the test ends.
+func connectJS(t *testing.T, url string) (jetstream.JetStream, *nats.Conn) {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js, nc
+}
+
 // TestRunWaitsForTheCluster: provisioning three replicas while one of the three nodes is
 // still down fails ("no suitable peers for placement"); Run tries again, and succeeds once
 // the node is up, as in a compose or Kubernetes start where provisioning may run first.
 func TestRunWaitsForTheCluster(t *testing.T) {
 	url, startRest := partialCluster(t, 2)
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, _ := connectJS(t, url)
 	logs := &testenv.Buffer{}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -121,16 +128,7 @@ func TestRunWaitsForTheCluster(t *testing.T) {
 // (direct get off, so a service reads its own writes), orders keeps direct gets (its
 // reconciliation reads in batches); provisioning again changes nothing and fails nothing.
 func TestRunReplicated(t *testing.T) {
-	url := cluster(t)
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, nc := connectJS(t, cluster(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for range 2 { // idempotent: the second run updates AllowDirect back to true, then off again
