@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/natsotel/reference/services/contracts"
 	"github.com/natsotel/reference/services/internal/fault"
@@ -208,7 +209,11 @@ func TestDeclineFault(t *testing.T) {
 			t.Fatalf("charge: %v", err)
 		}
 	}
-	// The recorded spans explain the declines.
+	// The recorded spans explain the declines. A SERVER span ends just after its answer
+	// is sent: wait for the last one.
+	testenv.Eventually(t, 5*time.Second, "every charge's span", func() bool {
+		return len(e.node.SpansNamed("process "+contracts.SubjectBillingCharge)) >= n
+	})
 	var faultSpans, errSpans int
 	for _, s := range e.node.SpansNamed("process " + contracts.SubjectBillingCharge) {
 		if testenv.Attr(s, string(fault.AttrFault)) == string(fault.Decline) {
@@ -253,7 +258,11 @@ func TestDropFault(t *testing.T) {
 	if testenv.Code(err) != "timeout" {
 		t.Fatalf("dropped request: %v, want a timeout", err)
 	}
-	spans := e.node.SpansNamed("process " + contracts.SubjectBillingCharge)
+	var spans []sdktrace.ReadOnlySpan
+	testenv.Eventually(t, 5*time.Second, "the dropped charge's span", func() bool {
+		spans = e.node.SpansNamed("process " + contracts.SubjectBillingCharge)
+		return len(spans) >= 1
+	})
 	if len(spans) != 1 || testenv.Attr(spans[0], string(fault.AttrFault)) != string(fault.Drop) {
 		t.Fatalf("server spans %d, want 1 with demo.fault=drop", len(spans))
 	}
