@@ -153,8 +153,8 @@ func runShop(t *testing.T, natsURL string, project *types.Project, timeout, orde
 	if err != nil {
 		t.Fatal(err)
 	}
-	lrc, err := app.ConnectResponder(ctx, "loadgen", getenv("loadgen"), lgLog)
-	if err != nil || lrc == nil {
+	lrc, err := app.ConnectResponder(ctx, "loadgen", getenv("loadgen"), lgLog, lnc)
+	if err != nil || lrc == lnc {
 		t.Fatalf("loadgen responder: %v (compose.yaml must give loadgen a responder user)", err)
 	}
 	defer lrc.Close()

@@ -303,9 +303,9 @@ func (r *tracedRequest) refuse(reply string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.refused, r.errType = true, errTypeReplyRefused
-	r.errDesc = "reply subject is not an inbox: " + truncate(reply, maxRefusedReply)
-	if reply == "" {
-		r.errDesc = "no reply subject"
+	r.errDesc = "no reply subject"
+	if reply != "" {
+		r.errDesc = "reply subject is not an inbox: " + truncate(reply, maxRefusedReply)
 	}
 }
 

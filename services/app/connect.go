@@ -15,20 +15,21 @@ import (
 // ConnectResponder connects as the responder identity of the service called name, when
 // one is configured: NATS_RESPONDER_USER and NATS_RESPONDER_PASSWORD, or
 // NATS_RESPONDER_CREDS, read as Connect reads NATS_USER, NATS_PASSWORD and NATS_CREDS
-// (same URL, the responder user's own inbox prefix). With neither set it returns nil,
-// nil: the service then serves on its own connection.
+// (same URL, the responder user's own inbox prefix). With neither set it returns own, the
+// service's own connection, to serve on; the caller closes what it got only if it is not
+// own.
 //
 // A service answers each request by publishing to the reply subject its caller chose,
 // with the rights of the connection that answers. Serving on an identity that may only
 // publish into inboxes (deploy/nats/nats.conf's <service>-responder users) means no
 // reply subject can reach the service's buckets or events, even for the discovery
 // requests ($SRV.PING, INFO, STATS) that NATS micro answers itself.
-func ConnectResponder(ctx context.Context, name string, getenv func(string) string, log *slog.Logger) (*nats.Conn, error) {
+func ConnectResponder(ctx context.Context, name string, getenv func(string) string, log *slog.Logger, own *nats.Conn) (*nats.Conn, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
 	if getenv("NATS_RESPONDER_USER") == "" && getenv("NATS_RESPONDER_CREDS") == "" {
-		return nil, nil
+		return own, nil
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

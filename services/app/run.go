@@ -95,37 +95,29 @@ func Run(ctx context.Context, opts Options, start StartFunc) (err error) {
 		return err
 	}
 	nc, err := Connect(ctx, opts.Name, opts.Getenv, log)
-	if err == nil {
-		defer nc.Close() // no-op after a completed drain
-	}
-	var rc *nats.Conn
-	if err == nil {
-		rc, err = ConnectResponder(ctx, opts.Name, opts.Getenv, log)
-	}
 	if err != nil {
-		if ctx.Err() != nil {
-			log.Info("stopped while waiting for NATS")
-			return nil
-		}
-		return err
+		return connectFailed(ctx, log, err)
 	}
-	if rc != nil {
+	defer nc.Close() // no-op after a completed drain
+	rc, err := ConnectResponder(ctx, opts.Name, opts.Getenv, log, nc)
+	if err != nil {
+		return connectFailed(ctx, log, err)
+	}
+	if rc != nc {
 		defer rc.Close()
-	} else {
-		rc = nc
 	}
 	hc.connected(nc, rc)
 
 	natsOpts := append(tel.NATSOptions(), natsotel.WithConcurrency(conc))
-	var conns Conns
-	if conns.Conn, err = natsotel.Wrap(nc, natsOpts...); err == nil {
-		conns.Responder = conns.Conn
-		if rc != nc {
-			conns.Responder, err = natsotel.Wrap(rc, natsOpts...)
-		}
-	}
+	conn, err := natsotel.Wrap(nc, natsOpts...)
 	if err != nil {
 		return fmt.Errorf("app: instrumenting the connection: %w", err)
+	}
+	conns := Conns{Conn: conn, Responder: conn}
+	if rc != nc {
+		if conns.Responder, err = natsotel.Wrap(rc, natsOpts...); err != nil {
+			return fmt.Errorf("app: instrumenting the responder connection: %w", err)
+		}
 	}
 	svc, err := start(ctx, conns, log)
 	if err != nil {
@@ -175,6 +167,16 @@ func Main(name, version string, start StartFunc) {
 		stop()
 		os.Exit(1)
 	}
+}
+
+// connectFailed is Run's result when connecting failed: nil if ctx ended while it waited
+// for NATS (a stop before the server came up), err otherwise.
+func connectFailed(ctx context.Context, log *slog.Logger, err error) error {
+	if ctx.Err() != nil {
+		log.Info("stopped while waiting for NATS")
+		return nil
+	}
+	return err
 }
 
 // drain drains nc (its subscriptions end, what it has to send is flushed) and waits for

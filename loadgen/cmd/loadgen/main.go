@@ -109,15 +109,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// Served as the load generator's responder identity when one is configured
 		// (NATS_RESPONDER_USER, see app.ConnectResponder): a user that may only answer
 		// into inboxes.
-		rc, err := app.ConnectResponder(ctx, "loadgen", getenv, log)
+		rc, err := app.ConnectResponder(ctx, "loadgen", getenv, log, nc)
 		if err != nil {
 			log.Error("cannot connect to NATS as the responder", "error", err)
 			return 1
 		}
-		if rc != nil {
+		if rc != nc {
 			defer rc.Close()
-		} else {
-			rc = nc
 		}
 		svc, err := r.AddControlService(rc)
 		if err != nil {
