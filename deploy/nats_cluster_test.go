@@ -17,10 +17,10 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/natsotel/reference/services/app"
 	"github.com/natsotel/reference/services/contracts"
+	"github.com/natsotel/reference/services/provision"
 )
 
 const (
@@ -75,9 +75,9 @@ func TestClusterConfigKeepsUsers(t *testing.T) {
 		if len(c.Users) != len(single.Users) {
 			t.Errorf("%s: %d users, %s has %d", node, len(c.Users), natsConfPath, len(single.Users))
 		}
-		for i := range min(len(c.Users), len(single.Users)) {
-			if !sameUser(c.Users[i], single.Users[i]) {
-				t.Errorf("%s: user %s differs from %s", node, c.Users[i].Username, natsConfPath)
+		for _, w := range single.Users {
+			if g := natsUser(c, w.Username); g == nil || !sameUser(g, w) {
+				t.Errorf("%s: user %s missing or different from %s", node, w.Username, natsConfPath)
 			}
 		}
 		if !c.JetStream || c.StoreDir != single.StoreDir || c.Port != single.Port || c.HTTPPort != single.HTTPPort {
@@ -252,13 +252,13 @@ func TestNATSClusterConfigRunsTheShop(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
+	js, err := provision.PerService(nc, jsAPIPrefix)
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := map[string]int{}
 	for _, name := range []string{contracts.OrderEventsStream, "KV_" + contracts.BucketOrders, "KV_" + contracts.BucketStock, "KV_" + contracts.BucketReservations, "KV_" + contracts.BucketPayments} {
-		s, err := js.Stream(t.Context(), name)
+		s, err := holding(js, name).Stream(t.Context(), name)
 		if err != nil {
 			t.Errorf("stream %s: %v", name, err)
 			continue

@@ -281,7 +281,7 @@ func provisionAs(t *testing.T, ctx context.Context, getenv func(string) string) 
 	}
 	defer nc.Close()
 	w := newWatchedConn("provision", nc)
-	js, err := jetstream.New(nc)
+	js, err := provision.PerService(nc, getenv("NATS_JS_API_PREFIX"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,12 +302,13 @@ func provisionAs(t *testing.T, ctx context.Context, getenv func(string) string) 
 // waitForReservations waits until every order's reservation is in one of the states
 // (the empty state meaning "no reservation", e.g. an order refused before reserving).
 // The consumer is asynchronous: this polls the bucket with a deadline.
+// nc is a connection of admin, which reaches inventory's JetStream as js.inventory.
 func waitForReservations(ctx context.Context, nc *nats.Conn, orders []string, states ...contracts.ReservationState) error {
-	js, err := jetstream.New(nc)
+	js, err := provision.PerService(nc, jsAPIPrefix)
 	if err != nil {
 		return err
 	}
-	kv, err := js.KeyValue(ctx, contracts.BucketReservations)
+	kv, err := js(contracts.InventoryService).KeyValue(ctx, contracts.BucketReservations)
 	if err != nil {
 		return err
 	}
@@ -331,7 +332,7 @@ func waitForReservations(ctx context.Context, nc *nats.Conn, orders []string, st
 				break
 			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("reservation of order %s is %q, want one of %q; %s", id, state, states, consumerState(ctx, js))
+				return fmt.Errorf("reservation of order %s is %q, want one of %q; %s", id, state, states, consumerState(ctx, js(contracts.InventoryService)))
 			}
 			time.Sleep(20 * time.Millisecond)
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,11 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
-	"go.opentelemetry.io/otel/trace"
 
-	"github.com/natsotel/reference/natsotel"
-	"github.com/natsotel/reference/services/billing"
 	"github.com/natsotel/reference/services/contracts"
 	"github.com/natsotel/reference/services/provision"
 )
@@ -51,13 +48,18 @@ func userConn(t *testing.T, s *server.Server, user string, opts ...nats.Option) 
 	return newWatchedConn(user, nc)
 }
 
+// jsAPIPrefix is how the provision user and admin reach each service's JetStream in
+// nats.conf (SHOP's imports of each account's $JS.API.>), as compose.yaml tells provision.
+const jsAPIPrefix = "js.{service}"
+
 // provisioned starts the server from nats.conf and provisions it as the provision user.
-// It returns the server and an admin JetStream handle to look at the state with.
-func provisioned(t *testing.T) (*server.Server, jetstream.JetStream) {
+// It returns the server and admin's JetStream handles (one per service's account) to look
+// at the state with.
+func provisioned(t *testing.T) (*server.Server, provision.JetStreams) {
 	t.Helper()
 	s := startNATS(t)
 	p := userConn(t, s, "provision")
-	pjs, err := jetstream.New(p.nc)
+	pjs, err := provision.PerService(p.nc, jsAPIPrefix)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,11 +69,42 @@ func provisioned(t *testing.T) (*server.Server, jetstream.JetStream) {
 		t.Fatalf("provision: %v", err)
 	}
 	admin := userConn(t, s, "admin")
-	ajs, err := jetstream.New(admin.nc)
+	ajs, err := provision.PerService(admin.nc, jsAPIPrefix)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s, ajs
+}
+
+// holding returns the JetStream of js that holds stream: a bucket's stream is in its
+// owner's account, ORDER_EVENTS in inventory's.
+func holding(js provision.JetStreams, stream string) jetstream.JetStream {
+	if bucket, ok := strings.CutPrefix(stream, "KV_"); ok {
+		return js(provision.Owner(bucket))
+	}
+	return js(contracts.InventoryService)
+}
+
+// seed writes records into buckets, each as the bucket's owner (a KeyValue write is a
+// publish to $KV.<bucket>.<key> in the owner's account, out of admin's reach: admin
+// reaches the accounts' JetStream API only).
+func seed(t *testing.T, s *server.Server, records map[string]map[string]string) {
+	t.Helper()
+	for bucket, kvs := range records {
+		js, err := jetstream.New(userConn(t, s, provision.Owner(bucket)).nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kv, err := js.KeyValue(t.Context(), bucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range kvs {
+			if _, err := kv.Put(t.Context(), k, []byte(v)); err != nil {
+				t.Fatalf("%s %s: %v", bucket, k, err)
+			}
+		}
+	}
 }
 
 // refused waits (up to 10 s) for the server to report to w that it refused a publish to
@@ -98,9 +131,9 @@ func refused(t *testing.T, w *watchedConn, subject string) {
 // stateProbe reads a piece of JetStream state, as admin, to compare before and after.
 type stateProbe func(t *testing.T) string
 
-func streamConfig(js jetstream.JetStream, stream string) stateProbe {
+func streamConfig(js provision.JetStreams, stream string) stateProbe {
 	return func(t *testing.T) string {
-		st, err := js.Stream(t.Context(), stream)
+		st, err := holding(js, stream).Stream(t.Context(), stream)
 		if err != nil {
 			return "error: " + err.Error()
 		}
@@ -113,9 +146,9 @@ func streamConfig(js jetstream.JetStream, stream string) stateProbe {
 	}
 }
 
-func kvValue(js jetstream.JetStream, bucket, key string) stateProbe {
+func kvValue(js provision.JetStreams, bucket, key string) stateProbe {
 	return func(t *testing.T) string {
-		kv, err := js.KeyValue(t.Context(), bucket)
+		kv, err := js(provision.Owner(bucket)).KeyValue(t.Context(), bucket)
 		if err != nil {
 			return "error: " + err.Error()
 		}
@@ -143,30 +176,11 @@ func kvValue(js jetstream.JetStream, bucket, key string) stateProbe {
 // inboxes closes those routes as well; they are the last cases.
 func TestNATSConfigRefusesReplyInjection(t *testing.T) {
 	s, ajs := provisioned(t)
-	ctx := t.Context()
-	stock, err := ajs.KeyValue(ctx, contracts.BucketStock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, sku := range []string{"sku-3", "sku-5"} {
-		if _, err := stock.Put(ctx, sku, []byte(`{"available":10}`)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	orders, err := ajs.KeyValue(ctx, contracts.BucketOrders)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := orders.Put(ctx, "ord-1", []byte(`{"id":"ord-1","status":"failed"}`)); err != nil {
-		t.Fatal(err)
-	}
-	payments, err := ajs.KeyValue(ctx, contracts.BucketPayments)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := payments.Put(ctx, "ord-1", []byte(`{"order_id":"ord-1","status":"captured"}`)); err != nil {
-		t.Fatal(err)
-	}
+	seed(t, s, map[string]map[string]string{
+		contracts.BucketStock:    {"sku-3": `{"available":10}`, "sku-5": `{"available":10}`},
+		contracts.BucketOrders:   {"ord-1": `{"id":"ord-1","status":"failed"}`},
+		contracts.BucketPayments: {"ord-1": `{"order_id":"ord-1","status":"captured"}`},
+	})
 
 	// One responder per service, serving its endpoints and micro's $SRV handlers as the
 	// service's responder user.
@@ -338,7 +352,7 @@ func TestNATSConfigRefusesReshapingJetStream(t *testing.T) {
 	s, ajs := provisioned(t)
 	ctx := t.Context()
 	config := func(stream string) jetstream.StreamConfig {
-		st, err := ajs.Stream(ctx, stream)
+		st, err := holding(ajs, stream).Stream(ctx, stream)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -380,7 +394,7 @@ func TestNATSConfigRefusesReshapingJetStream(t *testing.T) {
 			return err
 		})
 		refused(t, w, "$JS.API.STREAM.CREATE.KV_stock2")
-		if _, err := ajs.Stream(ctx, "KV_stock2"); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		if _, err := holding(ajs, "KV_stock2").Stream(ctx, "KV_stock2"); !errors.Is(err, jetstream.ErrStreamNotFound) {
 			t.Errorf("stream KV_stock2: %v", err)
 		}
 	})
@@ -449,88 +463,142 @@ func TestNATSConfigRefusesReshapingJetStream(t *testing.T) {
 	})
 }
 
-// TestNATSConfigRefusesJetStreamRepliesIntoEndpoints: JetStream answers an API request on
-// whatever reply subject it names, with no permission check, and a direct get answers
-// with a stored message, so any user with a bucket of its own can have JetStream send
-// data it wrote to any subject of the account. Aimed at billing.refund from inventory's
-// reservations bucket, that refunded a confirmed order's payment, though inventory may
-// not call billing at all. The message JetStream sends has no reply subject, which no
-// caller of an endpoint sends: natsotel refuses it (reply_refused) before the handler.
+// TestNATSConfigKeepsJetStreamAnswersHome: JetStream answers an API request on whatever
+// reply subject the request names, with no permission check, and a direct get answers
+// with a stored message, headers and all. So a user with a bucket of its own could store
+// a record and have JetStream "answer" a direct get of it on another service's subject.
+// In one shared account that set inventory's stock from billing's bucket (with a
+// "Nats-Rollup: sub" header, rolling the key's history up), overwrote a payment or an
+// order, stored a forged order event, and reached billing.refund (natsotel refused that
+// one: no reply subject). Under nats.conf each service's own user has an account of its
+// own: its JetStream's answers land in that account, where nothing but its own data lives.
 //
-// What this does not stop: such an answer aimed at a stream's subjects ($KV.<bucket>.<key>,
-// events.order.*) is stored. Only separate accounts confine JetStream's answers (see
-// deploy/README-notes.md, "What is still open").
-func TestNATSConfigRefusesJetStreamRepliesIntoEndpoints(t *testing.T) {
+// Each attacker stores a record and aims direct gets of it at every other service's data
+// and endpoints, then one at its own inbox; when that answer has arrived (JetStream
+// answers one stream's direct gets in order), every target is read, as admin, and must be
+// as it was.
+func TestNATSConfigKeepsJetStreamAnswersHome(t *testing.T) {
 	s, ajs := provisioned(t)
 	ctx := t.Context()
-	spans := make(endedSpans, 1024)
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
-	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	wrap := func(user string) *natsotel.Conn {
-		c, err := natsotel.Wrap(userConn(t, s, user).nc, natsotel.WithTracerProvider(tp))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
+	seed(t, s, map[string]map[string]string{
+		contracts.BucketStock:        {"sku-3": `{"available":10}`},
+		contracts.BucketOrders:       {"ord-1": `{"id":"ord-1","status":"failed"}`},
+		contracts.BucketPayments:     {"ord-1": `{"order_id":"ord-1","status":"captured"}`},
+		contracts.BucketReservations: {"ord-1": `{"order_id":"ord-1","state":"held"}`},
+	})
+	type target struct {
+		subject string
+		state   stateProbe
 	}
-	svc, err := billing.Start(ctx, wrap("billing"), nil, billing.Config{Responder: wrap("billing-responder")})
-	if err != nil {
-		t.Fatal(err)
+	targets := map[string]target{
+		contracts.BucketStock:        {"$KV.stock.sku-3", kvValue(ajs, contracts.BucketStock, "sku-3")},
+		contracts.BucketOrders:       {"$KV.orders.ord-1", kvValue(ajs, contracts.BucketOrders, "ord-1")},
+		contracts.BucketPayments:     {"$KV.payments.ord-1", kvValue(ajs, contracts.BucketPayments, "ord-1")},
+		contracts.BucketReservations: {"$KV.reservations.ord-1", kvValue(ajs, contracts.BucketReservations, "ord-1")},
 	}
-	t.Cleanup(func() { _ = svc.Stop(context.Background()) })
-
-	// A captured payment, charged by order as in the shop.
-	order := wrap("order")
-	if _, err := order.Request(ctx, contracts.SubjectBillingCharge, mustJSON(t, contracts.ChargeRequest{OrderID: "ord-1", AmountCents: 500, Card: contracts.CardOK})); err != nil {
-		t.Fatalf("charge: %v", err)
+	events := target{contracts.SubjectOrderConfirmed, streamConfig(ajs, contracts.OrderEventsStream)}
+	// What each attacker may not write: every bucket but its own, and the order events
+	// unless it is order (whose right that is) or inventory (whose input they are: it
+	// may write its own stream).
+	attackers := map[string]string{ // user -> its bucket
+		contracts.OrderService:     contracts.BucketOrders,
+		contracts.InventoryService: contracts.BucketStock,
+		contracts.BillingService:   contracts.BucketPayments,
 	}
-	payment := kvValue(ajs, contracts.BucketPayments, "ord-1")
-	before := payment(t)
-
-	// Inventory writes a refund request into its own bucket and has JetStream "answer" a
-	// direct get of it on billing.refund.
-	inv := userConn(t, s, "inventory")
-	ijs, err := jetstream.New(inv.nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := ijs.KeyValue(ctx, contracts.BucketReservations)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := res.Put(ctx, "zz-evil", mustJSON(t, contracts.OrderRef{OrderID: "ord-1"})); err != nil {
-		t.Fatal(err)
-	}
-	get := "$JS.API.DIRECT.GET.KV_" + contracts.BucketReservations + ".$KV." + contracts.BucketReservations + ".zz-evil"
-	if err := inv.nc.PublishMsg(&nats.Msg{Subject: get, Reply: contracts.SubjectBillingRefund}); err != nil {
-		t.Fatal(err)
-	}
-	if err := inv.nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	var refund sdktrace.ReadOnlySpan
-	timeout := time.After(10 * time.Second)
-	for refund == nil {
-		select {
-		case sp := <-spans:
-			if sp.SpanKind() == trace.SpanKindServer && strings.Contains(sp.Name(), contracts.SubjectBillingRefund) {
-				refund = sp
+	for user, own := range attackers {
+		t.Run(user, func(t *testing.T) {
+			var aims []target
+			for bucket, tg := range targets {
+				if provision.Owner(bucket) != user {
+					aims = append(aims, tg)
+				}
 			}
-		case <-timeout:
-			t.Fatal("billing.refund never received JetStream's answer")
-		}
-	}
-	var errType string
-	for _, kv := range refund.Attributes() {
-		if kv.Key == semconv.ErrorTypeKey {
-			errType = kv.Value.AsString()
-		}
-	}
-	if errType != "reply_refused" {
-		t.Errorf("billing.refund's span: error.type %q, want reply_refused (the request was handled)", errType)
-	}
-	if after := payment(t); after != before {
-		t.Errorf("the payment changed through JetStream's answer:\nbefore %s\nafter  %s", before, after)
+			if user == contracts.BillingService {
+				aims = append(aims, events)
+			}
+			// Endpoints it may not call must not even see the answer. (Into those order
+			// calls, imported into its account, an answer does cross, with no reply
+			// subject: natsotel refuses it, see TestMicroMessageWithoutReplyIsRefused.)
+			for _, subj := range []string{contracts.SubjectBillingRefund, contracts.SubjectInventoryCommit, contracts.SubjectInventoryRelease} {
+				if !slices.Contains(mayCall[user], subj) {
+					aims = append(aims, target{subj, nil})
+				}
+			}
+			before := make([]string, len(aims))
+			for i, a := range aims {
+				if a.state != nil {
+					before[i] = a.state(t)
+				}
+			}
+			// Endpoint subjects are watched as admin, in SHOP, where they are served.
+			admin := userConn(t, s, "admin")
+			var subs []*nats.Subscription
+			for _, a := range aims {
+				if a.state == nil {
+					sub, err := admin.nc.SubscribeSync(a.subject)
+					if err != nil {
+						t.Fatal(err)
+					}
+					subs = append(subs, sub)
+				}
+			}
+			if err := admin.nc.Flush(); err != nil {
+				t.Fatal(err)
+			}
+
+			w := userConn(t, s, user)
+			js, err := jetstream.New(w.nc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kv, err := js.KeyValue(ctx, own)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := &nats.Msg{Subject: "$KV." + own + ".zz-evil", Data: []byte(`{"available":0,"id":"ord-1","order_id":"ord-1","status":"confirmed","state":"committed"}`), Header: nats.Header{}}
+			rec.Header.Set("Nats-Rollup", "sub")
+			rec.Header.Set("Nats-Msg-Id", "ord-1:confirmed")
+			if _, err := js.PublishMsg(ctx, rec); err != nil {
+				t.Fatalf("storing the record: %v", err)
+			}
+			if _, err := kv.Get(ctx, "zz-evil"); err != nil {
+				t.Fatal(err)
+			}
+			get := "$JS.API.DIRECT.GET.KV_" + own + ".$KV." + own + ".zz-evil"
+			for _, a := range aims {
+				if err := w.nc.PublishMsg(&nats.Msg{Subject: get, Reply: a.subject}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// The same get, answered into its own inbox: the signal that the others were.
+			answer, err := w.nc.Request(get, nil, 10*time.Second)
+			if err != nil {
+				t.Fatalf("direct get into its own inbox: %v", err)
+			}
+			if !strings.Contains(string(answer.Data), "committed") {
+				t.Fatalf("direct get answered %q, not the record", answer.Data)
+			}
+			for i, a := range aims {
+				if a.state == nil {
+					continue
+				}
+				if after := a.state(t); after != before[i] {
+					t.Errorf("%s changed through JetStream's answer:\nbefore %s\nafter  %s", a.subject, before[i], after)
+				}
+			}
+			// Whatever the server sent admin before this flush's answer is queued by now.
+			if err := admin.nc.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			for _, sub := range subs {
+				if n, _, _ := sub.Pending(); n > 0 {
+					t.Errorf("JetStream's answer reached %s", sub.Subject)
+				}
+			}
+			if v := w.violations(t); len(v) > 0 {
+				t.Errorf("%s: the attempt itself was refused, so it proves nothing: %v", user, v)
+			}
+		})
 	}
 }
 

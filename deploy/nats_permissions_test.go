@@ -257,28 +257,40 @@ func TestNATSConfigLeastPrivilege(t *testing.T) {
 		// Only inventory's durable consumer is read and acked, by inventory.
 		{"pub", "$JS.API.CONSUMER.MSG.NEXT.ORDER_EVENTS." + contracts.InventoryCommitConsumer, only("inventory")},
 		{"pub", "$JS.ACK.ORDER_EVENTS." + contracts.InventoryCommitConsumer + ".1.1.1.1.0", only("inventory")},
-		{"pub", "$JS.API.CONSUMER.INFO.ORDER_EVENTS." + contracts.InventoryCommitConsumer, only("inventory", "provision")},
+		{"pub", "$JS.API.CONSUMER.INFO.ORDER_EVENTS." + contracts.InventoryCommitConsumer, only("inventory")},
 		{"pub", "$JS.API.CONSUMER.CREATE.ORDER_EVENTS.someone-else", nobody},
 		{"pub", "$JS.API.CONSUMER.CREATE.ORDER_EVENTS.someone-else.events.order.>", nobody},
 		{"pub", "$JS.API.CONSUMER.CREATE.ORDER_EVENTS", nobody},
 		{"pub", "$JS.API.CONSUMER.DURABLE.CREATE.ORDER_EVENTS.x", nobody},
 		{"pub", "$JS.API.CONSUMER.DELETE.ORDER_EVENTS." + contracts.InventoryCommitConsumer, nobody},
 		// Only provisioning creates the inventory consumer (with a filter subject, as
-		// nats.go asks); no service creates any consumer: a consumer create request names
+		// nats.go asks), in inventory's account (js.inventory: SHOP's import of its
+		// JetStream API); no service creates any consumer: a consumer create request names
 		// its deliver subject, which the server does not check against the creator's
 		// permissions.
-		{"pub", "$JS.API.CONSUMER.CREATE.ORDER_EVENTS." + contracts.InventoryCommitConsumer + ".events.order.>", only("provision")},
+		{"pub", "$JS.API.CONSUMER.CREATE.ORDER_EVENTS." + contracts.InventoryCommitConsumer + ".events.order.>", nobody},
+		{"pub", "js.inventory.CONSUMER.CREATE.ORDER_EVENTS." + contracts.InventoryCommitConsumer + ".events.order.>", only("provision")},
+		{"pub", "js.inventory.CONSUMER.INFO.ORDER_EVENTS." + contracts.InventoryCommitConsumer, only("provision")},
+		{"pub", "js.inventory.CONSUMER.CREATE.ORDER_EVENTS.someone-else.events.order.>", nobody},
+		{"pub", "js.inventory.CONSUMER.DELETE.ORDER_EVENTS." + contracts.InventoryCommitConsumer, nobody},
 		{"pub", "$JS.API.CONSUMER.CREATE.KV_orders", nobody},
 		{"pub", "$JS.API.CONSUMER.CREATE.KV_orders.x.$KV.orders.>", nobody},
 		// No service can destroy data or reshape a stream; only provisioning creates and
 		// updates them, and nobody deletes or purges.
 		{"pub", "$JS.API.STREAM.DELETE.ORDER_EVENTS", nobody},
-		{"pub", "$JS.API.STREAM.UPDATE.ORDER_EVENTS", only("provision")},
-		{"pub", "$JS.API.STREAM.CREATE.ORDER_EVENTS", only("provision")},
-		{"pub", "$JS.API.STREAM.INFO.ORDER_EVENTS", only("order", "inventory", "provision")},
+		{"pub", "$JS.API.STREAM.UPDATE.ORDER_EVENTS", nobody},
+		{"pub", "$JS.API.STREAM.CREATE.ORDER_EVENTS", nobody},
+		{"pub", "$JS.API.STREAM.INFO.ORDER_EVENTS", only("inventory")},
 		{"pub", "$JS.API.STREAM.PURGE.ORDER_EVENTS", nobody},
 		{"pub", "$JS.API.STREAM.DELETE.KV_stock", nobody},
 		{"pub", "$JS.API.STREAM.LIST", nobody},
+		{"pub", "js.inventory.STREAM.UPDATE.ORDER_EVENTS", only("provision")},
+		{"pub", "js.inventory.STREAM.CREATE.ORDER_EVENTS", only("provision")},
+		{"pub", "js.inventory.STREAM.INFO.ORDER_EVENTS", only("provision")},
+		{"pub", "js.inventory.STREAM.PURGE.ORDER_EVENTS", nobody},
+		{"pub", "js.inventory.STREAM.DELETE.ORDER_EVENTS", nobody},
+		{"pub", "js.order.STREAM.LIST", nobody},
+		{"pub", "js.billing.STREAM.MSG.DELETE.KV_payments", nobody},
 		// Discovery: every micro service answers $SRV for its own name only, as its
 		// responder; only the probe asks.
 		{"sub", "$SRV.PING", only(responders...)},
@@ -290,7 +302,9 @@ func TestNATSConfigLeastPrivilege(t *testing.T) {
 		{"pub", "_INBOX.abc.def", only(responders...)},
 		{"pub", "_INBOX_probe.abc.def", only(responders...)},
 		{"pub", "_INBOX_loadgen.abc.def", only("order-responder", "inventory-responder", "billing-responder")},
-		{"pub", "_INBOX_order.abc.def", only("inventory-responder", "billing-responder")},
+		// order's requests cross from its account on server-made "_R_." reply subjects
+		{"pub", "_R_.abc.def", only("inventory-responder", "billing-responder")},
+		{"pub", "_INBOX_order.abc.def", nobody},
 		{"pub", "_INBOX_inventory.abc.def", nobody},
 		{"pub", "_INBOX_billing.abc.def", nobody},
 		{"pub", "$SRV.PING", only("probe")},
@@ -316,10 +330,16 @@ func TestNATSConfigLeastPrivilege(t *testing.T) {
 		rules = append(rules,
 			rule{"pub", "$KV." + bucket + ".some-key", only(owner)},
 			rule{"pub", "$JS.API.DIRECT.GET." + stream + ".$KV." + bucket + ".some-key", only(owner)},
-			rule{"pub", "$JS.API.STREAM.INFO." + stream, only(owner, "provision")},
-			rule{"pub", "$JS.API.STREAM.CREATE." + stream, only("provision")},
-			rule{"pub", "$JS.API.STREAM.UPDATE." + stream, only("provision")},
+			rule{"pub", "$JS.API.STREAM.INFO." + stream, only(owner)},
+			rule{"pub", "$JS.API.STREAM.CREATE." + stream, nobody},
+			rule{"pub", "$JS.API.STREAM.UPDATE." + stream, nobody},
 			rule{"pub", "$JS.API.STREAM.DELETE." + stream, nobody},
+			rule{"pub", "js." + owner + ".STREAM.INFO." + stream, only("provision")},
+			rule{"pub", "js." + owner + ".STREAM.CREATE." + stream, only("provision")},
+			rule{"pub", "js." + owner + ".STREAM.UPDATE." + stream, only("provision")},
+			rule{"pub", "js." + owner + ".STREAM.DELETE." + stream, nobody},
+			rule{"pub", "js." + owner + ".STREAM.PURGE." + stream, nobody},
+			rule{"pub", "js." + owner + ".DIRECT.GET." + stream + ".$KV." + bucket + ".some-key", nobody},
 			rule{"pub", "$JS.API.STREAM.PURGE." + stream, nobody},
 			rule{"pub", "$JS.API.CONSUMER.CREATE." + stream, nobody},
 			rule{"sub", "$KV." + bucket + ".>", nobody},

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/natsotel/reference/natsotel"
 	"github.com/natsotel/reference/services/contracts"
@@ -31,7 +30,7 @@ func TestNATSConfigReconcileAfterRestart(t *testing.T) {
 	port := s1.Addr().(*net.TCPAddr).Port
 
 	p := userConn(t, s1, "provision")
-	pjs, err := jetstream.New(p.nc)
+	pjs, err := provision.PerService(p.nc, jsAPIPrefix)
 	if err != nil {
 		t.Fatal(err)
 	}

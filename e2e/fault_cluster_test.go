@@ -350,7 +350,7 @@ func provisionReplicated(t testing.TB, url string) {
 	// provision.Run tries again while the new cluster's meta leader is not ready.
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := provision.Run(ctx, js, nil, 3); err != nil {
+	if err := provision.Run(ctx, provision.Single(js), nil, 3); err != nil {
 		t.Fatal(err)
 	}
 }

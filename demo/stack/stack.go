@@ -244,7 +244,7 @@ func (s *Stack) provision(ctx context.Context) error {
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(s.cfg.Stderr, &slog.HandlerOptions{Level: s.cfg.LogLevel})).With("service", "provision")
-	return provision.Run(pctx, js, log, 1)
+	return provision.Run(pctx, provision.Single(js), log, 1)
 }
 
 // serverConfig puts every client, connecting without credentials, into one account: the

@@ -96,9 +96,11 @@ type Service struct {
 	stopErr       error
 }
 
-// Start binds to the orders bucket and the order events stream (created by the
-// provisioning step, services/provision; or here when missing and allowed) and registers
-// the micro service.
+// Start binds to the orders bucket (created by the provisioning step, services/provision;
+// or here when missing and allowed) and registers the micro service. It does not look up
+// the order events stream it publishes into: that stream is inventory's (its input
+// queue), in inventory's account under deploy/nats/nats.conf, which order reaches only by
+// publishing; an event published before the stream exists is retried in the background.
 func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Config) (*Service, error) {
 	cfg.defaults()
 	if log == nil {
@@ -110,9 +112,6 @@ func Start(ctx context.Context, conn *natsotel.Conn, log *slog.Logger, cfg Confi
 	}
 	orders, err := jsutil.Bucket(ctx, js, contracts.BucketOrders)
 	if err != nil {
-		return nil, fmt.Errorf("order: %w", err)
-	}
-	if _, err := jsutil.EnsureOrderEvents(ctx, js.Raw()); err != nil {
 		return nil, fmt.Errorf("order: %w", err)
 	}
 	s := &Service{

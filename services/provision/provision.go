@@ -15,14 +15,22 @@
 // configuration in services/internal/jsutil, which the services use as well when they
 // create a missing resource themselves (an in-process server without authorization, as
 // in `make demo` and the tests).
+//
+// Each resource is created in the JetStream of the service that owns it (Owner): under
+// deploy/nats/nats.conf each service's own user lives in an account of its own, and the
+// provisioning user reaches each account's JetStream API through an import ("js.order.>"
+// for ORDER's "$JS.API.>"; see PerService). On a server with one account they are all
+// the same JetStream (Single).
 package provision
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/natsotel/reference/services/contracts"
@@ -35,6 +43,53 @@ const (
 	retryWait      = 500 * time.Millisecond
 )
 
+// JetStreams returns the JetStream a service's resources are created in.
+type JetStreams func(service string) jetstream.JetStream
+
+// Single is JetStreams for one account: every resource is created in js.
+func Single(js jetstream.JetStream) JetStreams {
+	return func(string) jetstream.JetStream { return js }
+}
+
+// PerService reaches each service's JetStream on nc through the API prefix made from
+// prefix, with "{service}" replaced by the service's name: "js.{service}" under
+// deploy/nats/nats.conf (js.order, js.inventory, js.billing). An empty prefix is Single:
+// the connection's own account's JetStream.
+func PerService(nc *nats.Conn, prefix string) (JetStreams, error) {
+	if prefix == "" {
+		js, err := jetstream.New(nc)
+		if err != nil {
+			return nil, err
+		}
+		return Single(js), nil
+	}
+	if !strings.Contains(prefix, "{service}") {
+		return nil, fmt.Errorf("provision: JetStream API prefix %q: want {service} in it (e.g. js.{service})", prefix)
+	}
+	jss := map[string]jetstream.JetStream{}
+	for _, svc := range []string{contracts.OrderService, contracts.InventoryService, contracts.BillingService} {
+		js, err := jetstream.NewWithAPIPrefix(nc, strings.ReplaceAll(prefix, "{service}", svc))
+		if err != nil {
+			return nil, fmt.Errorf("provision: %s: %w", svc, err)
+		}
+		jss[svc] = js
+	}
+	return func(service string) jetstream.JetStream { return jss[service] }, nil
+}
+
+// Owner is the service whose account holds a bucket: order owns "orders", inventory
+// "stock" and "reservations", billing "payments". ORDER_EVENTS and its consumer are
+// inventory's (its input queue; order publishes into it).
+func Owner(bucket string) string {
+	switch bucket {
+	case contracts.BucketOrders:
+		return contracts.OrderService
+	case contracts.BucketPayments:
+		return contracts.BillingService
+	}
+	return contracts.InventoryService
+}
+
 // Run creates or updates every resource with the given number of replicas (0 means 1; 3
 // on a three-node cluster, the services' cmd/provision reads NATS_JS_REPLICAS), logging
 // each one on log (nil: no logs).
@@ -43,7 +98,7 @@ const (
 // attemptTimeout: right after a cluster's nodes report healthy, its meta leader may not
 // be elected yet (a JetStream API request then goes unanswered) or may not yet count every
 // peer online ("no suitable peers for placement"). The last error is returned.
-func Run(ctx context.Context, js jetstream.JetStream, log *slog.Logger, replicas int) error {
+func Run(ctx context.Context, js JetStreams, log *slog.Logger, replicas int) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -65,27 +120,28 @@ func Run(ctx context.Context, js jetstream.JetStream, log *slog.Logger, replicas
 	}
 }
 
-func once(ctx context.Context, js jetstream.JetStream, log *slog.Logger, replicas int) error {
+func once(ctx context.Context, js JetStreams, log *slog.Logger, replicas int) error {
 	sc := jsutil.OrderEventsConfig()
 	sc.Replicas = replicas
-	stream, err := js.CreateOrUpdateStream(ctx, sc)
+	stream, err := js(contracts.InventoryService).CreateOrUpdateStream(ctx, sc)
 	if err != nil {
 		return fmt.Errorf("provision: stream %s: %w", jsutil.OrderEventsConfig().Name, err)
 	}
 	log.InfoContext(ctx, "stream ready", "stream", stream.CachedInfo().Config.Name)
 	for _, cfg := range jsutil.BucketConfigs() {
 		cfg.Replicas = replicas
-		if _, err := js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
+		owner := js(Owner(cfg.Bucket))
+		if _, err := owner.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
 			return fmt.Errorf("provision: bucket %s: %w", cfg.Bucket, err)
 		}
 		direct := true
 		if replicas > 1 && cfg.Bucket != contracts.BucketOrders {
-			if err := leaderReads(ctx, js, cfg.Bucket); err != nil {
+			if err := leaderReads(ctx, owner, cfg.Bucket); err != nil {
 				return err
 			}
 			direct = false
 		}
-		log.InfoContext(ctx, "bucket ready", "bucket", cfg.Bucket, "history", cfg.History, "replicas", max(replicas, 1), "direct_get", direct)
+		log.InfoContext(ctx, "bucket ready", "bucket", cfg.Bucket, "owner", Owner(cfg.Bucket), "history", cfg.History, "replicas", max(replicas, 1), "direct_get", direct)
 	}
 	cc := jsutil.CommitConsumerConfig(jsutil.DefaultAckWait, jsutil.DefaultMaxDeliver)
 	if _, err := stream.CreateOrUpdateConsumer(ctx, cc); err != nil {

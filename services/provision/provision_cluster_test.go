@@ -113,7 +113,7 @@ func TestRunWaitsForTheCluster(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- provision.Run(ctx, js, slog.New(slog.NewTextHandler(logs, nil)), 3) }()
+	go func() { done <- provision.Run(ctx, provision.Single(js), slog.New(slog.NewTextHandler(logs, nil)), 3) }()
 	testenv.Eventually(t, 30*time.Second, "a failed attempt", func() bool {
 		return strings.Contains(logs.String(), "provisioning failed, trying again")
 	})
@@ -132,7 +132,7 @@ func TestRunReplicated(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for range 2 { // idempotent: the second run updates AllowDirect back to true, then off again
-		if err := provision.Run(ctx, js, nil, 3); err != nil {
+		if err := provision.Run(ctx, provision.Single(js), nil, 3); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -23,7 +23,7 @@ func TestRunIsIdempotentAndRestoresConfig(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	if err := provision.Run(ctx, js, nil, 1); err != nil {
+	if err := provision.Run(ctx, provision.Single(js), nil, 1); err != nil {
 		t.Fatal(err)
 	}
 	st, err := js.Stream(ctx, contracts.OrderEventsStream)
@@ -35,7 +35,7 @@ func TestRunIsIdempotentAndRestoresConfig(t *testing.T) {
 	if _, err := js.UpdateStream(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
-	if err := provision.Run(ctx, js, nil, 1); err != nil {
+	if err := provision.Run(ctx, provision.Single(js), nil, 1); err != nil {
 		t.Fatalf("second run: %v", err)
 	}
 	info, err := st.Info(ctx)

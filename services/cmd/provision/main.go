@@ -4,7 +4,9 @@
 // NATS_CREDS or NATS_USER/NATS_PASSWORD, NATS_INBOX_PREFIX (see app.Connect),
 // PROVISION_TIMEOUT (default 60s: how long to wait for NATS and JetStream),
 // NATS_JS_REPLICAS (replicas of every stream and bucket, default 1; 3 on a three-node
-// cluster).
+// cluster), NATS_JS_API_PREFIX (each service's JetStream API as this user reaches it, with
+// {service} replaced by the service's name: js.{service} under deploy/nats/nats.conf,
+// where each service has an account of its own; default: the user's own account's).
 package main
 
 import (
@@ -14,8 +16,6 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/natsotel/reference/services/app"
 	"github.com/natsotel/reference/services/provision"
@@ -47,7 +47,7 @@ func run(log *slog.Logger) error {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
+	js, err := provision.PerService(nc, os.Getenv("NATS_JS_API_PREFIX"))
 	if err != nil {
 		return err
 	}
