@@ -15,7 +15,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/natsotel/reference/services/contracts"
 	"github.com/natsotel/reference/services/provision"
@@ -601,20 +600,3 @@ func TestNATSConfigKeepsJetStreamAnswersHome(t *testing.T) {
 		})
 	}
 }
-
-func mustJSON(t *testing.T, v any) []byte {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// endedSpans is a span processor that passes every ended span on, for a test to wait on.
-type endedSpans chan sdktrace.ReadOnlySpan
-
-func (c endedSpans) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
-func (c endedSpans) OnEnd(s sdktrace.ReadOnlySpan)                   { c <- s }
-func (c endedSpans) Shutdown(context.Context) error                  { return nil }
-func (c endedSpans) ForceFlush(context.Context) error                { return nil }
