@@ -233,6 +233,32 @@ func TestComposeNoHostPortClash(t *testing.T) {
 	}
 }
 
+// TestComposeNATSNodes: every NATS node, in compose.yaml and in the cluster, runs the
+// same server image, and publishes its ports on the host's loopback only (monitoring
+// lists every connection's user and inbox prefix; the client port is the shop's NATS).
+func TestComposeNATSNodes(t *testing.T) {
+	images := map[string]bool{}
+	for _, p := range []*types.Project{loadCompose(t), loadClusterCompose(t)} {
+		for name, svc := range p.Services {
+			if !strings.HasPrefix(svc.Image, "nats:") {
+				continue
+			}
+			images[svc.Image] = true
+			if len(svc.Ports) == 0 {
+				t.Errorf("%s publishes no port", name)
+			}
+			for _, port := range svc.Ports {
+				if port.HostIP != "127.0.0.1" {
+					t.Errorf("%s publishes %s:%s beyond the host's loopback", name, port.HostIP, port.Published)
+				}
+			}
+		}
+	}
+	if len(images) != 1 {
+		t.Errorf("NATS nodes run different images: %v", mapKeys(images))
+	}
+}
+
 func TestComposeImagesPinned(t *testing.T) {
 	p := loadCompose(t)
 	for name, svc := range p.Services {

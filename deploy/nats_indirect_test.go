@@ -475,7 +475,7 @@ func TestNATSConfigRefusesReshapingJetStream(t *testing.T) {
 // Each attacker stores a record and aims direct gets of it at every other service's data
 // and endpoints, then one at its own inbox; when that answer has arrived (JetStream
 // answers one stream's direct gets in order), every target is read, as admin, and must be
-// as it was.
+// as it was. Last, the provisioning user's answers.
 func TestNATSConfigKeepsJetStreamAnswersHome(t *testing.T) {
 	s, ajs := provisioned(t)
 	ctx := t.Context()
@@ -599,4 +599,43 @@ func TestNATSConfigKeepsJetStreamAnswersHome(t *testing.T) {
 			}
 		})
 	}
+	// The provisioning user asks JetStream for stream infos (which it may), naming as the
+	// reply subjects SHOP's endpoints and the trace destination (which it may not publish
+	// to). Its answers land in PROVISION, its own account; in SHOP they were delivered.
+	t.Run("provision", func(t *testing.T) {
+		admin := userConn(t, s, "admin")
+		var subs []*nats.Subscription
+		aims := []string{contracts.ControlSubject(contracts.BillingService), contracts.SubjectInventoryReserve, natsHopsSubject, "_INBOX_loadgen.x"}
+		for _, subj := range aims {
+			sub, err := admin.nc.SubscribeSync(subj)
+			if err != nil {
+				t.Fatal(err)
+			}
+			subs = append(subs, sub)
+		}
+		if err := admin.nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		w := userConn(t, s, "provision")
+		info := "js.inventory.STREAM.INFO.KV_stock"
+		for _, subj := range aims {
+			if err := w.nc.PublishMsg(&nats.Msg{Subject: info, Reply: subj}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := w.nc.Request(info, nil, 10*time.Second); err != nil {
+			t.Fatalf("stream info into its own inbox: %v", err)
+		}
+		if err := admin.nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		for _, sub := range subs {
+			if n, _, _ := sub.Pending(); n > 0 {
+				t.Errorf("JetStream's answer to provision reached %s", sub.Subject)
+			}
+		}
+		if v := w.violations(t); len(v) > 0 {
+			t.Errorf("provision: the attempt itself was refused, so it proves nothing: %v", v)
+		}
+	})
 }
