@@ -95,7 +95,8 @@ func TestHelmNATSValuesKeepAccounts(t *testing.T) {
 			Merge     map[string]any `yaml:"merge"`
 		} `yaml:"config"`
 		Container struct {
-			Env map[string]struct {
+			Image struct{ Repository, Tag string } `yaml:"image"`
+			Env   map[string]struct {
 				ValueFrom struct {
 					SecretKeyRef struct{ Name, Key string } `yaml:"secretKeyRef"`
 				} `yaml:"valueFrom"`
@@ -108,6 +109,11 @@ func TestHelmNATSValuesKeepAccounts(t *testing.T) {
 	if values.Config.Cluster["enabled"] != true || values.Config.Cluster["replicas"] != 3 || values.Config.JetStream["enabled"] != true {
 		t.Errorf("want a 3-node cluster with JetStream: cluster %v, jetstream %v", values.Config.Cluster, values.Config.JetStream)
 	}
+	// The same server as compose's nodes.
+	if img, want := values.Container.Image.Repository+":"+values.Container.Image.Tag, loadCompose(t).Services["nats"].Image; img != want {
+		t.Errorf("container.image is %s, compose's nats runs %s", img, want)
+	}
+
 	// The same accounts as nats.conf, to the last subject. On a difference, the wanted
 	// block is printed: paste it under config.merge.
 	if want := wantedAccounts(t); !reflect.DeepEqual(asJSON(t, values.Config.Merge["accounts"]), asJSON(t, want)) {
