@@ -462,6 +462,37 @@ func TestNATSConfigRefusesReshapingJetStream(t *testing.T) {
 	})
 }
 
+// watchSHOP subscribes, as admin, to subjects of SHOP; the function it returns reports
+// those that received anything sent before it was called (a flush: the server sends a
+// connection's messages in order, so whatever came before the flush's answer is queued).
+func watchSHOP(t *testing.T, s *server.Server, subjects []string) func() []string {
+	t.Helper()
+	admin := userConn(t, s, "admin")
+	var subs []*nats.Subscription
+	for _, subj := range subjects {
+		sub, err := admin.nc.SubscribeSync(subj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs = append(subs, sub)
+	}
+	if err := admin.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return func() []string {
+		if err := admin.nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, sub := range subs {
+			if n, _, _ := sub.Pending(); n > 0 {
+				got = append(got, sub.Subject)
+			}
+		}
+		return got
+	}
+}
+
 // TestNATSConfigKeepsJetStreamAnswersHome: JetStream answers an API request on whatever
 // reply subject the request names, with no permission check, and a direct get answers
 // with a stored message, headers and all. So a user with a bucket of its own could store
@@ -530,20 +561,13 @@ func TestNATSConfigKeepsJetStreamAnswersHome(t *testing.T) {
 				}
 			}
 			// Endpoint subjects are watched as admin, in SHOP, where they are served.
-			admin := userConn(t, s, "admin")
-			var subs []*nats.Subscription
+			var endpoints []string
 			for _, a := range aims {
 				if a.state == nil {
-					sub, err := admin.nc.SubscribeSync(a.subject)
-					if err != nil {
-						t.Fatal(err)
-					}
-					subs = append(subs, sub)
+					endpoints = append(endpoints, a.subject)
 				}
 			}
-			if err := admin.nc.Flush(); err != nil {
-				t.Fatal(err)
-			}
+			reached := watchSHOP(t, s, endpoints)
 
 			w := userConn(t, s, user)
 			js, err := jetstream.New(w.nc)
@@ -585,14 +609,8 @@ func TestNATSConfigKeepsJetStreamAnswersHome(t *testing.T) {
 					t.Errorf("%s changed through JetStream's answer:\nbefore %s\nafter  %s", a.subject, before[i], after)
 				}
 			}
-			// Whatever the server sent admin before this flush's answer is queued by now.
-			if err := admin.nc.Flush(); err != nil {
-				t.Fatal(err)
-			}
-			for _, sub := range subs {
-				if n, _, _ := sub.Pending(); n > 0 {
-					t.Errorf("JetStream's answer reached %s", sub.Subject)
-				}
+			if got := reached(); len(got) > 0 {
+				t.Errorf("JetStream's answer reached %v", got)
 			}
 			if v := w.violations(t); len(v) > 0 {
 				t.Errorf("%s: the attempt itself was refused, so it proves nothing: %v", user, v)
@@ -603,19 +621,8 @@ func TestNATSConfigKeepsJetStreamAnswersHome(t *testing.T) {
 	// reply subjects SHOP's endpoints and the trace destination (which it may not publish
 	// to). Its answers land in PROVISION, its own account; in SHOP they were delivered.
 	t.Run("provision", func(t *testing.T) {
-		admin := userConn(t, s, "admin")
-		var subs []*nats.Subscription
 		aims := []string{contracts.ControlSubject(contracts.BillingService), contracts.SubjectInventoryReserve, natsHopsSubject, "_INBOX_loadgen.x"}
-		for _, subj := range aims {
-			sub, err := admin.nc.SubscribeSync(subj)
-			if err != nil {
-				t.Fatal(err)
-			}
-			subs = append(subs, sub)
-		}
-		if err := admin.nc.Flush(); err != nil {
-			t.Fatal(err)
-		}
+		reached := watchSHOP(t, s, aims)
 		w := userConn(t, s, "provision")
 		info := "js.inventory.STREAM.INFO.KV_stock"
 		for _, subj := range aims {
@@ -626,13 +633,8 @@ func TestNATSConfigKeepsJetStreamAnswersHome(t *testing.T) {
 		if _, err := w.nc.Request(info, nil, 10*time.Second); err != nil {
 			t.Fatalf("stream info into its own inbox: %v", err)
 		}
-		if err := admin.nc.Flush(); err != nil {
-			t.Fatal(err)
-		}
-		for _, sub := range subs {
-			if n, _, _ := sub.Pending(); n > 0 {
-				t.Errorf("JetStream's answer to provision reached %s", sub.Subject)
-			}
+		if got := reached(); len(got) > 0 {
+			t.Errorf("JetStream's answer to provision reached %v", got)
 		}
 		if v := w.violations(t); len(v) > 0 {
 			t.Errorf("provision: the attempt itself was refused, so it proves nothing: %v", v)
