@@ -245,7 +245,7 @@ func TestNATSClusterConfigRunsTheShop(t *testing.T) {
 	// Three in-process nodes replicating every write under -race on a busy machine are
 	// slower than one server: an inventory reservation (several replicated KeyValue
 	// writes) took over order's default 2 s here, so both timeouts are longer.
-	runShop(t, natsURL, loadClusterCompose(t), 30*time.Second, 10*time.Second)
+	runShop(t, nodes, loadClusterCompose(t), 30*time.Second, 10*time.Second)
 
 	nc, err := nats.Connect(natsURL, nats.UserInfo("admin", natsUser(natsConfig(t), "admin").Password))
 	if err != nil {

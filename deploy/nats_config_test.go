@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/propagation"
@@ -34,14 +35,19 @@ import (
 // user, and the real load generator and probe drive and watch them. Any subject a user
 // lacks shows up as a "Permissions Violation" (or a failed start, or a timeout).
 func TestNATSConfigRunsTheShop(t *testing.T) {
-	runShop(t, startNATS(t).ClientURL(), loadCompose(t), 2*time.Second, 0)
+	runShop(t, []*server.Server{startNATS(t)}, loadCompose(t), 2*time.Second, 0)
 }
 
 // runShop runs the services, the load generator and the probe with the environment
-// project gives them, against the server(s) at natsURL, and checks that nothing was
-// refused. timeout bounds each load generator request, orderTimeout each of order's
+// project gives them, against servers (one, or a cluster's nodes), and checks that nothing
+// was refused. timeout bounds each load generator request, orderTimeout each of order's
 // downstream requests (0: order's default).
-func runShop(t *testing.T, natsURL string, project *types.Project, timeout, orderTimeout time.Duration) {
+func runShop(t *testing.T, servers []*server.Server, project *types.Project, timeout, orderTimeout time.Duration) {
+	var urls []string
+	for _, s := range servers {
+		urls = append(urls, s.ClientURL())
+	}
+	natsURL := strings.Join(urls, ",")
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 
@@ -130,6 +136,7 @@ func runShop(t *testing.T, natsURL string, project *types.Project, timeout, orde
 			t.Fatalf("services not started in 30s\n%s", allLogs(logs))
 		}
 	}
+	waitForEndpoints(t, servers)
 
 	// The load generator, wired as loadgen/cmd/loadgen does, with its control endpoint.
 	lgLogs := &syncBuffer{}
@@ -268,6 +275,29 @@ func runShop(t *testing.T, natsURL string, project *types.Project, timeout, orde
 		r := <-done
 		if r.err != nil {
 			t.Errorf("%s: shutdown: %v\n%s", r.name, r.err, logs[r.name])
+		}
+	}
+}
+
+// waitForEndpoints waits until every node knows a responder of every service endpoint.
+// A subscription reaches a cluster's other nodes asynchronously; a request arriving before
+// it is answered "no responders" (order then fails the order with 503, as it would in a
+// cluster whose services have just started). The server offers no signal: this polls.
+func waitForEndpoints(t *testing.T, servers []*server.Server) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, s := range servers {
+		shop, err := s.LookupAccount("SHOP")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, subj := range endpointSubjects {
+			for subj != load.ControlSubject && !shop.SubscriptionInterest(subj) {
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: no responder of %s after 10s", s.Name(), subj)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
 		}
 	}
 }
