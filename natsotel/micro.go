@@ -209,10 +209,12 @@ func (ep *endpoint) serve(req micro.Request) {
 			c.recovered(ctx, cl.span, subject, p)
 		}
 		errType, desc := r.outcome()
-		ep.stats.record(time.Since(cl.start), errType, desc)
+		d := time.Since(cl.start)
 		if traced {
 			cl.end(ctx, errType, desc, 1)
 		}
+		// Counted last: a request in the stats has its span ended and its metrics recorded.
+		ep.stats.record(d, errType, desc)
 	}()
 	if reply := req.Reply(); !c.replyAllowed(reply) {
 		r.refuse(reply)
