@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -108,5 +109,20 @@ func TestBoundedRun(t *testing.T) {
 	if !strings.Contains(stdout.String(), "loadgen closed loop: 10 sent") || !strings.Contains(stdout.String(), "custom") ||
 		!strings.Contains(stdout.String(), "404=10") {
 		t.Fatalf("summary:\n%s", stdout.String())
+	}
+}
+
+// The load generator collects garbage at GOGC=400 unless GOGC says otherwise.
+func TestGCPercent(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	for _, c := range []struct {
+		gogc string
+		want int
+	}{{"", gcPercent}, {"100", 100}, {"off", 100}} {
+		debug.SetGCPercent(100) // what the runtime set from the environment
+		setGCPercent(func(k string) string { return map[string]string{"GOGC": c.gogc}[k] })
+		if got := debug.SetGCPercent(100); got != c.want {
+			t.Errorf("GOGC=%q: GC percent %d, want %d", c.gogc, got, c.want)
+		}
 	}
 }
