@@ -3,6 +3,7 @@ package load
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -33,7 +34,8 @@ const (
 var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
 
 type instruments struct {
-	sets     sync.Map // durationSet -> metric.MeasurementOption, made once per pair
+	ok       map[Scenario][]metric.RecordOption // outcome ok, for every scenario; read-only
+	sets     sync.Map                           // durationSet -> []metric.RecordOption, made once per other pair
 	duration metric.Float64Histogram
 	late     metric.Int64Counter
 	dropped  metric.Int64Counter
@@ -45,7 +47,10 @@ func newInstruments(mp metric.MeterProvider, targetRate func() (float64, bool)) 
 		mp = noop.NewMeterProvider()
 	}
 	m := mp.Meter(ScopeName)
-	var ins instruments
+	ins := instruments{ok: make(map[Scenario][]metric.RecordOption, len(Scenarios)+1)}
+	for _, s := range append(slices.Clone(Scenarios), ScenarioCustom) {
+		ins.ok[s] = durationOptions(s, OutcomeOK)
+	}
 	var err error
 	if ins.duration, err = m.Float64Histogram(MetricRequestDuration,
 		metric.WithUnit("s"),
@@ -90,14 +95,25 @@ type durationSet struct {
 	outcome  string
 }
 
+// durationOptions are Record's options for the scenario and outcome, as a slice: passing
+// it on (opts...) allocates nothing, where Record(ctx, v, opt) makes a new one each call.
+func durationOptions(s Scenario, outcome string) []metric.RecordOption {
+	return []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(ScenarioKey.String(string(s)), OutcomeKey.String(outcome)))}
+}
+
+// recordDuration records d with the scenario and outcome. A success (most requests)
+// allocates nothing; other outcomes box their sync.Map key.
 func (ins *instruments) recordDuration(ctx context.Context, s Scenario, outcome string, d time.Duration) {
-	k := durationSet{s, outcome}
-	opt, ok := ins.sets.Load(k)
-	if !ok {
-		opt, _ = ins.sets.LoadOrStore(k, metric.WithAttributeSet(attribute.NewSet(
-			ScenarioKey.String(string(s)), OutcomeKey.String(outcome))))
+	opts, ok := ins.ok[s]
+	if !ok || outcome != OutcomeOK {
+		k := durationSet{s, outcome}
+		v, found := ins.sets.Load(k)
+		if !found {
+			v, _ = ins.sets.LoadOrStore(k, durationOptions(s, outcome))
+		}
+		opts = v.([]metric.RecordOption)
 	}
-	ins.duration.Record(ctx, d.Seconds(), opt.(metric.MeasurementOption))
+	ins.duration.Record(ctx, d.Seconds(), opts...)
 }
 
 func (ins *instruments) close() {
