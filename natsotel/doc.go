@@ -40,15 +40,17 @@
 //
 //   - micro handler: messaging.consumer.group.name = the endpoint's queue group.
 //   - QueueSubscribe: messaging.consumer.group.name = the queue.
-//   - publishes: messaging.message.body.size; JetStream adds messaging.nats.stream,
-//     messaging.nats.sequence (PubAck), messaging.message.id (Nats-Msg-Id) and
-//     messaging.nats.duplicate.
+//   - JetStream publish: messaging.nats.sequence (PubAck), messaging.message.id (Nats-Msg-Id)
+//     and messaging.nats.duplicate=true for a duplicate. The stream is not repeated: the
+//     subject decides it, and the consumer's process span names it.
 //   - JetStream process: messaging.destination.subscription.name = the consumer (#),
-//     messaging.nats.sequence and messaging.nats.delivered (with messaging.nats.redelivered
-//     and a "redelivered" event after the first delivery).
+//     messaging.message.id (Nats-Msg-Id), messaging.nats.sequence and
+//     messaging.nats.delivered (with messaging.nats.redelivered and a "redelivered" event
+//     after the first delivery).
 //   - Fetch: messaging.batch.message_count, the consumer as above (#).
-//   - settle: messaging.destination.name is the stream, as in its metric; the message's
-//     subject, sequence and consumer name are on its parent process span.
+//   - settle: messaging.destination.name is the stream, as in its metric, and
+//     messaging.consumer.group.name the durable consumer; the message's subject, sequence
+//     and consumer name are on its parent process span.
 //   - KeyValue: db.system.name=nats, db.namespace and db.collection.name = the bucket,
 //     db.operation.name; nats.kv.revision, nats.kv.found on Get (see KeyValue).
 //
@@ -57,7 +59,8 @@
 //
 // + With WithDestinationTemplate: the template its function returns for the subject.
 //
-// (#) The consumer is also messaging.consumer.group.name when it is durable (see below).
+// (#) Every JetStream consumer, durable or not, is named once on these spans; a durable one
+// is also messaging.consumer.group.name in the metrics (see below).
 //
 // Settlement spans have no server side and no peer attribute: they make no service-graph
 // edge and no virtual node; they show where a message was acknowledged, refused (nak, with
@@ -66,7 +69,11 @@
 // Every messaging span has messaging.system=nats, messaging.operation.name and .type,
 // messaging.destination.name (the concrete subject but on settle spans; see "Destinations and cardinality"),
 // messaging.client.id (the connection name, or its client id) and server.address/server.port.
-// No message content ever goes into an attribute: only its size.
+// No message content ever goes into an attribute, and neither does its size:
+// messaging.message.body.size is Opt-In in the conventions.
+//
+// A plain JetStream publish has 8 attributes, the most the OpenTelemetry SDK deduplicates
+// at End without growing its map: keep that in mind before adding one.
 //
 // # Why CLIENT/SERVER for request/reply and PRODUCER/CONSUMER for events
 //
@@ -119,7 +126,9 @@
 //	messaging.destination.name               the message's concrete subject        the template
 //	messaging.destination.template           the template, when it differs         never
 //	messaging.destination.subscription.name  the JetStream consumer                never
-//	messaging.consumer.group.name            queue group or durable consumer       the same
+//	messaging.consumer.group.name            queue group (+)                       queue group or durable consumer
+//
+// (+) and the durable consumer on settle spans, whose attributes are those of their metric.
 //
 // A message published to "orders.created" and received by a subscription to "orders.*"
 // gives a CONSUMER span "process orders.*" with messaging.destination.name=orders.created and
@@ -139,7 +148,8 @@
 // Ephemeral and ordered JetStream consumers have generated names (an ordered consumer gets a
 // new one on every reset), so a consumer is messaging.consumer.group.name, a metric label,
 // only when it is durable (ConsumerInfo.Config.Durable set); every consumer's name is on the
-// span as messaging.destination.subscription.name. natsotel reads durability from the cached
+// process and receive spans as messaging.destination.subscription.name, and only there (not
+// twice for a durable one). natsotel reads durability from the cached
 // info of the jetstream.Consumer given to Consume, Messages or Fetch, never with a server
 // round trip: Process after Messages or Fetch knows it; messages read with cons.Messages()
 // called directly get no group.
@@ -262,8 +272,8 @@
 // durable consumer), messaging.destination.temporary for "(temporary)", error.type on
 // failure, server.address and server.port (not on KeyValue). Histograms use buckets
 // 0.1 ms .. 10 s (the advised 5 ms .. 10 s and five below), set explicitly. Span-only
-// attributes (concrete subject, template, subscription name, client id, body size,
-// sequence and delivery numbers) are not metric labels.
+// attributes (concrete subject, template, subscription name, client id, sequence and
+// delivery numbers) are not metric labels.
 //
 // # Filter and performance
 //

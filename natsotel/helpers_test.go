@@ -18,8 +18,10 @@ import (
 	"github.com/natsotel/reference/natsotel"
 )
 
-// The delivery attributes of JetStream process spans (see the package documentation).
+// The stream sequence (send and process spans) and the delivery attributes of JetStream
+// process spans (see the package documentation).
 const (
+	sequenceKey    = attribute.Key("messaging.nats.sequence")
 	deliveredKey   = attribute.Key("messaging.nats.delivered")
 	redeliveredKey = attribute.Key("messaging.nats.redelivered")
 )
