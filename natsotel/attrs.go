@@ -15,7 +15,7 @@ var dbSystemNATS = semconv.DBSystemNameKey.String("nats")
 
 // NATS-specific attribute keys, used only where the semantic conventions have none.
 const (
-	// sequenceKey is the stream sequence of a message (PubAck or delivery metadata).
+	// sequenceKey is the stream sequence of a published message (PubAck).
 	sequenceKey = attribute.Key("messaging.nats.sequence")
 	// duplicateKey is true when JetStream reported a publish as a duplicate (Nats-Msg-Id).
 	duplicateKey = attribute.Key("messaging.nats.duplicate")

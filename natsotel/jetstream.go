@@ -120,12 +120,12 @@ func (j *JetStream) Messages(cons jetstream.Consumer, opts ...jetstream.PullMess
 //
 // Attributes: messaging.destination.name is the message's subject and
 // messaging.destination.template the stream (metrics use the stream as
-// messaging.destination.name; there is no messaging.nats.stream on this span);
-// messaging.destination.subscription.name is the consumer, durable or not;
-// Nats-Msg-Id (messaging.message.id), stream sequence, delivery count and, when delivered
-// more than once, messaging.nats.redelivered=true and a "redelivered" event. The consumer is
-// also messaging.consumer.group.name in the metrics (and on the settle spans, whose
-// attributes are their metric's) only when it is durable: ephemeral and ordered consumers
+// messaging.destination.name; there is no messaging.nats.stream on this span); a Nats-Msg-Id
+// header is messaging.message.id; a message delivered more than once gets its delivery
+// count (messaging.nats.delivered), messaging.nats.redelivered=true and a "redelivered"
+// event. Its stream sequence is on the parent send span (PubAck). The consumer is
+// messaging.consumer.group.name in the metrics and on the settle spans (whose attributes
+// are their metric's) only when it is durable: ephemeral and ordered consumers
 // have generated names, new ones after every reset of an ordered consumer. natsotel knows a
 // consumer is durable from the cached info of the jetstream.Consumer passed to Consume,
 // Messages or Fetch (no server round trip); messages of a consumer never passed to any of
@@ -176,19 +176,14 @@ func (j *JetStream) process(ctx context.Context, msg jetstream.Msg, h func(conte
 		if id := headerGet(msg.Headers(), jetstream.MsgIDHeader); id != "" {
 			b.kvs = append(b.kvs, semconv.MessagingMessageID(id))
 		}
-		if meta != nil {
-			b.kvs = append(b.kvs,
-				sequenceKey.Int64(int64(meta.Sequence.Stream)),
-				deliveredKey.Int64(int64(meta.NumDelivered)),
-			)
-			if group == "" && meta.Consumer != "" {
-				// A durable consumer's name is among the operation's attributes already.
-				b.kvs = append(b.kvs, semconv.MessagingDestinationSubscriptionName(meta.Consumer))
-			}
-			if meta.NumDelivered > 1 {
-				b.kvs = append(b.kvs, redeliveredKey.Bool(true))
-				cl.span.AddEvent("redelivered", trace.WithAttributes(deliveredKey.Int64(int64(meta.NumDelivered))))
-			}
+		// The semantic conventions' process span has 8 attributes here (9 with a Nats-Msg-Id),
+		// the most the SDK deduplicates at End without growing a map: NATS's own are added
+		// only when they tell something, on a redelivery. The stream sequence is on the
+		// parent send span (PubAck), the consumer on the settle spans and in the metrics.
+		if meta != nil && meta.NumDelivered > 1 {
+			n := deliveredKey.Int64(int64(meta.NumDelivered))
+			b.kvs = append(b.kvs, n, redeliveredKey.Bool(true))
+			cl.span.AddEvent("redelivered", trace.WithAttributes(n))
 		}
 	}
 	sm := &settledMsg{Msg: msg, ctx: ctx, c: c, dest: dest, group: group, temp: temp}
@@ -254,8 +249,8 @@ func (j *JetStream) Fetch(ctx context.Context, cons jetstream.Consumer, batch in
 	msgs, err := j.fetch(ctx, cons, batch, opts)
 	if cl.span.IsRecording() {
 		cl.span.SetAttributes(semconv.MessagingBatchMessageCount(len(msgs)))
-		if consumer != "" && durable == "" {
-			// A durable consumer's name is among the operation's attributes already.
+		if consumer != "" {
+			// Durable or not; never as messaging.consumer.group.name (see opSpec).
 			cl.span.SetAttributes(semconv.MessagingDestinationSubscriptionName(consumer))
 		}
 		for _, m := range msgs {

@@ -29,10 +29,10 @@ type opSpec struct {
 	db        bool               // KeyValue call: db.* attributes, db.client.operation.duration
 	process   bool               // process duration + consumed counter
 	consuming bool               // counts messaging.client.consumed.messages
-	// jsConsumer: the group is a durable JetStream consumer. It is
-	// messaging.consumer.group.name in the metrics, but on the span it is
-	// messaging.destination.subscription.name, the attribute every JetStream consumer's name
-	// is on (durable or not), and not both.
+	// jsConsumer: the group is a durable JetStream consumer, a metric label
+	// (messaging.consumer.group.name) but not a span attribute: a receive span names every
+	// consumer, durable or not, as messaging.destination.subscription.name, and a process
+	// span has no consumer attribute (see JetStream.Process).
 	jsConsumer bool
 }
 
@@ -149,16 +149,18 @@ func (c *Conn) newOpInfo(k opKey) *opInfo {
 			info.mattrs = append(info.mattrs, semconv.MessagingConsumerGroupName(k.group))
 		}
 	}
-	// Span attributes: the metric attributes (a JetStream consumer as its subscription name,
-	// see opSpec), the client id, and for messaging operations messaging.destination.name
-	// last, so that begin can replace it with the concrete subject (see begin).
+	// Span attributes: the metric attributes (but a JetStream consumer, see opSpec), the
+	// client id, and for messaging operations messaging.destination.name last, so that begin
+	// can replace it with the concrete subject (see begin).
 	attrs := make([]attribute.KeyValue, 0, len(info.mattrs)+3)
 	for _, kv := range info.mattrs {
-		switch {
-		case kv.Key == semconv.MessagingDestinationNameKey:
+		switch kv.Key {
+		case semconv.MessagingDestinationNameKey:
 			continue
-		case kv.Key == semconv.MessagingConsumerGroupNameKey && s.jsConsumer:
-			kv = semconv.MessagingDestinationSubscriptionName(k.group)
+		case semconv.MessagingConsumerGroupNameKey:
+			if s.jsConsumer {
+				continue
+			}
 		}
 		attrs = append(attrs, kv)
 	}
