@@ -73,11 +73,13 @@
 // No message content ever goes into an attribute, and neither does its size:
 // messaging.message.body.size is Opt-In in the conventions.
 //
-// A JetStream send or process span has the attributes the conventions (1.44) define for it
-// and natsotel can fill: 8 (and messaging.message.id for a Nats-Msg-Id), the most the
+// A plain JetStream publish and its processing have 8 span attributes each, the most the
 // OpenTelemetry SDK deduplicates at End in its smallest map (past 8 it takes three more
-// allocations and about 600 bytes per span). NATS's own attributes join only where they
-// tell something: the PubAck sequence, a duplicate, a redelivery.
+// allocations and about 600 bytes per span): the process span those the conventions (1.44)
+// define for it and natsotel can fill, the send span the same 7 (no template) and the PubAck
+// sequence. A Nats-Msg-Id adds messaging.message.id, a WithDestinationTemplate template
+// messaging.destination.template on the send span; NATS's other attributes appear only when
+// they tell something (a duplicate, a redelivery).
 //
 // # Why CLIENT/SERVER for request/reply and PRODUCER/CONSUMER for events
 //
