@@ -15,10 +15,7 @@ var dbSystemNATS = semconv.DBSystemNameKey.String("nats")
 
 // NATS-specific attribute keys, used only where the semantic conventions have none.
 const (
-	// streamKey is the JetStream stream that stored a published message (PubAck); on the
-	// consumer's process span the stream is messaging.destination.template.
-	streamKey = attribute.Key("messaging.nats.stream")
-	// sequenceKey is the stream sequence of a message (PubAck or delivery metadata).
+	// sequenceKey is the stream sequence of a published message (PubAck).
 	sequenceKey = attribute.Key("messaging.nats.sequence")
 	// duplicateKey is true when JetStream reported a publish as a duplicate (Nats-Msg-Id).
 	duplicateKey = attribute.Key("messaging.nats.duplicate")

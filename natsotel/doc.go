@@ -40,15 +40,18 @@
 //
 //   - micro handler: messaging.consumer.group.name = the endpoint's queue group.
 //   - QueueSubscribe: messaging.consumer.group.name = the queue.
-//   - publishes: messaging.message.body.size; JetStream adds messaging.nats.stream,
-//     messaging.nats.sequence (PubAck), messaging.message.id (Nats-Msg-Id) and
-//     messaging.nats.duplicate.
-//   - JetStream process: messaging.destination.subscription.name = the consumer (#),
-//     messaging.nats.sequence and messaging.nats.delivered (with messaging.nats.redelivered
-//     and a "redelivered" event after the first delivery).
-//   - Fetch: messaging.batch.message_count, the consumer as above (#).
-//   - settle: messaging.destination.name is the stream, as in its metric; the message's
-//     subject, sequence and consumer name are on its parent process span.
+//   - JetStream publish: messaging.nats.sequence (PubAck), messaging.message.id (Nats-Msg-Id)
+//     and messaging.nats.duplicate=true for a duplicate. The stream is not repeated: the
+//     subject decides it, and the consumer's process span names it.
+//   - JetStream process: messaging.message.id (Nats-Msg-Id); after the first delivery
+//     messaging.nats.delivered (the delivery count), messaging.nats.redelivered=true and a
+//     "redelivered" event. The stream sequence is on the parent send span, the durable
+//     consumer on the settle spans and in the metrics (#).
+//   - Fetch: messaging.batch.message_count, messaging.destination.subscription.name = the
+//     consumer (#).
+//   - settle: messaging.destination.name is the stream and messaging.consumer.group.name
+//     the durable consumer, as in its metric; the message's subject is on its parent
+//     process span.
 //   - KeyValue: db.system.name=nats, db.namespace and db.collection.name = the bucket,
 //     db.operation.name; nats.kv.revision, nats.kv.found on Get (see KeyValue).
 //
@@ -57,7 +60,8 @@
 //
 // + With WithDestinationTemplate: the template its function returns for the subject.
 //
-// (#) The consumer is also messaging.consumer.group.name when it is durable (see below).
+// (#) A durable consumer is messaging.consumer.group.name in the metrics (see below); a
+// Fetch names any consumer, durable or not, as its subscription.
 //
 // Settlement spans have no server side and no peer attribute: they make no service-graph
 // edge and no virtual node; they show where a message was acknowledged, refused (nak, with
@@ -66,7 +70,16 @@
 // Every messaging span has messaging.system=nats, messaging.operation.name and .type,
 // messaging.destination.name (the concrete subject but on settle spans; see "Destinations and cardinality"),
 // messaging.client.id (the connection name, or its client id) and server.address/server.port.
-// No message content ever goes into an attribute: only its size.
+// No message content ever goes into an attribute, and neither does its size:
+// messaging.message.body.size is Opt-In in the conventions.
+//
+// A plain JetStream publish and its processing have 8 span attributes each, the most the
+// OpenTelemetry SDK deduplicates at End in its smallest map (past 8 it takes three more
+// allocations and about 600 bytes per span): the process span those the conventions (1.44)
+// define for it and natsotel can fill, the send span the same 7 (no template) and the PubAck
+// sequence. A Nats-Msg-Id adds messaging.message.id, a WithDestinationTemplate template
+// messaging.destination.template on the send span; NATS's other attributes appear only when
+// they tell something (a duplicate, a redelivery).
 //
 // # Why CLIENT/SERVER for request/reply and PRODUCER/CONSUMER for events
 //
@@ -118,8 +131,10 @@
 //	---------------------------------------  ------------------------------------  -------------
 //	messaging.destination.name               the message's concrete subject        the template
 //	messaging.destination.template           the template, when it differs         never
-//	messaging.destination.subscription.name  the JetStream consumer                never
-//	messaging.consumer.group.name            queue group or durable consumer       the same
+//	messaging.destination.subscription.name  the JetStream consumer (Fetch)        never
+//	messaging.consumer.group.name            queue group (+)                       queue group or durable consumer
+//
+// (+) and the durable consumer on settle spans, whose attributes are those of their metric.
 //
 // A message published to "orders.created" and received by a subscription to "orders.*"
 // gives a CONSUMER span "process orders.*" with messaging.destination.name=orders.created and
@@ -138,11 +153,11 @@
 //
 // Ephemeral and ordered JetStream consumers have generated names (an ordered consumer gets a
 // new one on every reset), so a consumer is messaging.consumer.group.name, a metric label,
-// only when it is durable (ConsumerInfo.Config.Durable set); every consumer's name is on the
-// span as messaging.destination.subscription.name. natsotel reads durability from the cached
-// info of the jetstream.Consumer given to Consume, Messages or Fetch, never with a server
-// round trip: Process after Messages or Fetch knows it; messages read with cons.Messages()
-// called directly get no group.
+// only when it is durable (ConsumerInfo.Config.Durable set), and then also on the settle
+// spans; a Fetch span names every consumer as messaging.destination.subscription.name.
+// natsotel reads durability from the cached info of the jetstream.Consumer given to
+// Consume, Messages or Fetch, never with a server round trip: Process after Messages or
+// Fetch knows it; messages read with cons.Messages() called directly get no group.
 //
 // Without WithDestinationTemplate, request and publish span names and metrics use the subject
 // the caller passed: keep ids out of subjects, or give WithDestinationTemplate a rule.
@@ -262,7 +277,7 @@
 // durable consumer), messaging.destination.temporary for "(temporary)", error.type on
 // failure, server.address and server.port (not on KeyValue). Histograms use buckets
 // 0.1 ms .. 10 s (the advised 5 ms .. 10 s and five below), set explicitly. Span-only
-// attributes (concrete subject, template, subscription name, client id, body size,
+// attributes (concrete subject, template, subscription name, client id, message id,
 // sequence and delivery numbers) are not metric labels.
 //
 // # Filter and performance

@@ -18,11 +18,27 @@ import (
 	"github.com/natsotel/reference/natsotel"
 )
 
-// The delivery attributes of JetStream process spans (see the package documentation).
+// The stream sequence (send spans) and the delivery attributes of JetStream process spans
+// (see the package documentation).
 const (
+	sequenceKey    = attribute.Key("messaging.nats.sequence")
 	deliveredKey   = attribute.Key("messaging.nats.delivered")
 	redeliveredKey = attribute.Key("messaging.nats.redelivered")
 )
+
+// delivery returns the delivery count a JetStream process span records: 1 without
+// messaging.nats.delivered (a first delivery has none), else its value, which is then above 1.
+func delivery(t testing.TB, sp sdktrace.ReadOnlySpan) int64 {
+	t.Helper()
+	v, ok := attr(sp, deliveredKey)
+	if !ok {
+		return 1
+	}
+	if v.AsInt64() < 2 {
+		t.Errorf("%q: %s=%d; a first delivery has none", sp.Name(), deliveredKey, v.AsInt64())
+	}
+	return v.AsInt64()
+}
 
 // startServer runs an in-process nats-server with JetStream on a random loopback port.
 func startServer(t testing.TB, mod ...func(*server.Options)) *server.Server {

@@ -33,8 +33,9 @@ func (c *Conn) JetStream(opts ...jetstream.JetStreamOpt) (*JetStream, error) {
 func (j *JetStream) Raw() jetstream.JetStream { return j.js }
 
 // Publish is a PRODUCER span "send <subject>" (named like Conn.Publish, including
-// WithDestinationTemplate); stream and sequence from the PubAck become span attributes
-// (messaging.nats.stream, messaging.nats.sequence, messaging.nats.duplicate). The trace
+// WithDestinationTemplate); the PubAck's stream sequence becomes messaging.nats.sequence
+// (and a duplicate messaging.nats.duplicate=true; the stream is the subject's, and the
+// consumer's process span names it). The trace
 // context is stored with the message in its headers: it is the message's creation context,
 // the parent of the consumers' process spans. A failed publish counts as a sent message
 // with error.type.
@@ -69,7 +70,7 @@ func (j *JetStream) publish(ctx context.Context, m *nats.Msg, opts []jetstream.P
 	ctx, cl := c.start(ctx, c.op(specSend, dest, "", temp), nil)
 	var b *attrBuf
 	if cl.span.IsRecording() {
-		b = cl.attrs(m.Subject, len(m.Data))
+		b = cl.attrs(m.Subject)
 		if id := headerGet(m.Header, jetstream.MsgIDHeader); id != "" {
 			b.kvs = append(b.kvs, semconv.MessagingMessageID(id))
 		}
@@ -82,7 +83,7 @@ func (j *JetStream) publish(ctx context.Context, m *nats.Msg, opts []jetstream.P
 		return ack, err
 	}
 	if b != nil && ack != nil {
-		b.kvs = append(b.kvs, streamKey.String(ack.Stream), sequenceKey.Int64(int64(ack.Sequence)))
+		b.kvs = append(b.kvs, sequenceKey.Int64(int64(ack.Sequence)))
 		if ack.Duplicate {
 			b.kvs = append(b.kvs, duplicateKey.Bool(true))
 		}
@@ -104,8 +105,8 @@ func (j *JetStream) Consume(cons jetstream.Consumer, h func(ctx context.Context,
 // Messages returns cons.Messages(opts...): an iterator whose Next returns one message at a
 // time. Run each message in Process to get its CONSUMER span; the iterator itself makes no
 // spans (the wait in Next is not part of any message's processing). Calling Messages rather
-// than cons.Messages lets natsotel know cons is durable, so its name becomes
-// messaging.consumer.group.name (see Process).
+// than cons.Messages lets natsotel know cons is durable, so its name becomes the
+// messaging.consumer.group.name metric label (see Process).
 func (j *JetStream) Messages(cons jetstream.Consumer, opts ...jetstream.PullMessagesOpt) (jetstream.MessagesContext, error) {
 	j.conn.consumerOf(cons)
 	return cons.Messages(opts...)
@@ -119,15 +120,16 @@ func (j *JetStream) Messages(cons jetstream.Consumer, opts ...jetstream.PullMess
 //
 // Attributes: messaging.destination.name is the message's subject and
 // messaging.destination.template the stream (metrics use the stream as
-// messaging.destination.name; there is no messaging.nats.stream on this span);
-// messaging.destination.subscription.name is the consumer;
-// stream sequence, delivery count and, when delivered more than once,
-// messaging.nats.redelivered=true and a "redelivered" event. The consumer is
-// messaging.consumer.group.name (span and metrics) only when it is durable: ephemeral and
-// ordered consumers have generated names, new ones after every reset of an ordered
-// consumer. natsotel knows a consumer is durable from the cached info of the
-// jetstream.Consumer passed to Consume, Messages or Fetch (no server round trip); messages
-// of a consumer never passed to any of them (cons.Messages called directly) carry no group.
+// messaging.destination.name; there is no messaging.nats.stream on this span); a Nats-Msg-Id
+// header is messaging.message.id; a message delivered more than once gets its delivery
+// count (messaging.nats.delivered), messaging.nats.redelivered=true and a "redelivered"
+// event. Its stream sequence is on the parent send span (PubAck). The consumer is
+// messaging.consumer.group.name in the metrics and on the settle spans (whose attributes
+// are their metric's) only when it is durable: ephemeral and ordered consumers
+// have generated names, new ones after every reset of an ordered consumer. natsotel knows a
+// consumer is durable from the cached info of the jetstream.Consumer passed to Consume,
+// Messages or Fetch (no server round trip); messages of a consumer never passed to any of
+// them (cons.Messages called directly) carry no group.
 //
 // The msg h gets records its settlement: Ack, DoubleAck, Nak, NakWithDelay, Term,
 // TermWithReason and InProgress are CLIENT spans "<op> <stream>"
@@ -167,24 +169,21 @@ func (j *JetStream) process(ctx context.Context, msg jetstream.Msg, h func(conte
 		dest, temp = c.sendDestination(subject)
 	}
 	// The span's attributes are set in one call when it ends (see endWith).
-	ctx, cl := c.start(ctx, c.op(specConsume, dest, group, temp), c.consumerStart(ctx))
+	ctx, cl := c.start(ctx, c.op(specJSProcess, dest, group, temp), c.consumerStart(ctx))
 	var b *attrBuf
 	if cl.span.IsRecording() {
-		b = cl.attrs(subject, len(msg.Data()))
+		b = cl.attrs(subject)
 		if id := headerGet(msg.Headers(), jetstream.MsgIDHeader); id != "" {
 			b.kvs = append(b.kvs, semconv.MessagingMessageID(id))
 		}
-		if meta != nil {
-			// The stream is messaging.destination.template already: no messaging.nats.stream.
-			b.kvs = append(b.kvs,
-				sequenceKey.Int64(int64(meta.Sequence.Stream)),
-				deliveredKey.Int64(int64(meta.NumDelivered)),
-				semconv.MessagingDestinationSubscriptionName(meta.Consumer),
-			)
-			if meta.NumDelivered > 1 {
-				b.kvs = append(b.kvs, redeliveredKey.Bool(true))
-				cl.span.AddEvent("redelivered", trace.WithAttributes(deliveredKey.Int64(int64(meta.NumDelivered))))
-			}
+		// The semantic conventions' process span has 8 attributes here (9 with a Nats-Msg-Id),
+		// the most the SDK deduplicates at End without growing a map: NATS's own are added
+		// only when they tell something, on a redelivery. The stream sequence is on the
+		// parent send span (PubAck), the consumer on the settle spans and in the metrics.
+		if meta != nil && meta.NumDelivered > 1 {
+			n := deliveredKey.Int64(int64(meta.NumDelivered))
+			b.kvs = append(b.kvs, n, redeliveredKey.Bool(true))
+			cl.span.AddEvent("redelivered", trace.WithAttributes(n))
 		}
 	}
 	sm := &settledMsg{Msg: msg, ctx: ctx, c: c, dest: dest, group: group, temp: temp}
@@ -235,8 +234,8 @@ func (d *durableSet) has(stream, name string) bool {
 
 // Fetch fetches up to batch messages in a CLIENT span "receive <stream>" that links every
 // message's producer context and records messaging.batch.message_count and the consumer
-// (messaging.destination.subscription.name; messaging.consumer.group.name only for a durable
-// consumer, see Process). Process each message with Process. ctx bounds the fetch: it is passed as jetstream.FetchContext, unless opts
+// (messaging.destination.subscription.name; a durable one is also the
+// messaging.consumer.group.name metric label, see Process). Process each message with Process. ctx bounds the fetch: it is passed as jetstream.FetchContext, unless opts
 // contain FetchMaxWait (the two exclude each other), which then applies. A fetch that ends
 // because its wait expired with fewer than batch messages is not an error.
 func (j *JetStream) Fetch(ctx context.Context, cons jetstream.Consumer, batch int, opts ...jetstream.FetchOpt) ([]jetstream.Msg, error) {
@@ -246,11 +245,12 @@ func (j *JetStream) Fetch(ctx context.Context, cons jetstream.Consumer, batch in
 	}
 	stream, consumer, durable := c.consumerOf(cons)
 	info := c.op(specReceive, stream, durable, false)
-	ctx, cl := c.begin(ctx, info, "", -1)
+	ctx, cl := c.begin(ctx, info, "")
 	msgs, err := j.fetch(ctx, cons, batch, opts)
 	if cl.span.IsRecording() {
 		cl.span.SetAttributes(semconv.MessagingBatchMessageCount(len(msgs)))
 		if consumer != "" {
+			// Durable or not; never as messaging.consumer.group.name (see opSpec).
 			cl.span.SetAttributes(semconv.MessagingDestinationSubscriptionName(consumer))
 		}
 		for _, m := range msgs {

@@ -112,7 +112,7 @@ func (k *KeyValue) do(ctx context.Context, spec *opSpec, key string, fn func(con
 	errType := kvErrorType(spec, err)
 	var b *attrBuf
 	if cl.span.IsRecording() {
-		b = cl.attrs("", -1)
+		b = cl.attrs("")
 		switch {
 		case err == nil && spec == specKVGet:
 			b.kvs = append(b.kvs, kvFoundKey.Bool(true), semconv.DBResponseReturnedRows(1), kvRevisionKey.Int64(int64(rev)))

@@ -198,7 +198,7 @@ func (ep *endpoint) serve(req micro.Request) {
 	var cl call
 	ep.stats.inFlight.Add(1)
 	if traced {
-		ctx, cl = c.begin(ctx, info, subject, len(req.Data()))
+		ctx, cl = c.begin(ctx, info, subject)
 	} else {
 		cl.start = time.Now()
 	}

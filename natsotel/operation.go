@@ -29,6 +29,11 @@ type opSpec struct {
 	db        bool               // KeyValue call: db.* attributes, db.client.operation.duration
 	process   bool               // process duration + consumed counter
 	consuming bool               // counts messaging.client.consumed.messages
+	// jsConsumer: the group is a durable JetStream consumer, a metric label
+	// (messaging.consumer.group.name) but not a span attribute: a receive span names every
+	// consumer, durable or not, as messaging.destination.subscription.name, and a process
+	// span has no consumer attribute (see JetStream.Process).
+	jsConsumer bool
 }
 
 var (
@@ -36,7 +41,8 @@ var (
 	specSend      = &opSpec{op: opSend, kind: trace.SpanKindProducer, opType: semconv.MessagingOperationTypeSend}
 	specServe     = &opSpec{op: opProcess, kind: trace.SpanKindServer, opType: semconv.MessagingOperationTypeProcess, process: true, consuming: true}
 	specConsume   = &opSpec{op: opProcess, kind: trace.SpanKindConsumer, opType: semconv.MessagingOperationTypeProcess, process: true, consuming: true}
-	specReceive   = &opSpec{op: opReceive, kind: trace.SpanKindClient, opType: semconv.MessagingOperationTypeReceive, consuming: true}
+	specJSProcess = &opSpec{op: opProcess, kind: trace.SpanKindConsumer, opType: semconv.MessagingOperationTypeProcess, process: true, consuming: true, jsConsumer: true}
+	specReceive   = &opSpec{op: opReceive, kind: trace.SpanKindClient, opType: semconv.MessagingOperationTypeReceive, consuming: true, jsConsumer: true}
 	specKVGet     = &opSpec{op: opGet, kind: trace.SpanKindClient, db: true}
 	specKVPut     = &opSpec{op: opPut, kind: trace.SpanKindClient, db: true}
 	specKVCreate  = &opSpec{op: opCreate, kind: trace.SpanKindClient, db: true}
@@ -143,14 +149,20 @@ func (c *Conn) newOpInfo(k opKey) *opInfo {
 			info.mattrs = append(info.mattrs, semconv.MessagingConsumerGroupName(k.group))
 		}
 	}
-	// Span attributes: the metric attributes, the client id, and for messaging operations
-	// messaging.destination.name last, so that begin can replace it with the concrete
-	// subject (see begin).
+	// Span attributes: the metric attributes (but a JetStream consumer, see opSpec), the
+	// client id, and for messaging operations messaging.destination.name last, so that begin
+	// can replace it with the concrete subject (see begin).
 	attrs := make([]attribute.KeyValue, 0, len(info.mattrs)+3)
 	for _, kv := range info.mattrs {
-		if kv.Key != semconv.MessagingDestinationNameKey {
-			attrs = append(attrs, kv)
+		switch kv.Key {
+		case semconv.MessagingDestinationNameKey:
+			continue
+		case semconv.MessagingConsumerGroupNameKey:
+			if s.jsConsumer {
+				continue
+			}
 		}
+		attrs = append(attrs, kv)
 	}
 	if !s.db && c.clientID != "" {
 		attrs = append(attrs, semconv.MessagingClientID(c.clientID))
@@ -219,19 +231,18 @@ type call struct {
 // ("" if there is none, as for Fetch and KeyValue). When it differs from the operation's
 // low-cardinality destination, the span gets it as messaging.destination.name and the
 // destination as messaging.destination.template; temporary subjects never reach the span.
-// bodySize >= 0 is set as messaging.message.body.size (< 0: none). extra start options
-// (links, new root) are appended. A recording span gets all its attributes in one
-// SetAttributes call, so the SDK sizes its attribute slice once.
-func (c *Conn) begin(ctx context.Context, info *opInfo, subject string, bodySize int, extra ...trace.SpanStartOption) (context.Context, call) {
+// extra start options (links, new root) are appended. A recording span gets all its
+// attributes in one SetAttributes call, so the SDK sizes its attribute slice once.
+func (c *Conn) begin(ctx context.Context, info *opInfo, subject string, extra ...trace.SpanStartOption) (context.Context, call) {
 	ctx, cl := c.start(ctx, info, extra)
 	if cl.span.IsRecording() {
 		k := info.key
 		concrete := subject != "" && subject != k.dest && !k.temporary && !k.spec.db && !c.temporary(subject)
-		if !concrete && bodySize < 0 {
+		if !concrete {
 			cl.span.SetAttributes(info.spanAttrs(cl.srv)...)
 			return ctx, cl
 		}
-		b := cl.attrs(subject, bodySize)
+		b := cl.attrs(subject)
 		cl.span.SetAttributes(b.kvs...)
 		putAttrBuf(b)
 	}
@@ -271,9 +282,8 @@ func putAttrBuf(b *attrBuf) {
 }
 
 // attrs returns a pooled buffer with the span attributes of cl's operation for a message on
-// subject (see begin) and bodySize; the caller appends to b.kvs, sets them and returns b
-// with putAttrBuf.
-func (cl *call) attrs(subject string, bodySize int) *attrBuf {
+// subject (see begin); the caller appends to b.kvs, sets them and returns b with putAttrBuf.
+func (cl *call) attrs(subject string) *attrBuf {
 	info := cl.info
 	attrs := info.spanAttrs(cl.srv)
 	k := info.key
@@ -285,9 +295,6 @@ func (cl *call) attrs(subject string, bodySize int) *attrBuf {
 		b.kvs = append(b.kvs, semconv.MessagingDestinationName(subject), semconv.MessagingDestinationTemplate(k.dest))
 	} else {
 		b.kvs = append(b.kvs, attrs...)
-	}
-	if bodySize >= 0 {
-		b.kvs = append(b.kvs, semconv.MessagingMessageBodySize(bodySize))
 	}
 	return b
 }

@@ -99,7 +99,7 @@ func TestDestinationTemplate(t *testing.T) {
 	jsSend := find(t, spans, "send events.order.{event}", trace.SpanKindProducer)
 	wantAttr(t, jsSend, semconv.MessagingDestinationNameKey, "events.order.created")
 	wantAttr(t, jsSend, semconv.MessagingDestinationTemplateKey, "events.order.{event}")
-	wantAttr(t, jsSend, attribute.Key("messaging.nats.stream"), "ORDER_EVENTS")
+	wantAttr(t, jsSend, attribute.Key("messaging.nats.sequence"), int64(1))
 	for _, sp := range spans {
 		if sp.Name() != "send (temporary)" {
 			continue

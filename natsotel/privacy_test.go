@@ -14,7 +14,8 @@ import (
 )
 
 // No payload content reaches a span (name, attributes, events, links, status) or a metric
-// label, whatever the operation: only its size does.
+// label, whatever the operation. Not even its size does: messaging.message.body.size is
+// Opt-In in the semantic conventions (1.44), and natsotel has no option for it.
 func TestNoPayloadInTelemetry(t *testing.T) {
 	const marker = "card-4111111111111111-secret"
 	payload := []byte(`{"card":"` + marker + `"}`)
@@ -92,7 +93,7 @@ func TestNoPayloadInTelemetry(t *testing.T) {
 			leak(where+" link", l.Attributes)
 		}
 	}
-	// The size is there instead, on both sides of each messaging hop.
+	// Every messaging hop was traced, on both sides, without the size.
 	for _, want := range []struct {
 		name string
 		kind trace.SpanKind
@@ -104,7 +105,7 @@ func TestNoPayloadInTelemetry(t *testing.T) {
 		{"send events.order.paid", trace.SpanKindProducer},
 		{"process ORDER_EVENTS", trace.SpanKindConsumer},
 	} {
-		wantAttr(t, find(t, spans, want.name, want.kind), semconv.MessagingMessageBodySizeKey, int64(len(payload)))
+		noAttr(t, find(t, spans, want.name, want.kind), semconv.MessagingMessageBodySizeKey)
 	}
 	find(t, spans, "put payments", trace.SpanKindClient)
 	find(t, spans, "get payments", trace.SpanKindClient)

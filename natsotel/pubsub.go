@@ -39,7 +39,7 @@ func (c *Conn) publish(ctx context.Context, m *nats.Msg) error {
 		return c.publishErr(m, c.nc.PublishMsg(m))
 	}
 	dest, temp := c.sendDestination(m.Subject)
-	ctx, cl := c.begin(ctx, c.op(specSend, dest, "", temp), m.Subject, len(m.Data))
+	ctx, cl := c.begin(ctx, c.op(specSend, dest, "", temp), m.Subject)
 	c.inject(ctx, m.Header)
 	if err := c.publishErr(m, c.nc.PublishMsg(m)); err != nil {
 		cl.end(ctx, ErrorType(err), err.Error(), 1)
@@ -79,7 +79,7 @@ func (c *Conn) msgHandler(subject, queue string, h func(context.Context, *nats.M
 			c.runUntraced(ctx, m.Subject, func() { h(ctx, m) })
 			return
 		}
-		ctx, cl := c.beginConsumer(ctx, info, m.Subject, len(m.Data))
+		ctx, cl := c.beginConsumer(ctx, info, m.Subject)
 		c.runHandler(ctx, &cl, nil, m.Subject, func() { h(ctx, m) })
 	}
 }
@@ -88,8 +88,8 @@ func (c *Conn) msgHandler(subject, queue string, h func(context.Context, *nats.M
 // extracted into ctx: as a child (default) or as a new root with a link (WithConsumerLinks).
 // Only an extracted (remote) context is linked: without one in the message, a local span
 // the caller put in ctx (Process) stays the parent.
-func (c *Conn) beginConsumer(ctx context.Context, info *opInfo, subject string, bodySize int) (context.Context, call) {
-	return c.begin(ctx, info, subject, bodySize, c.consumerStart(ctx)...)
+func (c *Conn) beginConsumer(ctx context.Context, info *opInfo, subject string) (context.Context, call) {
+	return c.begin(ctx, info, subject, c.consumerStart(ctx)...)
 }
 
 // consumerStart returns the start options of a consumer span: none (a child of the

@@ -62,7 +62,7 @@ func (c *Conn) request(ctx context.Context, m *nats.Msg) (*nats.Msg, error) {
 	}
 
 	dest, temp := c.sendDestination(m.Subject)
-	ctx, cl := c.begin(ctx, c.op(specRequest, dest, "", temp), m.Subject, len(m.Data))
+	ctx, cl := c.begin(ctx, c.op(specRequest, dest, "", temp), m.Subject)
 	c.inject(ctx, m.Header)
 	reply, err := c.nc.RequestMsgWithContext(ctx, m)
 	reply, err = c.finishReply(m, reply, err)

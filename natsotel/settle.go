@@ -69,7 +69,7 @@ func (m *settledMsg) InProgress() error { return m.settle(m.ctx, specInProgress,
 // parent: the process span, or the span in the ctx given to DoubleAck.
 func (m *settledMsg) settle(parent context.Context, spec *opSpec, fn func() error) error {
 	c := m.c
-	ctx, cl := c.begin(parent, c.op(spec, m.dest, m.group, m.temp), "", -1)
+	ctx, cl := c.begin(parent, c.op(spec, m.dest, m.group, m.temp), "")
 	err := fn()
 	if err != nil {
 		cl.end(ctx, ErrorType(err), err.Error(), 0)

@@ -62,8 +62,7 @@ func TestJetStreamSettleSpans(t *testing.T) {
 	process := map[trace.SpanID]int64{} // process span -> its delivery count
 	for _, sp := range spans {
 		if sp.SpanKind() == trace.SpanKindConsumer {
-			v, _ := attr(sp, deliveredKey)
-			process[sp.SpanContext().SpanID()] = v.AsInt64()
+			process[sp.SpanContext().SpanID()] = delivery(t, sp)
 		}
 	}
 	settled := map[string]int{}
