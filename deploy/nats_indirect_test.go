@@ -48,7 +48,8 @@ func userConn(t *testing.T, s *server.Server, user string, opts ...nats.Option) 
 }
 
 // jsAPIPrefix is how the provision user and admin reach each service's JetStream in
-// nats.conf (SHOP's imports of each account's $JS.API.>), as compose.yaml tells provision.
+// nats.conf (PROVISION's imports of each account's $JS.API.>, and SHOP's for admin), as
+// compose.yaml tells provision.
 const jsAPIPrefix = "js.{service}"
 
 // provisioned starts the server from nats.conf and provisions it as the provision user.
@@ -346,7 +347,9 @@ func TestNATSConfigReplyAfterReconnect(t *testing.T) {
 // card number), make its bucket republish into another service's subjects (billing
 // forging events.order.failed), or create a consumer (a push consumer on order's bucket
 // delivering into inventory.commit, an endpoint order may not call: the server does not
-// check a consumer's deliver subject against its creator's permissions).
+// check a consumer's deliver subject against its creator's permissions). Under the
+// accounts each of these would stay in the user's own account; the permissions are the
+// second wall, and these cases check it.
 func TestNATSConfigRefusesReshapingJetStream(t *testing.T) {
 	s, ajs := provisioned(t)
 	ctx := t.Context()
@@ -393,7 +396,7 @@ func TestNATSConfigRefusesReshapingJetStream(t *testing.T) {
 			return err
 		})
 		refused(t, w, "$JS.API.STREAM.CREATE.KV_stock2")
-		if _, err := holding(ajs, "KV_stock2").Stream(ctx, "KV_stock2"); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		if _, err := ajs(contracts.InventoryService).Stream(ctx, "KV_stock2"); !errors.Is(err, jetstream.ErrStreamNotFound) {
 			t.Errorf("stream KV_stock2: %v", err)
 		}
 	})

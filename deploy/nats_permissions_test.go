@@ -264,7 +264,7 @@ func TestNATSConfigLeastPrivilege(t *testing.T) {
 		{"pub", "$JS.API.CONSUMER.DURABLE.CREATE.ORDER_EVENTS.x", nobody},
 		{"pub", "$JS.API.CONSUMER.DELETE.ORDER_EVENTS." + contracts.InventoryCommitConsumer, nobody},
 		// Only provisioning creates the inventory consumer (with a filter subject, as
-		// nats.go asks), in inventory's account (js.inventory: SHOP's import of its
+		// nats.go asks), in inventory's account (js.inventory: PROVISION's import of its
 		// JetStream API); no service creates any consumer: a consumer create request names
 		// its deliver subject, which the server does not check against the creator's
 		// permissions.

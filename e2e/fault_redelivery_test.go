@@ -79,7 +79,7 @@ func TestFaultRedelivery(t *testing.T) {
 	var nakked, redelivered, maxDelivered, messages, retried int
 	st.Collector.WaitSpans(t, 30*time.Second, func(spans []harness.Span) error {
 		type msgSpans struct{ deliveries, naks, lastCount, lastNak int }
-		bySeq := map[string]*msgSpans{}
+		byParent := map[string]*msgSpans{} // trace id / send span id
 		nakked, redelivered, maxDelivered = 0, 0, 0
 		var problems []string
 		for _, sp := range spans {
@@ -91,11 +91,15 @@ func TestFaultRedelivery(t *testing.T) {
 			if !ok {
 				d = 1 // a first delivery carries no count
 			}
-			seq := sp.ParentSpanID
-			m := bySeq[seq]
+			if sp.ParentSpanID == "" {
+				problems = append(problems, fmt.Sprintf("span %s: a process span with no parent send span", sp.SpanID))
+				continue
+			}
+			key := sp.TraceID + "/" + sp.ParentSpanID
+			m := byParent[key]
 			if m == nil {
 				m = &msgSpans{}
-				bySeq[seq] = m
+				byParent[key] = m
 			}
 			m.deliveries++
 			maxDelivered = max(maxDelivered, int(d))
@@ -117,13 +121,13 @@ func TestFaultRedelivery(t *testing.T) {
 				}
 			}
 		}
-		messages, retried = len(bySeq), 0
-		for seq, m := range bySeq {
+		messages, retried = len(byParent), 0
+		for key, m := range byParent {
 			if m.naks > 0 {
 				retried++
 			}
 			if m.deliveries != m.naks+1 || m.lastNak == 1 || m.lastCount != m.deliveries {
-				problems = append(problems, fmt.Sprintf("message %s: %d delivery spans, %d failed on purpose, last delivery count %d", seq, m.deliveries, m.naks, m.lastCount))
+				problems = append(problems, fmt.Sprintf("message of send span %s: %d delivery spans, %d failed on purpose, last delivery count %d", key, m.deliveries, m.naks, m.lastCount))
 			}
 		}
 		switch {

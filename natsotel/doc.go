@@ -43,10 +43,11 @@
 //   - JetStream publish: messaging.nats.sequence (PubAck), messaging.message.id (Nats-Msg-Id)
 //     and messaging.nats.duplicate=true for a duplicate. The stream is not repeated: the
 //     subject decides it, and the consumer's process span names it.
-//   - JetStream process: messaging.message.id (Nats-Msg-Id); after the first delivery
-//     messaging.nats.delivered (the delivery count), messaging.nats.redelivered=true and a
-//     "redelivered" event. The stream sequence is on the parent send span, the durable
-//     consumer on the settle spans and in the metrics (#).
+//   - JetStream process: messaging.consumer.group.name = the durable consumer (#), in
+//     place of messaging.client.id; messaging.message.id (Nats-Msg-Id); after the first
+//     delivery messaging.nats.delivered (the delivery count), messaging.nats.redelivered=true
+//     and a "redelivered" event. The stream sequence is on the producer's send span (the
+//     parent, or the link with WithConsumerLinks) when the producer uses natsotel.
 //   - Fetch: messaging.batch.message_count, messaging.destination.subscription.name = the
 //     consumer (#).
 //   - settle: messaging.destination.name is the stream and messaging.consumer.group.name
@@ -69,15 +70,18 @@
 //
 // Every messaging span has messaging.system=nats, messaging.operation.name and .type,
 // messaging.destination.name (the concrete subject but on settle spans; see "Destinations and cardinality"),
-// messaging.client.id (the connection name, or its client id) and server.address/server.port.
+// messaging.client.id (the connection name, or its client id; not on a durable consumer's
+// process span, see below) and server.address/server.port.
 // No message content ever goes into an attribute, and neither does its size:
 // messaging.message.body.size is Opt-In in the conventions.
 //
 // A plain JetStream publish and its processing have 8 span attributes each, the most the
 // OpenTelemetry SDK deduplicates at End in its smallest map (past 8 it takes three more
-// allocations and about 600 bytes per span): the process span those the conventions (1.44)
-// define for it and natsotel can fill, the send span the same 7 (no template) and the PubAck
-// sequence. A Nats-Msg-Id adds messaging.message.id, a WithDestinationTemplate template
+// allocations and about 600 bytes per span): the process span the conventions' (1.44)
+// required and conditionally required ones, the durable consumer included, and of the
+// recommended ones server.address and server.port (messaging.client.id gives way to the
+// consumer); the send span the same 7 (no template, the client id, no consumer) and the
+// PubAck sequence. A Nats-Msg-Id adds messaging.message.id, a WithDestinationTemplate template
 // messaging.destination.template on the send span; NATS's other attributes appear only when
 // they tell something (a duplicate, a redelivery).
 //
@@ -132,9 +136,10 @@
 //	messaging.destination.name               the message's concrete subject        the template
 //	messaging.destination.template           the template, when it differs         never
 //	messaging.destination.subscription.name  the JetStream consumer (Fetch)        never
-//	messaging.consumer.group.name            queue group (+)                       queue group or durable consumer
+//	messaging.consumer.group.name            queue group or durable consumer (+)   queue group or durable consumer
 //
-// (+) and the durable consumer on settle spans, whose attributes are those of their metric.
+// (+) the durable consumer on process and settle spans (a settle span's attributes are
+// those of its metric), not on Fetch's receive span.
 //
 // A message published to "orders.created" and received by a subscription to "orders.*"
 // gives a CONSUMER span "process orders.*" with messaging.destination.name=orders.created and
@@ -153,8 +158,9 @@
 //
 // Ephemeral and ordered JetStream consumers have generated names (an ordered consumer gets a
 // new one on every reset), so a consumer is messaging.consumer.group.name, a metric label,
-// only when it is durable (ConsumerInfo.Config.Durable set), and then also on the settle
-// spans; a Fetch span names every consumer as messaging.destination.subscription.name.
+// only when it is durable (ConsumerInfo.Config.Durable set), and then also on the process
+// and settle spans; a Fetch span names every consumer as
+// messaging.destination.subscription.name.
 // natsotel reads durability from the cached info of the jetstream.Consumer given to
 // Consume, Messages or Fetch, never with a server round trip: Process after Messages or
 // Fetch knows it; messages read with cons.Messages() called directly get no group.

@@ -123,9 +123,9 @@ func (j *JetStream) Messages(cons jetstream.Consumer, opts ...jetstream.PullMess
 // messaging.destination.name; there is no messaging.nats.stream on this span); a Nats-Msg-Id
 // header is messaging.message.id; a message delivered more than once gets its delivery
 // count (messaging.nats.delivered), messaging.nats.redelivered=true and a "redelivered"
-// event. Its stream sequence is on the parent send span (PubAck). The consumer is
-// messaging.consumer.group.name in the metrics and on the settle spans (whose attributes
-// are their metric's) only when it is durable: ephemeral and ordered consumers
+// event. Its stream sequence is on the producer's send span (PubAck). The consumer is
+// messaging.consumer.group.name in the metrics and on the process and settle spans (whose
+// attributes are their metric's) only when it is durable: ephemeral and ordered consumers
 // have generated names, new ones after every reset of an ordered consumer. natsotel knows a
 // consumer is durable from the cached info of the jetstream.Consumer passed to Consume,
 // Messages or Fetch (no server round trip); messages of a consumer never passed to any of
@@ -179,7 +179,7 @@ func (j *JetStream) process(ctx context.Context, msg jetstream.Msg, h func(conte
 		// The semantic conventions' process span has 8 attributes here (9 with a Nats-Msg-Id),
 		// the most the SDK deduplicates at End without growing a map: NATS's own are added
 		// only when they tell something, on a redelivery. The stream sequence is on the
-		// parent send span (PubAck), the consumer on the settle spans and in the metrics.
+		// producer's send span (PubAck).
 		if meta != nil && meta.NumDelivered > 1 {
 			n := deliveredKey.Int64(int64(meta.NumDelivered))
 			b.kvs = append(b.kvs, n, redeliveredKey.Bool(true))

@@ -66,7 +66,6 @@ func TestJetStreamPublishConsume(t *testing.T) {
 	for _, sp := range []sdktrace.ReadOnlySpan{producer, consumer} {
 		wantAttr(t, sp, semconv.MessagingSystemKey, "nats")
 		wantAttr(t, sp, semconv.MessagingDestinationNameKey, "events.order.created")
-		wantAttr(t, sp, semconv.MessagingClientIDKey, "c")
 		wantAttr(t, sp, semconv.ServerAddressKey, "127.0.0.1")
 		if _, ok := attr(sp, semconv.ServerPortKey); !ok {
 			t.Errorf("%q: no server.port", sp.Name())
@@ -88,13 +87,16 @@ func TestJetStreamPublishConsume(t *testing.T) {
 	wantAttr(t, consumer, semconv.MessagingOperationNameKey, "process")
 	wantAttr(t, consumer, semconv.MessagingOperationTypeKey, "process")
 	wantAttr(t, consumer, semconv.MessagingDestinationTemplateKey, "ORDER_EVENTS")
-	// A first delivery: no delivery attributes. The sequence is the parent's, and the
-	// durable consumer is on the ack span (and in the metrics).
+	// A first delivery: no delivery attributes. The sequence is the parent's. The durable
+	// consumer is the process span's consumer group, in place of the client id the send
+	// span has (8 attributes each).
+	wantAttr(t, producer, semconv.MessagingClientIDKey, "c")
+	noAttr(t, consumer, semconv.MessagingClientIDKey)
 	noAttr(t, consumer, sequenceKey)
 	noAttr(t, consumer, deliveredKey)
 	noAttr(t, consumer, redeliveredKey)
 	noAttr(t, consumer, semconv.MessagingDestinationSubscriptionNameKey)
-	noAttr(t, consumer, semconv.MessagingConsumerGroupNameKey)
+	wantAttr(t, consumer, semconv.MessagingConsumerGroupNameKey, "billing")
 	settle := find(t, spans, "ack ORDER_EVENTS", trace.SpanKindClient)
 	wantChild(t, consumer, settle)
 	wantAttr(t, settle, semconv.MessagingConsumerGroupNameKey, "billing")
@@ -269,9 +271,9 @@ func TestJetStreamMessagesProcess(t *testing.T) {
 		if sp.Name() != "process ORDER_EVENTS" || !producers[sp.Parent().SpanID()] {
 			t.Errorf("consumer span %q not the child of a producer span", sp.Name())
 		}
-		// The consumer is a metric label (and on the ack span), not on the process span.
+		// The durable consumer is the process span's consumer group (and a metric label).
 		noAttr(t, sp, semconv.MessagingDestinationSubscriptionNameKey)
-		noAttr(t, sp, semconv.MessagingConsumerGroupNameKey)
+		wantAttr(t, sp, semconv.MessagingConsumerGroupNameKey, "billing")
 	}
 	if consumers != 2 || len(producers) != 2 {
 		t.Fatalf("%d consumer and %d producer spans, want 2 and 2", consumers, len(producers))

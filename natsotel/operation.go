@@ -149,22 +149,26 @@ func (c *Conn) newOpInfo(k opKey) *opInfo {
 			info.mattrs = append(info.mattrs, semconv.MessagingConsumerGroupName(k.group))
 		}
 	}
-	// Span attributes: the metric attributes (but a JetStream consumer, see opSpec), the
-	// client id, and for messaging operations messaging.destination.name last, so that begin
-	// can replace it with the concrete subject (see begin).
+	// Span attributes: the metric attributes, the client id, and for messaging operations
+	// messaging.destination.name last, so that begin can replace it with the concrete
+	// subject (see begin). A JetStream process span names its durable consumer
+	// (messaging.consumer.group.name, conditionally required) in place of the client id
+	// (recommended): one more would take it past the 8 attributes the SDK deduplicates
+	// without growing a map. Fetch's receive span names the consumer, durable or not, as
+	// messaging.destination.subscription.name instead (see Fetch).
 	attrs := make([]attribute.KeyValue, 0, len(info.mattrs)+3)
 	for _, kv := range info.mattrs {
 		switch kv.Key {
 		case semconv.MessagingDestinationNameKey:
 			continue
 		case semconv.MessagingConsumerGroupNameKey:
-			if s.jsConsumer {
+			if s.jsConsumer && !s.process {
 				continue
 			}
 		}
 		attrs = append(attrs, kv)
 	}
-	if !s.db && c.clientID != "" {
+	if !s.db && c.clientID != "" && !(s.jsConsumer && s.process && k.group != "") {
 		attrs = append(attrs, semconv.MessagingClientID(c.clientID))
 	}
 	if s.db && c.dbDup {

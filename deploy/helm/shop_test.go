@@ -492,6 +492,10 @@ func TestChartProvisionJob(t *testing.T) {
 		t.Errorf("image %s", c.Image)
 	}
 	e := env(t, c)
+	// Each service's JetStream is in its own account, reached through PROVISION's imports.
+	if e["NATS_JS_API_PREFIX"].Value != "js.{service}" {
+		t.Errorf("NATS_JS_API_PREFIX %q, want js.{service} (../nats-values.yaml's PROVISION imports)", e["NATS_JS_API_PREFIX"].Value)
+	}
 	if e["NATS_JS_REPLICAS"].Value != "3" || len(strings.Split(e["NATS_URL"].Value, ",")) != 3 {
 		t.Errorf("NATS_JS_REPLICAS %q, NATS_URL %q", e["NATS_JS_REPLICAS"].Value, e["NATS_URL"].Value)
 	}

@@ -78,16 +78,19 @@ func PerService(nc *nats.Conn, prefix string) (JetStreams, error) {
 }
 
 // Owner is the service whose account holds a bucket: order owns "orders", inventory
-// "stock" and "reservations", billing "payments". ORDER_EVENTS and its consumer are
-// inventory's (its input queue; order publishes into it).
+// "stock" and "reservations", billing "payments"; "" for a bucket it does not know (Run
+// refuses to create it anywhere). ORDER_EVENTS and its consumer are inventory's (its input
+// queue; order publishes into it).
 func Owner(bucket string) string {
 	switch bucket {
 	case contracts.BucketOrders:
 		return contracts.OrderService
+	case contracts.BucketStock, contracts.BucketReservations:
+		return contracts.InventoryService
 	case contracts.BucketPayments:
 		return contracts.BillingService
 	}
-	return contracts.InventoryService
+	return ""
 }
 
 // Run creates or updates every resource with the given number of replicas (0 means 1; 3
@@ -131,6 +134,9 @@ func once(ctx context.Context, js JetStreams, log *slog.Logger, replicas int) er
 	for _, cfg := range jsutil.BucketConfigs() {
 		cfg.Replicas = replicas
 		owner := js(Owner(cfg.Bucket))
+		if owner == nil {
+			return fmt.Errorf("provision: bucket %s: no service owns it (provision.Owner)", cfg.Bucket)
+		}
 		if _, err := owner.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
 			return fmt.Errorf("provision: bucket %s: %w", cfg.Bucket, err)
 		}

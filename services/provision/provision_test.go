@@ -2,12 +2,14 @@ package provision_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/natsotel/reference/services/contracts"
+	"github.com/natsotel/reference/services/internal/jsutil"
 	"github.com/natsotel/reference/services/internal/testenv"
 	"github.com/natsotel/reference/services/provision"
 )
@@ -56,5 +58,35 @@ func TestRunIsIdempotentAndRestoresConfig(t *testing.T) {
 	}
 	if cc := c.CachedInfo().Config; cc.FilterSubject != contracts.OrderEventsSubjects || cc.AckPolicy != jetstream.AckExplicitPolicy || cc.MaxDeliver != 10 {
 		t.Errorf("consumer config %+v", cc)
+	}
+}
+
+// Every bucket is created in the account of the service its description names ("order:
+// orders by id..."), and a bucket nobody owns is refused rather than put somewhere.
+func TestOwnerOfEveryBucket(t *testing.T) {
+	for _, cfg := range jsutil.BucketConfigs() {
+		want, _, _ := strings.Cut(cfg.Description, ":")
+		if got := provision.Owner(cfg.Bucket); got != want {
+			t.Errorf("Owner(%q) = %q, its description says %q", cfg.Bucket, got, want)
+		}
+	}
+	if got := provision.Owner("no-such-bucket"); got != "" {
+		t.Errorf("Owner of an unknown bucket = %q, want none", got)
+	}
+}
+
+// PerService without a prefix is the connection's own JetStream; a prefix must say where
+// the service's name goes.
+func TestPerServicePrefix(t *testing.T) {
+	n := testenv.NewNode(t, testenv.Server(t), "provision")
+	js, err := provision.PerService(n.NC, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js(contracts.BillingService).AccountInfo(t.Context()); err != nil {
+		t.Errorf("the plain JetStream API: %v", err)
+	}
+	if _, err := provision.PerService(n.NC, "js.order"); err == nil {
+		t.Error("a prefix without {service} was accepted")
 	}
 }

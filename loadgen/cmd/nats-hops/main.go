@@ -40,7 +40,9 @@ publisher, with one child per step (deliver, store, forward, ...).
 
 The server side (nats-server 2.11+, a named account):
   accounts { SHOP { msg_trace { dest: "nats.hops", sampling: 100 } ... } }
-and every user that publishes traced messages may publish to that subject.
+and every user that publishes traced messages may publish to that subject. With several
+accounts, run the bridge in the account whose messages cross into the others (their
+events come back there): deploy/nats/nats.conf runs it in ORDER, SHOP exporting its own.
 
 Environment:
   NATS_URL                     NATS server (default nats://127.0.0.1:4222)

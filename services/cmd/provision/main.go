@@ -11,6 +11,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -55,5 +56,13 @@ func run(log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	return provision.Run(ctx, js, log, replicas)
+	if err := provision.Run(ctx, js, log, replicas); err != nil {
+		if os.Getenv("NATS_JS_API_PREFIX") == "" {
+			// Under nats.conf the provision user's account has no JetStream: its requests
+			// are refused asynchronously and every attempt only times out.
+			return fmt.Errorf("%w (with deploy/nats/nats.conf, set NATS_JS_API_PREFIX=js.{service})", err)
+		}
+		return err
+	}
+	return nil
 }
