@@ -29,11 +29,10 @@ type opSpec struct {
 	db        bool               // KeyValue call: db.* attributes, db.client.operation.duration
 	process   bool               // process duration + consumed counter
 	consuming bool               // counts messaging.client.consumed.messages
-	// jsConsumer: the group is a durable JetStream consumer, a metric label
-	// (messaging.consumer.group.name) but not a span attribute: a receive span names every
-	// consumer, durable or not, as messaging.destination.subscription.name, and a process
-	// span has no consumer attribute (see JetStream.Process).
-	jsConsumer bool
+	// How a JetStream consumer's spans carry its group (a durable consumer, always a metric
+	// label as messaging.consumer.group.name); see newOpInfo:
+	groupOffSpan     bool // not on the span (Fetch names every consumer as its subscription)
+	groupForClientID bool // on the span in place of messaging.client.id (JetStream process)
 }
 
 var (
@@ -41,8 +40,8 @@ var (
 	specSend      = &opSpec{op: opSend, kind: trace.SpanKindProducer, opType: semconv.MessagingOperationTypeSend}
 	specServe     = &opSpec{op: opProcess, kind: trace.SpanKindServer, opType: semconv.MessagingOperationTypeProcess, process: true, consuming: true}
 	specConsume   = &opSpec{op: opProcess, kind: trace.SpanKindConsumer, opType: semconv.MessagingOperationTypeProcess, process: true, consuming: true}
-	specJSProcess = &opSpec{op: opProcess, kind: trace.SpanKindConsumer, opType: semconv.MessagingOperationTypeProcess, process: true, consuming: true, jsConsumer: true}
-	specReceive   = &opSpec{op: opReceive, kind: trace.SpanKindClient, opType: semconv.MessagingOperationTypeReceive, consuming: true, jsConsumer: true}
+	specJSProcess = &opSpec{op: opProcess, kind: trace.SpanKindConsumer, opType: semconv.MessagingOperationTypeProcess, process: true, consuming: true, groupForClientID: true}
+	specReceive   = &opSpec{op: opReceive, kind: trace.SpanKindClient, opType: semconv.MessagingOperationTypeReceive, consuming: true, groupOffSpan: true}
 	specKVGet     = &opSpec{op: opGet, kind: trace.SpanKindClient, db: true}
 	specKVPut     = &opSpec{op: opPut, kind: trace.SpanKindClient, db: true}
 	specKVCreate  = &opSpec{op: opCreate, kind: trace.SpanKindClient, db: true}
@@ -162,13 +161,13 @@ func (c *Conn) newOpInfo(k opKey) *opInfo {
 		case semconv.MessagingDestinationNameKey:
 			continue
 		case semconv.MessagingConsumerGroupNameKey:
-			if s.jsConsumer && !s.process {
+			if s.groupOffSpan {
 				continue
 			}
 		}
 		attrs = append(attrs, kv)
 	}
-	if !s.db && c.clientID != "" && !(s.jsConsumer && s.process && k.group != "") {
+	if !s.db && c.clientID != "" && !(s.groupForClientID && k.group != "") {
 		attrs = append(attrs, semconv.MessagingClientID(c.clientID))
 	}
 	if s.db && c.dbDup {
