@@ -205,7 +205,6 @@ func TestNATSClusterConfigRunsTheShop(t *testing.T) {
 	for range clusterNodes {
 		routes = append(routes, freePort(t))
 	}
-	var urls []string
 	var nodes []*server.Server
 	for i, node := range clusterNodes {
 		opts := clusterConfig(t, node)
@@ -230,7 +229,6 @@ func TestNATSClusterConfigRunsTheShop(t *testing.T) {
 		if !s.ReadyForConnections(10 * time.Second) {
 			t.Fatalf("%s not ready", s.Name())
 		}
-		urls = append(urls, s.ClientURL())
 	}
 	// JetStream is usable once the meta group has a leader every node knows.
 	deadline := time.Now().Add(30 * time.Second)
@@ -241,13 +239,12 @@ func TestNATSClusterConfigRunsTheShop(t *testing.T) {
 		time.Sleep(50 * time.Millisecond) // the server offers no leader-elected signal
 	}
 
-	natsURL := strings.Join(urls, ",")
 	// Three in-process nodes replicating every write under -race on a busy machine are
 	// slower than one server: an inventory reservation (several replicated KeyValue
 	// writes) took over order's default 2 s here, so both timeouts are longer.
 	runShop(t, nodes, loadClusterCompose(t), 30*time.Second, 10*time.Second)
 
-	nc, err := nats.Connect(natsURL, nats.UserInfo("admin", natsUser(natsConfig(t), "admin").Password))
+	nc, err := nats.Connect(clientURLs(nodes), nats.UserInfo("admin", natsUser(natsConfig(t), "admin").Password))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,11 +43,7 @@ func TestNATSConfigRunsTheShop(t *testing.T) {
 // was refused. timeout bounds each load generator request, orderTimeout each of order's
 // downstream requests (0: order's default).
 func runShop(t *testing.T, servers []*server.Server, project *types.Project, timeout, orderTimeout time.Duration) {
-	var urls []string
-	for _, s := range servers {
-		urls = append(urls, s.ClientURL())
-	}
-	natsURL := strings.Join(urls, ",")
+	natsURL := clientURLs(servers)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 
@@ -279,6 +275,15 @@ func runShop(t *testing.T, servers []*server.Server, project *types.Project, tim
 	}
 }
 
+// clientURLs is the NATS_URL of servers: every node's client URL.
+func clientURLs(servers []*server.Server) string {
+	urls := make([]string, len(servers))
+	for i, s := range servers {
+		urls[i] = s.ClientURL()
+	}
+	return strings.Join(urls, ",")
+}
+
 // waitForEndpoints waits until every node knows a responder of every service endpoint.
 // A subscription reaches a cluster's other nodes asynchronously; a request arriving before
 // it is answered "no responders" (order then fails the order with 503, as it would in a
@@ -292,7 +297,10 @@ func waitForEndpoints(t *testing.T, servers []*server.Server) {
 			t.Fatal(err)
 		}
 		for _, subj := range endpointSubjects {
-			for subj != load.ControlSubject && !shop.SubscriptionInterest(subj) {
+			if subj == load.ControlSubject {
+				continue // served by the load generator, which starts later
+			}
+			for !shop.SubscriptionInterest(subj) {
 				if time.Now().After(deadline) {
 					t.Fatalf("%s: no responder of %s after 10s", s.Name(), subj)
 				}

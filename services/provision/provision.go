@@ -133,10 +133,11 @@ func once(ctx context.Context, js JetStreams, log *slog.Logger, replicas int) er
 	log.InfoContext(ctx, "stream ready", "stream", stream.CachedInfo().Config.Name)
 	for _, cfg := range jsutil.BucketConfigs() {
 		cfg.Replicas = replicas
-		owner := js(Owner(cfg.Bucket))
-		if owner == nil {
+		svc := Owner(cfg.Bucket)
+		if svc == "" {
 			return fmt.Errorf("provision: bucket %s: no service owns it (provision.Owner)", cfg.Bucket)
 		}
+		owner := js(svc)
 		if _, err := owner.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
 			return fmt.Errorf("provision: bucket %s: %w", cfg.Bucket, err)
 		}
@@ -147,7 +148,7 @@ func once(ctx context.Context, js JetStreams, log *slog.Logger, replicas int) er
 			}
 			direct = false
 		}
-		log.InfoContext(ctx, "bucket ready", "bucket", cfg.Bucket, "owner", Owner(cfg.Bucket), "history", cfg.History, "replicas", max(replicas, 1), "direct_get", direct)
+		log.InfoContext(ctx, "bucket ready", "bucket", cfg.Bucket, "owner", svc, "history", cfg.History, "replicas", max(replicas, 1), "direct_get", direct)
 	}
 	cc := jsutil.CommitConsumerConfig(jsutil.DefaultAckWait, jsutil.DefaultMaxDeliver)
 	if _, err := stream.CreateOrUpdateConsumer(ctx, cc); err != nil {

@@ -48,7 +48,8 @@ func run(log *slog.Logger) error {
 		return err
 	}
 	defer nc.Close()
-	js, err := provision.PerService(nc, os.Getenv("NATS_JS_API_PREFIX"))
+	prefix := os.Getenv("NATS_JS_API_PREFIX")
+	js, err := provision.PerService(nc, prefix)
 	if err != nil {
 		return err
 	}
@@ -57,7 +58,7 @@ func run(log *slog.Logger) error {
 		return err
 	}
 	if err := provision.Run(ctx, js, log, replicas); err != nil {
-		if os.Getenv("NATS_JS_API_PREFIX") == "" {
+		if prefix == "" {
 			// Under nats.conf the provision user's account has no JetStream: its requests
 			// are refused asynchronously and every attempt only times out.
 			return fmt.Errorf("%w (with deploy/nats/nats.conf, set NATS_JS_API_PREFIX=js.{service})", err)
