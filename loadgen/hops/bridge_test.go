@@ -35,6 +35,10 @@ func TestRequestHops(t *testing.T) {
 		micro.WithEndpointSubject("inventory.reserve")); err != nil {
 		t.Fatal(err)
 	}
+	// The endpoint subscribed on another connection: let the server have it before asking.
+	if err := svc.Raw().Flush(); err != nil {
+		t.Fatal(err)
+	}
 	caller := traced(t, s, "order", rec)
 	if _, err := caller.Request(t.Context(), "inventory.reserve", []byte("{}")); err != nil {
 		t.Fatal(err)

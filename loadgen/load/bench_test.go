@@ -26,6 +26,9 @@ func benchEcho(b *testing.B) *nats.Conn {
 		micro.WithEndpointSubject("bench.echo")); err != nil {
 		b.Fatal(err)
 	}
+	if err := srv.Flush(); err != nil { // the caller is another connection
+		b.Fatal(err)
+	}
 	return connect(b, s)
 }
 
