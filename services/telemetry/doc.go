@@ -26,9 +26,11 @@
 //     span_id taken from the context) to Config.Stderr and, through the otelslog bridge,
 //     OTLP log records that carry the same ids. Log with the context:
 //     logger.InfoContext(ctx, ...).
-//   - A TraceContext + Baggage propagator, and the contrib baggagecopy processors that copy
-//     the load generator's baggage members (synthetic, loadgen.scenario, loadgen.burst: see
-//     CopiedBaggage) onto every span and log record, in every service the request reaches.
+//   - The propagators OTEL_PROPAGATORS names (contrib's autoprop: default
+//     tracecontext,baggage; none sends and reads no context), and the contrib baggagecopy
+//     processors that copy the load generator's baggage members (synthetic, loadgen.scenario,
+//     loadgen.burst: see CopiedBaggage) onto every span and log record, in every service the
+//     request reaches.
 //
 // With OTEL_SDK_DISABLED=true the three providers are no-ops, as the specification asks:
 // nothing is recorded (Config's processors and readers see nothing either) and nothing

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/contrib/exporters/autoexport"
 	"go.opentelemetry.io/contrib/instrumentation/runtime"
 	"go.opentelemetry.io/contrib/processors/baggagecopy"
+	"go.opentelemetry.io/contrib/propagators/autoprop"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/log"
@@ -91,7 +92,7 @@ func New(ctx context.Context, cfg Config) (*Telemetry, error) {
 	if cfg.Stderr == nil {
 		cfg.Stderr = os.Stderr
 	}
-	t := &Telemetry{Propagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})}
+	t := &Telemetry{Propagator: autoprop.NewTextMapPropagator()} // OTEL_PROPAGATORS, default tracecontext,baggage
 	if strings.EqualFold(strings.TrimSpace(os.Getenv("OTEL_SDK_DISABLED")), "true") {
 		t.TracerProvider, t.MeterProvider, t.LoggerProvider = tracenoop.NewTracerProvider(), metricnoop.NewMeterProvider(), lognoop.NewLoggerProvider()
 		t.Logger = newLogger(cfg.Stderr, cfg.LogLevel, cmp.Or(os.Getenv("OTEL_SERVICE_NAME"), cfg.ServiceName), nil)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -332,6 +333,35 @@ func TestSampler(t *testing.T) {
 		span.End()
 		if got := len(rec.Ended()); got != tc.want {
 			t.Errorf("OTEL_TRACES_SAMPLER=%q ARG=%q: %d spans recorded, want %d", tc.sampler, tc.arg, got, tc.want)
+		}
+	}
+}
+
+// OTEL_PROPAGATORS chooses what crosses NATS: by default the trace context and baggage,
+// "none" nothing at all (a load generator that sends what `nats bench` sends), b3 too.
+func TestPropagators(t *testing.T) {
+	bag, err := baggage.Parse("synthetic=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		env  string
+		want []string // header names written
+	}{
+		{"", []string{"baggage", "traceparent"}},
+		{"none", nil},
+		{"tracecontext", []string{"traceparent"}},
+		{"b3,baggage", []string{"b3", "baggage"}},
+	} {
+		tel, _ := newRecorded(t, Config{ServiceName: "s"}, map[string]string{"OTEL_PROPAGATORS": tc.env})
+		ctx, span := tel.TracerProvider.Tracer("test").Start(baggage.ContextWithBaggage(context.Background(), bag), "op")
+		carrier := propagation.MapCarrier{}
+		tel.Propagator.Inject(ctx, carrier)
+		span.End()
+		got := carrier.Keys()
+		slices.Sort(got)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("OTEL_PROPAGATORS=%q: headers %v, want %v", tc.env, got, tc.want)
 		}
 	}
 }
