@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,7 +24,7 @@ func TestHelpNamesEnvironment(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 	for _, want := range []string{"LOADGEN_RATE", "LOADGEN_DURATION", "LOADGEN_COUNT", "LOADGEN_CONCURRENCY",
-		"LOADGEN_MIX", "LOADGEN_MODE", "LOADGEN_WORKERS", "LOADGEN_SUBJECT", "LOADGEN_PAYLOAD", "-payload", "NATS_URL", "OTEL_EXPORTER_OTLP_ENDPOINT", "-fail-on-unexpected"} {
+		"LOADGEN_MIX", "LOADGEN_MODE", "LOADGEN_WORKERS", "LOADGEN_SUBJECT", "LOADGEN_PAYLOAD", "-payload", "LOADGEN_CONNECTIONS", "NATS_URL", "OTEL_EXPORTER_OTLP_ENDPOINT", "-fail-on-unexpected"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("help lacks %s", want)
 		}
@@ -31,13 +32,22 @@ func TestHelpNamesEnvironment(t *testing.T) {
 }
 
 func TestBadEnvironmentIsUsageError(t *testing.T) {
-	env := map[string]string{"LOADGEN_RATE": "fast"}
-	var stderr strings.Builder
-	if code := run(t.Context(), nil, func(k string) string { return env[k] }, io.Discard, &stderr); code != 2 {
-		t.Fatalf("exit %d, want 2", code)
-	}
-	if !strings.Contains(stderr.String(), "LOADGEN_RATE") {
-		t.Fatalf("stderr: %s", stderr.String())
+	for _, c := range []struct {
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{map[string]string{"LOADGEN_RATE": "fast"}, nil, "LOADGEN_RATE"},
+		{map[string]string{"LOADGEN_CONNECTIONS": "many"}, nil, "LOADGEN_CONNECTIONS"},
+		{nil, []string{"-connections", "0"}, "-connections 0: want 1 to"},
+	} {
+		var stderr strings.Builder
+		if code := run(t.Context(), c.args, func(k string) string { return c.env[k] }, io.Discard, &stderr); code != 2 {
+			t.Fatalf("%v %v: exit %d, want 2", c.env, c.args, code)
+		}
+		if !strings.Contains(stderr.String(), c.want) {
+			t.Fatalf("%v %v: stderr lacks %q: %s", c.env, c.args, c.want, stderr.String())
+		}
 	}
 }
 
@@ -63,7 +73,12 @@ func TestBoundedRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer svc.Stop()
+	var mu sync.Mutex
+	inboxes := map[string]bool{} // one per connection the loadgen sent on
 	if err := svc.AddEndpoint("get", micro.HandlerFunc(func(r micro.Request) {
+		mu.Lock()
+		inboxes[r.Reply()[:strings.LastIndexByte(r.Reply(), '.')]] = true
+		mu.Unlock()
 		_ = r.Error(contracts.CodeNotFound, "no such order", nil)
 	}), micro.WithEndpointSubject(contracts.SubjectOrderGet)); err != nil {
 		t.Fatal(err)
@@ -96,19 +111,28 @@ func TestBoundedRun(t *testing.T) {
 		t.Fatalf("summary:\n%s", stdout.String())
 	}
 
-	// Any subject with a payload file, closed loop: the 404s are unexpected there.
+	// Any subject with a payload file, closed loop, on three connections: the 404s are
+	// unexpected there.
 	payload := filepath.Join(t.TempDir(), "get.json")
 	if err := os.WriteFile(payload, []byte(`{"id":"x"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	stdout.Reset()
-	if code := run(ctx, []string{"-mode", "closed", "-workers", "2", "-count", "10", "-subject", contracts.SubjectOrderGet,
+	mu.Lock()
+	clear(inboxes)
+	mu.Unlock()
+	if code := run(ctx, []string{"-mode", "closed", "-workers", "2", "-connections", "3", "-count", "10", "-subject", contracts.SubjectOrderGet,
 		"-payload", payload, "-fail-on-unexpected", "-control=false", "-progress", "-1s"}, getenv, &stdout, io.Discard); code != 1 {
 		t.Fatalf("exit %d, want 1\n%s", code, stdout.String())
 	}
 	if !strings.Contains(stdout.String(), "loadgen closed loop: 10 sent") || !strings.Contains(stdout.String(), "custom") ||
 		!strings.Contains(stdout.String(), "404=10") {
 		t.Fatalf("summary:\n%s", stdout.String())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(inboxes) != 3 {
+		t.Errorf("requests came from %d connections, want 3: %v", len(inboxes), inboxes)
 	}
 }
 
