@@ -4,9 +4,16 @@
 # (make build), the nats CLI (make tools). For each client count, ROUNDS rounds run both
 # tools one after the other, in alternating order (so drift on a shared machine hits both),
 # and print loadgen/nats-bench throughput ratios: per round, then median, min and max.
-# A third run, nats bench sending the headers every loadgen request carries (a sampled
-# traceparent and the loadgen's baggage), shows how much of a gap is the trace context
-# itself (the services continue the trace and copy the baggage) rather than the loadgen.
+# nats bench gives each client its own connection; so does the loadgen here (-connections
+# equal to -workers). Two of the comparisons send the same bytes on both sides, so they
+# measure the driver:
+#   traced     the loadgen as it runs by default (a sampled CLIENT span per request, its
+#              traceparent and baggage) against nats bench sending those same two headers;
+#   untraced   the loadgen with OTEL_SDK_DISABLED=true OTEL_PROPAGATORS=none (no span, no
+#              headers) against plain nats bench.
+# The third, mixed, is the default loadgen against plain nats bench: its gap adds what the
+# trace context costs everywhere else (every nats-server hop looks into messages that carry
+# a traceparent, the services continue the trace and copy the baggage).
 #
 #   make bench-loadgen                                  # order.get, 1 8 32 clients
 #   make bench-loadgen BENCH_ARGS='ROUNDS=7 MSGS=50000'
@@ -68,31 +75,41 @@ natsbench() { # clients [nats flags] -> msgs/s
 		sed -n 's/.*stats: \([0-9,]*\) msgs\/sec.*/\1/p' | tail -1 | tr -d ,
 }
 traced=(-H traceparent:00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01 -H baggage:synthetic=true,loadgen.scenario=custom)
-loadgen() { # clients -> req/s
-	"$BIN/loadgen" -mode closed -workers "$1" -count "$MSGS" -subject "$SUBJECT" -payload "$payload" \
+loadgen() { # clients [env] -> req/s
+	env "${@:2}" "$BIN/loadgen" -mode closed -workers "$1" -connections "$1" -count "$MSGS" -subject "$SUBJECT" -payload "$payload" \
 		-progress=-1s -control=false -fail-on-unexpected 2>"$work/loadgen.log" |
 		sed -n 's/.* \([0-9.]*\) req\/s achieved.*/\1/p'
 }
 
+untraced=(OTEL_SDK_DISABLED=true OTEL_PROPAGATORS=none)
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
+
 echo "endpoint $SUBJECT, $MSGS requests a run, $ROUNDS rounds, nats CLI $("$nats" --version 2>&1)"
 for c in $CLIENTS; do
-	ratios=() tratios=()
+	traced_r=() untraced_r=() mixed_r=()
 	for r in $(seq "$ROUNDS"); do
 		if [ $((r % 2)) = 1 ]; then
-			nb=$(natsbench "$c"); lg=$(loadgen "$c"); nt=$(natsbench "$c" "${traced[@]}")
+			nb=$(natsbench "$c"); lu=$(loadgen "$c" "${untraced[@]}"); lg=$(loadgen "$c"); nt=$(natsbench "$c" "${traced[@]}")
 		else
-			nt=$(natsbench "$c" "${traced[@]}"); lg=$(loadgen "$c"); nb=$(natsbench "$c")
+			nt=$(natsbench "$c" "${traced[@]}"); lg=$(loadgen "$c"); lu=$(loadgen "$c" "${untraced[@]}"); nb=$(natsbench "$c")
 		fi
-		[ -n "$nb" ] && [ -n "$nt" ] && [ -n "$lg" ] || { echo "a run failed (nats bench '$nb' '$nt', loadgen '$lg')" >&2; cat "$work/loadgen.log" >&2; exit 1; }
-		ratios+=("$(awk -v a="$lg" -v b="$nb" 'BEGIN { printf "%.3f", a / b }')")
-		tratios+=("$(awk -v a="$lg" -v b="$nt" 'BEGIN { printf "%.3f", a / b }')")
-		printf "clients %-3s round %s: nats bench %6.0f/s, with trace headers %6.0f/s; loadgen %6.0f/s; ratios %s, %s\n" \
-			"$c" "$r" "$nb" "$nt" "$lg" "${ratios[-1]}" "${tratios[-1]}"
+		[ -n "$nb" ] && [ -n "$nt" ] && [ -n "$lg" ] && [ -n "$lu" ] || {
+			echo "a run failed (nats bench '$nb', with headers '$nt'; loadgen '$lg', untraced '$lu')" >&2
+			cat "$work/loadgen.log" >&2
+			exit 1
+		}
+		traced_r+=("$(ratio "$lg" "$nt")") untraced_r+=("$(ratio "$lu" "$nb")") mixed_r+=("$(ratio "$lg" "$nb")")
+		printf "clients %-3s round %s: nats bench %6.0f/s, with trace headers %6.0f/s; loadgen %6.0f/s, untraced %6.0f/s; ratios traced %s, untraced %s, mixed %s\n" \
+			"$c" "$r" "$nb" "$nt" "$lg" "$lu" "${traced_r[-1]}" "${untraced_r[-1]}" "${mixed_r[-1]}"
 	done
-	for what in "loadgen/nats-bench" "loadgen/nats-bench-with-headers"; do
-		if [ "$what" = loadgen/nats-bench ]; then set -- "${ratios[@]}"; else set -- "${tratios[@]}"; fi
+	for what in traced untraced mixed; do
+		case $what in
+		traced) set -- "${traced_r[@]}" ;;
+		untraced) set -- "${untraced_r[@]}" ;;
+		mixed) set -- "${mixed_r[@]}" ;;
+		esac
 		printf '%s\n' "$@" | sort -n | awk -v c="$c" -v w="$what" '{ v[NR] = $1 } END {
 			m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-			printf "clients %-3s %-32s median %.3f  min %.3f  max %.3f  (n=%d)\n", c, w, m, v[1], v[NR], NR }'
+			printf "clients %-3s loadgen/nats-bench %-9s median %.3f  min %.3f  max %.3f  (n=%d)\n", c, w, m, v[1], v[NR], NR }'
 	done
 done
