@@ -386,7 +386,7 @@ func TestReceivingSpansCarryConcreteSubject(t *testing.T) {
 	}
 	js.Process(ctxTimeout(t), msgs[0], func(ctx context.Context, m jetstream.Msg) { _ = m.Ack() })
 
-	spans := tel.waitSpans(t, 9)
+	spans := tel.waitSpans(t, 10)
 	sub := find(t, spans, "process orders.*", trace.SpanKindConsumer)
 	wantAttr(t, sub, semconv.MessagingDestinationNameKey, "orders.created")
 	wantAttr(t, sub, semconv.MessagingDestinationTemplateKey, "orders.*")

@@ -127,6 +127,12 @@ func TestTopologyServiceGraph(t *testing.T) {
 		sortKeys(got)
 		return len(got) >= len(want)
 	})
+	// A loadgen request is counted once both its spans have ended, and the order service
+	// ends its SERVER span after the reply went out: wait for the last ones.
+	eventually(t, 30*time.Second, "every loadgen -> order request paired", func() bool {
+		e, _ := graph.Snapshot().Edge(stack.LoadgenService, contracts.OrderService, servicegraph.ConnectionRequest)
+		return e.Requests >= sum.Completed
+	})
 	snap := graph.Snapshot()
 	got = snap.Keys()
 	sortKeys(got)

@@ -198,6 +198,9 @@ func TestProbeReportsStatsUpAndDown(t *testing.T) {
 	if err := b.Stop(); err != nil {
 		t.Fatal(err)
 	}
+	if err := svcConn.Flush(); err != nil { // the server has the unsubscriptions before the probe asks
+		t.Fatal(err)
+	}
 	for i := 1; i <= 3; i++ {
 		round, err := p.Once(t.Context())
 		if err != nil {
