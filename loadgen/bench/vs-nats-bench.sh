@@ -4,7 +4,7 @@
 # (make build), the nats CLI (make tools). For each client count, ROUNDS rounds run both
 # tools one after the other, in alternating order (so drift on a shared machine hits both),
 # and print loadgen/nats-bench throughput ratios: per round, then median, min and max.
-# nats bench gives each client its own connection; so does the loadgen here (-connections
+# nats bench gives each client its own connection; the loadgen gets as many (-connections
 # equal to -workers). Two of the comparisons send the same bytes on both sides, so they
 # measure the driver:
 #   traced     the loadgen as it runs by default (a sampled CLIENT span per request, its
@@ -35,12 +35,18 @@ export NATS_URL=nats://127.0.0.1:$PORT LOG_LEVEL=warn
 
 work=$(mktemp -d)
 pids=()
+keep=
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
-	rm -rf "$work"
+	[ -n "$keep" ] || rm -rf "$work"
 }
 trap cleanup EXIT
+fail() { # message: exit 1, keeping the logs
+	echo "$*; logs in $work" >&2
+	keep=1
+	exit 1
+}
 
 "$TOOLS_DIR/bin/nats-server" -a 127.0.0.1 -p "$PORT" -js -sd "$work/js" >"$work/nats-server.log" 2>&1 &
 pids+=($!)
@@ -51,7 +57,7 @@ done
 # Ready when the order service answers (a 404 for an unknown order is an answer).
 for i in $(seq 100); do
 	if "$nats" req order.get '{"id":"none"}' >/dev/null 2>&1; then break; fi
-	[ "$i" = 100 ] && { echo "the services did not come up; logs in $work" >&2; exit 1; }
+	[ "$i" = 100 ] && fail "the services did not come up"
 	sleep 0.2
 done
 
@@ -63,26 +69,33 @@ if [ -z "$payload" ]; then
 		id=$("$nats" req order.create '{"customer_id":"c-bench","lines":[{"sku":"sku-1","qty":1}],"card":"4242424242424242"}' --raw 2>/dev/null |
 			sed -n 's/.*"id":"\([^"]*\)".*"status":"confirmed".*/\1/p')
 		[ -n "$id" ] && break
-		[ "$i" = 50 ] && { echo "could not create an order; logs in $work" >&2; trap - EXIT; exit 1; }
+		[ "$i" = 50 ] && fail "could not create an order"
 		sleep 0.2
 	done
 	payload=$work/get.json
 	printf '{"id":"%s"}' "$id" >"$payload"
 fi
 
+# Each run prints its rate, or nothing if it failed (the last run's output stays in $work).
 natsbench() { # clients [nats flags] -> msgs/s
-	"$nats" bench service request "$SUBJECT" --payload "$payload" --clients "$1" --msgs "$MSGS" --no-progress "${@:2}" 2>&1 |
-		sed -n 's/.*stats: \([0-9,]*\) msgs\/sec.*/\1/p' | tail -1 | tr -d ,
+	"$nats" bench service request "$SUBJECT" --payload "$payload" --clients "$1" --msgs "$MSGS" --no-progress "${@:2}" \
+		>"$work/nats-bench.log" 2>&1 || return 0
+	sed -n 's/.*stats: \([0-9,]*\) msgs\/sec.*/\1/p' "$work/nats-bench.log" | tail -1 | tr -d ,
 }
 traced=(-H traceparent:00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01 -H baggage:synthetic=true,loadgen.scenario=custom)
 loadgen() { # clients [env] -> req/s
-	env "${@:2}" "$BIN/loadgen" -mode closed -workers "$1" -connections "$1" -count "$MSGS" -subject "$SUBJECT" -payload "$payload" \
-		-progress=-1s -control=false -fail-on-unexpected 2>"$work/loadgen.log" |
-		sed -n 's/.* \([0-9.]*\) req\/s achieved.*/\1/p'
+	env "${@:2}" "$BIN/loadgen" -mode closed -workers "$1" -connections "$1" -count "$MSGS" -subject "$SUBJECT" \
+		-payload "$payload" -progress=-1s -control=false -fail-on-unexpected >"$work/loadgen.out" 2>"$work/loadgen.log" || return 0
+	sed -n 's/.* \([0-9.]*\) req\/s achieved.*/\1/p' "$work/loadgen.out"
 }
 
 untraced=(OTEL_SDK_DISABLED=true OTEL_PROPAGATORS=none)
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
+summary() { # clients name ratios...: median, min, max
+	printf '%s\n' "${@:3}" | sort -n | awk -v c="$1" -v w="$2" '{ v[NR] = $1 } END {
+		m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+		printf "clients %-3s loadgen/nats-bench %-9s median %.3f  min %.3f  max %.3f  (n=%d)\n", c, w, m, v[1], v[NR], NR }'
+}
 
 echo "endpoint $SUBJECT, $MSGS requests a run, $ROUNDS rounds, nats CLI $("$nats" --version 2>&1)"
 for c in $CLIENTS; do
@@ -93,23 +106,14 @@ for c in $CLIENTS; do
 		else
 			nt=$(natsbench "$c" "${traced[@]}"); lg=$(loadgen "$c"); lu=$(loadgen "$c" "${untraced[@]}"); nb=$(natsbench "$c")
 		fi
-		[ -n "$nb" ] && [ -n "$nt" ] && [ -n "$lg" ] && [ -n "$lu" ] || {
-			echo "a run failed (nats bench '$nb', with headers '$nt'; loadgen '$lg', untraced '$lu')" >&2
-			cat "$work/loadgen.log" >&2
-			exit 1
-		}
+		[ -n "$nb" ] && [ -n "$nt" ] && [ -n "$lg" ] && [ -n "$lu" ] ||
+			fail "a run failed (nats bench '$nb', with headers '$nt'; loadgen '$lg', untraced '$lu'): see the last run's log"
 		traced_r+=("$(ratio "$lg" "$nt")") untraced_r+=("$(ratio "$lu" "$nb")") mixed_r+=("$(ratio "$lg" "$nb")")
-		printf "clients %-3s round %s: nats bench %6.0f/s, with trace headers %6.0f/s; loadgen %6.0f/s, untraced %6.0f/s; ratios traced %s, untraced %s, mixed %s\n" \
-			"$c" "$r" "$nb" "$nt" "$lg" "$lu" "${traced_r[-1]}" "${untraced_r[-1]}" "${mixed_r[-1]}"
+		printf "clients %-3s round %s: nats bench %6.0f/s, with trace headers %6.0f/s; " "$c" "$r" "$nb" "$nt"
+		printf "loadgen %6.0f/s, untraced %6.0f/s; ratios traced %s, untraced %s, mixed %s\n" \
+			"$lg" "$lu" "${traced_r[-1]}" "${untraced_r[-1]}" "${mixed_r[-1]}"
 	done
-	for what in traced untraced mixed; do
-		case $what in
-		traced) set -- "${traced_r[@]}" ;;
-		untraced) set -- "${untraced_r[@]}" ;;
-		mixed) set -- "${mixed_r[@]}" ;;
-		esac
-		printf '%s\n' "$@" | sort -n | awk -v c="$c" -v w="$what" '{ v[NR] = $1 } END {
-			m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-			printf "clients %-3s loadgen/nats-bench %-9s median %.3f  min %.3f  max %.3f  (n=%d)\n", c, w, m, v[1], v[NR], NR }'
-	done
+	summary "$c" traced "${traced_r[@]}"
+	summary "$c" untraced "${untraced_r[@]}"
+	summary "$c" mixed "${mixed_r[@]}"
 done

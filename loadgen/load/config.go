@@ -75,6 +75,9 @@ type Config struct {
 	Seed uint64
 	// MeterProvider receives the loadgen.* metrics. Default: no metrics.
 	MeterProvider metric.MeterProvider
+	// Connections is for the caller, not the Runner: how many NATS connections to give it
+	// through Spread. 0 means 1; at most MaxConnections.
+	Connections int
 	// KeepIDs bounds how many order ids Summary.Confirmed and Summary.Failed keep (the
 	// first ones); default 100000, negative keeps none.
 	KeepIDs int
@@ -108,6 +111,9 @@ func (c Config) withDefaults() Config {
 	if c.Progress == 0 {
 		c.Progress = 5 * time.Second
 	}
+	if c.Connections <= 0 {
+		c.Connections = 1
+	}
 	if c.KeepIDs == 0 {
 		c.KeepIDs = 100_000
 	}
@@ -133,6 +139,9 @@ func (c Config) Validate() error {
 		if _, ok := ParseScenario(string(s)); !ok || w < 0 {
 			errs = append(errs, fmt.Errorf("mix: bad entry %s=%v", s, w))
 		}
+	}
+	if c.Connections < 0 || c.Connections > MaxConnections {
+		errs = append(errs, fmt.Errorf("connections %d: want 1 to %d", c.Connections, MaxConnections))
 	}
 	if c.Subject != "" {
 		if err := validSubject(c.Subject); err != nil {
@@ -160,7 +169,12 @@ const (
 	EnvSeed        = "LOADGEN_SEED"
 	EnvSubject     = "LOADGEN_SUBJECT"
 	EnvPayload     = "LOADGEN_PAYLOAD" // a file name
+	EnvConnections = "LOADGEN_CONNECTIONS"
 )
+
+// MaxConnections bounds Config.Connections: each connection has its own goroutines and
+// buffers on both ends, and a few dozen already saturate a server on one host.
+const MaxConnections = 256
 
 // RegisterFlags defines the load flags on fs, writing into c. Each flag's default is taken
 // from its environment variable (read with getenv; nil means no environment) when set,
@@ -191,6 +205,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, getenv func(string) string) err
 	env(EnvMix, func(v string) (err error) { c.Mix, err = ParseMix(v); return })
 	env(EnvSubject, func(v string) error { c.Subject = v; return nil })
 	env(EnvPayload, func(v string) (err error) { c.Payload, err = readPayload(v); return })
+	env(EnvConnections, func(v string) (err error) { c.Connections, err = strconv.Atoi(v); return })
 
 	fs.Func("mode", "open (target rate) or closed (workers back to back) [$"+EnvMode+"] (default "+string(c.Mode)+")",
 		func(v string) error {
@@ -212,6 +227,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, getenv func(string) string) err
 	fs.StringVar(&c.Subject, "subject", c.Subject, "send every request to this subject instead of the order mix, with -payload as body [$"+EnvSubject+"]")
 	fs.Func("payload", "file whose content is the body of every request to -subject (default empty) [$"+EnvPayload+"]",
 		func(v string) (err error) { c.Payload, err = readPayload(v); return })
+	fs.IntVar(&c.Connections, "connections", c.Connections, "NATS connections to send on, each request on the next in turn [$"+EnvConnections+"]")
 	fs.DurationVar(&c.LateThreshold, "late-threshold", c.LateThreshold, "open loop: a request sent later than its intended time by more than this counts as late")
 	fs.DurationVar(&c.Progress, "progress", c.Progress, "interval of progress lines, negative disables")
 	if err := errors.Join(errs...); err != nil {

@@ -14,6 +14,9 @@
 // In closed loop Config.Workers goroutines send back to back: the maximum throughput, with
 // latency measured from each actual send.
 //
+// A Runner sends on one Requester; Spread makes one of several connections
+// (Config.Connections says how many the caller should make).
+//
 // # Scenarios
 //
 // Each request is drawn from a weighted Mix of scenarios (valid_order, out_of_stock,

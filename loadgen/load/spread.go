@@ -11,9 +11,12 @@ import (
 // Runner several connections when one is the limit: a nats.Conn has one socket, one
 // read loop and one lock for all its requests, so concurrent workers on one connection
 // wait on each other where `nats bench --clients N`, one connection per client, does not.
-// With one Requester, Spread returns it.
+// With one Requester, Spread returns it; with none, it panics.
 func Spread(rs ...Requester) Requester {
-	if len(rs) == 1 {
+	switch len(rs) {
+	case 0:
+		panic("load: Spread needs at least one Requester")
+	case 1:
 		return rs[0]
 	}
 	return &spread{rs: rs}

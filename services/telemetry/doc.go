@@ -43,7 +43,10 @@
 //
 // Invalid values the SDK reads on its own (an unknown sampler, a malformed endpoint URL
 // or timeout) are reported through the OpenTelemetry error handler (otel.SetErrorHandler;
-// app.Main sends it to stderr) and replaced by the default.
+// app.Main sends it to stderr) and replaced by the default. OTEL_PROPAGATORS is the
+// exception: unknown names are reported and skipped, and only a list of nothing but
+// unknown names falls back to tracecontext,baggage (names are not trimmed: write
+// "tracecontext,baggage", not "tracecontext, baggage").
 //
 // # Profiles linked to spans
 //

@@ -363,6 +363,12 @@ func TestPropagators(t *testing.T) {
 		if !slices.Equal(got, tc.want) {
 			t.Errorf("OTEL_PROPAGATORS=%q: headers %v, want %v", tc.env, got, tc.want)
 		}
+		// And the receiving side reads what it would send, nothing else.
+		in := propagation.MapCarrier{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+		read := trace.SpanContextFromContext(tel.Propagator.Extract(context.Background(), in)).IsValid()
+		if want := slices.Contains(tc.want, "traceparent"); read != want {
+			t.Errorf("OTEL_PROPAGATORS=%q: traceparent read %v, want %v", tc.env, read, want)
+		}
 	}
 }
 

@@ -19,11 +19,9 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"strconv"
 	"syscall"
 
 	"github.com/natsotel/reference/loadgen/load"
-	"github.com/natsotel/reference/natsotel"
 	"github.com/natsotel/reference/services/app"
 )
 
@@ -49,7 +47,6 @@ Scenarios: valid_order, out_of_stock, declined_card, malformed, lookup.
 Any other endpoint: -subject sends every request to that subject with the content of the
 -payload file, as "nats bench service request" does, e.g.
   loadgen -mode closed -workers 8 -connections 8 -count 100000 -subject inventory.stock -payload stock.json
-(-connections 8: eight NATS connections, one per worker, as nats bench has one per client.)
 
 Environment:
   NATS_URL                     NATS server (default nats://127.0.0.1:4222)
@@ -64,12 +61,6 @@ Environment:
 
 Flags:
 `
-
-// envConnections is the default of -connections; maxConnections bounds it.
-const (
-	envConnections = "LOADGEN_CONNECTIONS"
-	maxConnections = 256
-)
 
 // gcPercent is the load generator's GOGC unless the environment sets one. Its live heap is
 // about 1 MB, so at Go's default of 100 the collector ran at its 4 MB minimum goal: every
@@ -94,15 +85,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	envErr := cfg.RegisterFlags(fs, getenv)
 	control := fs.Bool("control", true, "serve the loadgen.control micro endpoint (rate changes and bursts at runtime)")
 	failOnUnexpected := fs.Bool("fail-on-unexpected", false, "exit with status 1 if any request had an unexpected outcome")
-	connections := 1
-	if v := getenv(envConnections); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			envErr = errors.Join(envErr, fmt.Errorf("%s=%q: %w", envConnections, v, err))
-		}
-		connections = n
-	}
-	fs.IntVar(&connections, "connections", connections, "NATS connections to send on, in turn, like nats bench's one per client [$"+envConnections+"]")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHeader)
 		fs.PrintDefaults()
@@ -121,8 +103,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "loadgen: unexpected arguments %q\n", fs.Args())
 		return 2
 	}
-	if connections < 1 || connections > maxConnections {
-		fmt.Fprintf(stderr, "loadgen: -connections %d: want 1 to %d\n", connections, maxConnections)
+	if err := cfg.Validate(); err != nil { // before waiting for NATS
+		fmt.Fprintln(stderr, "loadgen:", err)
 		return 2
 	}
 
@@ -132,23 +114,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer stop()
 	log := tel.Logger
-	conns := make([]load.Requester, 0, connections)
-	for i := range connections {
-		c := nc
-		if i > 0 {
-			if c, err = app.Connect(ctx, "loadgen", getenv, log); err != nil {
-				log.Error("cannot connect to NATS", "error", err)
-				return 1
-			}
-			defer c.Close()
-		}
-		conn, err := natsotel.Wrap(c, tel.NATSOptions()...)
-		if err != nil {
-			log.Error("natsotel", "error", err)
-			return 1
-		}
-		conns = append(conns, conn)
+	conns, closeConns, err := dial(ctx, nc, max(cfg.Connections, 1), getenv, tel)
+	if err != nil {
+		return 1
 	}
+	defer closeConns()
 
 	cfg.MeterProvider = tel.MeterProvider
 	r, err := load.New(load.Spread(conns...), log, cfg)

@@ -39,10 +39,20 @@ func TestBadEnvironmentIsUsageError(t *testing.T) {
 	}{
 		{map[string]string{"LOADGEN_RATE": "fast"}, nil, "LOADGEN_RATE"},
 		{map[string]string{"LOADGEN_CONNECTIONS": "many"}, nil, "LOADGEN_CONNECTIONS"},
-		{nil, []string{"-connections", "0"}, "-connections 0: want 1 to"},
+		{nil, []string{"-connections", "300"}, "connections 300: want 1 to 256"},
+		{map[string]string{"LOADGEN_CONNECTIONS": "-1"}, nil, "connections -1: want 1 to 256"},
 	} {
+		// Refused before connecting: no server listens at NATS_URL, and run would wait for one.
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		getenv := func(k string) string {
+			if k == "NATS_URL" {
+				return "nats://127.0.0.1:1"
+			}
+			return c.env[k]
+		}
 		var stderr strings.Builder
-		if code := run(t.Context(), c.args, func(k string) string { return c.env[k] }, io.Discard, &stderr); code != 2 {
+		if code := run(ctx, c.args, getenv, io.Discard, &stderr); code != 2 {
 			t.Fatalf("%v %v: exit %d, want 2", c.env, c.args, code)
 		}
 		if !strings.Contains(stderr.String(), c.want) {
