@@ -50,12 +50,14 @@ build: ## build every binary into ./bin
 	cd demo && CGO_ENABLED=0 $(GO) build -trimpath -o ../bin/ ./cmd/...
 
 .PHONY: lint
-lint: ## gofmt, go vet and staticcheck on every module; no file over 1 MB tracked by git
+lint: ## gofmt, go vet, staticcheck and go mod tidy on every module; no file over 1 MB tracked by git
 	@big=$$(git ls-files -z 2>/dev/null | xargs -0 -r stat -c '%s %n' 2>/dev/null | awk '$$1 > 1048576 {print $$2}'); \
 	if [ -n "$$big" ]; then echo "files over 1 MB tracked by git (build output?):"; echo "$$big"; exit 1; fi
 	@out=$$(gofmt -l $(ALL_MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@set -e; for m in $(ALL_MODULES); do (cd $$m && $(GO) vet ./... && $(STATICCHECK) ./...); done
 	@set -e; for m in $(SOLO_MODULES); do (cd $$m && GOWORK=off $(GO) vet ./... && GOWORK=off $(STATICCHECK) ./...); done
+	@for m in $(ALL_MODULES) $(SOLO_MODULES); do \
+		out=$$(cd $$m && $(GO) mod tidy -diff 2>&1) || { echo "$$m: run go mod tidy"; echo "$$out" | grep -v '^go: downloading'; exit 1; }; done
 
 .PHONY: tools
 tools: ## build the e2e tools (collector, prometheus, nats-server, nats CLI) into .cache/tools
