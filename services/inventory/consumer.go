@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -31,7 +32,11 @@ func (s *Service) startConsumer(ctx context.Context, js *natsotel.JetStream) ([]
 	}
 	ccs := make([]jetstream.ConsumeContext, 0, s.cfg.Consumers)
 	for range s.cfg.Consumers {
-		cc, err := js.Consume(cons, s.handleEvent, jetstream.PullMaxMessages(max(1, 1000/s.cfg.Consumers)))
+		cc, err := js.Consume(cons, s.handleEvent, jetstream.PullMaxMessages(max(1, 1000/s.cfg.Consumers)),
+			jetstream.PullHeartbeat(pullHeartbeat),
+			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+				s.log.Warn("consuming order events", "consumer", contracts.InventoryCommitConsumer, "error", err)
+			}))
 		if err != nil {
 			for _, cc := range ccs {
 				cc.Stop()
@@ -42,6 +47,16 @@ func (s *Service) startConsumer(ctx context.Context, js *natsotel.JetStream) ([]
 	}
 	return ccs, nil
 }
+
+// pullHeartbeat is how often the server confirms a waiting pull request. A pull request
+// can be lost without an answer the loop would act on: sent right after the consumer was
+// created in a cluster, before its interest reached this client's node (the server answers
+// "no responders", which nats.go only reports), or dropped with a route. The loop then
+// waits for messages that never come until two heartbeats are missed, and pulls again:
+// with nats.go's default (half the 30 s expiry) that was 30 s of events left pending, long
+// enough to fail the cluster test; at 2 s it is 4 s, for one small message a second per
+// idle loop.
+const pullHeartbeat = 2 * time.Second
 
 // handleEvent applies one order event: confirmed -> commit the reservation, failed ->
 // make sure it is released. Both are idempotent, so a redelivery is harmless.

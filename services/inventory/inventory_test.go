@@ -508,3 +508,34 @@ func TestStopWaitsAndStops(t *testing.T) {
 		t.Fatalf("after Stop: %v, want no responders", err)
 	}
 }
+
+// The consumer loops ask the server for a heartbeat every pullHeartbeat, so a pull request
+// that got lost (see pullHeartbeat) is sent again within seconds: read off the pull
+// requests on the wire.
+func TestConsumerPullsWithShortHeartbeat(t *testing.T) {
+	srv := testenv.Server(t)
+	watcher := testenv.NewNode(t, srv, "watcher")
+	pulls, err := watcher.NC.SubscribeSync("$JS.API.CONSUMER.MSG.NEXT." + contracts.OrderEventsStream + "." + contracts.InventoryCommitConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := watcher.NC.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	e := &env{srv: srv, client: testenv.NewNode(t, srv, "client")}
+	e.svc, e.node = e.replica(t, testConfig)
+	msg, err := pulls.NextMsg(10 * time.Second)
+	if err != nil {
+		t.Fatalf("no pull request seen: %v", err)
+	}
+	var req struct {
+		Heartbeat time.Duration `json:"idle_heartbeat"`
+		Expires   time.Duration `json:"expires"`
+	}
+	if err := json.Unmarshal(msg.Data, &req); err != nil {
+		t.Fatalf("pull request %q: %v", msg.Data, err)
+	}
+	if req.Heartbeat <= 0 || req.Heartbeat > 2*time.Second {
+		t.Errorf("pull request %s asks for a heartbeat every %v: a lost pull is noticed after twice that", msg.Data, req.Heartbeat)
+	}
+}
