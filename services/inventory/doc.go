@@ -60,7 +60,8 @@
 // applies each event in a natsotel CONSUMER span: confirmed -> commit, failed -> release,
 // both idempotent. Ack after the change is stored; Nak with Config.NakDelay when the store
 // did not answer (at most Config.MaxDeliver deliveries); Term, with an error log, for a
-// message that cannot be decoded or contradicts the reservation.
+// message that cannot be decoded or contradicts the reservation. The loops ask the server
+// for a heartbeat every 2 s, so a pull request lost on the way is sent again within 4 s.
 //
 // # Failure scenarios (control endpoint)
 //
