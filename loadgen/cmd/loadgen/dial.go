@@ -12,11 +12,11 @@ import (
 )
 
 // dial returns n instrumented connections for load.Spread: nc, then n-1 more made the way
-// app.Connect makes nc (same server, credentials and inbox prefix). close closes the extra
+// app.Connect makes nc (same server, credentials and inbox prefix). closeAll closes the extra
 // ones. A failure is logged before dial returns it.
-func dial(ctx context.Context, nc *nats.Conn, n int, getenv func(string) string, tel *telemetry.Telemetry) (conns []load.Requester, close func(), err error) {
+func dial(ctx context.Context, nc *nats.Conn, n int, getenv func(string) string, tel *telemetry.Telemetry) (conns []load.Requester, closeAll func(), err error) {
 	var extra []*nats.Conn
-	close = func() {
+	closeAll = func() {
 		for _, c := range extra {
 			c.Close()
 		}
@@ -26,7 +26,7 @@ func dial(ctx context.Context, nc *nats.Conn, n int, getenv func(string) string,
 		if i > 0 {
 			if c, err = app.Connect(ctx, "loadgen", getenv, tel.Logger.With("conn", i)); err != nil {
 				tel.Logger.Error("cannot connect to NATS", "conn", i, "error", err)
-				close()
+				closeAll()
 				return nil, nil, err
 			}
 			extra = append(extra, c)
@@ -34,10 +34,10 @@ func dial(ctx context.Context, nc *nats.Conn, n int, getenv func(string) string,
 		conn, err := natsotel.Wrap(c, tel.NATSOptions()...)
 		if err != nil {
 			tel.Logger.Error("natsotel", "error", err)
-			close()
+			closeAll()
 			return nil, nil, err
 		}
 		conns = append(conns, conn)
 	}
-	return conns, close, nil
+	return conns, closeAll, nil
 }
