@@ -30,13 +30,16 @@ func (s *Service) startConsumer(ctx context.Context, js *natsotel.JetStream) ([]
 	if md := cons.CachedInfo().Config.MaxDeliver; md > 0 {
 		s.cfg.MaxDeliver = md // the consumer's own limit: never fail its last delivery on purpose
 	}
+	opts := []jetstream.PullConsumeOpt{
+		jetstream.PullMaxMessages(max(1, 1000/s.cfg.Consumers)),
+		jetstream.PullHeartbeat(pullHeartbeat),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			s.log.Warn("consuming order events", "consumer", contracts.InventoryCommitConsumer, "error", err)
+		}),
+	}
 	ccs := make([]jetstream.ConsumeContext, 0, s.cfg.Consumers)
 	for range s.cfg.Consumers {
-		cc, err := js.Consume(cons, s.handleEvent, jetstream.PullMaxMessages(max(1, 1000/s.cfg.Consumers)),
-			jetstream.PullHeartbeat(pullHeartbeat),
-			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-				s.log.Warn("consuming order events", "consumer", contracts.InventoryCommitConsumer, "error", err)
-			}))
+		cc, err := js.Consume(cons, s.handleEvent, opts...)
 		if err != nil {
 			for _, cc := range ccs {
 				cc.Stop()
