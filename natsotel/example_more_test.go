@@ -193,18 +193,7 @@ func ExampleJetStream_Fetch() {
 	defer conn.Raw().Close()
 	ctx := context.Background()
 
-	js, err := conn.JetStream()
-	if err != nil {
-		panic(err)
-	}
-	stream, err := js.Raw().CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "ORDER_EVENTS", Subjects: []string{"events.order.>"}})
-	if err != nil {
-		panic(err)
-	}
-	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "billing", AckPolicy: jetstream.AckExplicitPolicy})
-	if err != nil {
-		panic(err)
-	}
+	js, cons := orderEvents(ctx, conn) // the ORDER_EVENTS stream, durable consumer "billing"
 	for _, event := range []string{"created", "paid"} {
 		if _, err := js.Publish(ctx, "events.order."+event, nil); err != nil {
 			panic(err)
@@ -246,18 +235,7 @@ func ExampleJetStream_Messages() {
 	defer conn.Raw().Close()
 	ctx := context.Background()
 
-	js, err := conn.JetStream()
-	if err != nil {
-		panic(err)
-	}
-	stream, err := js.Raw().CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "ORDER_EVENTS", Subjects: []string{"events.order.>"}})
-	if err != nil {
-		panic(err)
-	}
-	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "billing", AckPolicy: jetstream.AckExplicitPolicy})
-	if err != nil {
-		panic(err)
-	}
+	js, cons := orderEvents(ctx, conn) // the ORDER_EVENTS stream, durable consumer "billing"
 	for _, event := range []string{"created", "paid"} {
 		if _, err := js.Publish(ctx, "events.order."+event, nil); err != nil {
 			panic(err)
@@ -349,4 +327,53 @@ func printAttrs(sp sdktrace.ReadOnlySpan, keys ...attribute.Key) {
 			}
 		}
 	}
+}
+
+// dropSettle is a sampler that drops settlement spans and leaves every other decision to
+// next. A sampler decides on the span's name and kind (natsotel sets the attributes just
+// after a span starts; see "Sampling" in the package documentation): a settle span is a
+// CLIENT span named "<op> <stream>", op one of ack, nak, term and in_progress.
+type dropSettle struct{ next sdktrace.Sampler }
+
+func (s dropSettle) ShouldSample(p sdktrace.SamplingParameters) sdktrace.SamplingResult {
+	if op, _, _ := strings.Cut(p.Name, " "); p.Kind == trace.SpanKindClient &&
+		(op == "ack" || op == "nak" || op == "term" || op == "in_progress") {
+		return sdktrace.SamplingResult{Decision: sdktrace.Drop,
+			Tracestate: trace.SpanContextFromContext(p.ParentContext).TraceState()}
+	}
+	return s.next.ShouldSample(p)
+}
+
+func (s dropSettle) Description() string { return "dropSettle(" + s.next.Description() + ")" }
+
+// A sampler that drops the settle spans of JetStream acknowledgements, which a busy consumer
+// may not want to store; their duration is still measured.
+func ExampleWithTracerProvider_sampler() {
+	env := newExampleEnv()
+	defer env.close()
+	_ = env.tp.Shutdown(context.Background())
+	env.tp = sdktrace.NewTracerProvider(
+		sdktrace.WithSampler(dropSettle{next: sdktrace.ParentBased(sdktrace.AlwaysSample())}),
+		sdktrace.WithSpanProcessor(env.rec),
+	)
+	conn := env.connect("billing")
+	defer conn.Raw().Close()
+	ctx := context.Background()
+
+	js, cons := orderEvents(ctx, conn) // the ORDER_EVENTS stream, durable consumer "billing"
+	if _, err := js.Publish(ctx, "events.order.created", []byte(`{"id":1}`)); err != nil {
+		panic(err)
+	}
+	acked := make(chan error, 1)
+	cc, err := js.Consume(cons, func(ctx context.Context, msg jetstream.Msg) { acked <- msg.Ack() })
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("ack:", <-acked)
+	cc.Stop()
+	env.printSpans(2)
+	// Output:
+	// ack: <nil>
+	// consumer process ORDER_EVENTS
+	// producer send events.order.created
 }
