@@ -77,6 +77,24 @@ func (e *exampleEnv) printSpans(n int) {
 	}
 }
 
+// orderEvents returns conn's JetStream and the durable consumer "billing" of a new stream
+// ORDER_EVENTS (subjects events.order.>).
+func orderEvents(ctx context.Context, conn *natsotel.Conn) (*natsotel.JetStream, jetstream.Consumer) {
+	js, err := conn.JetStream()
+	if err != nil {
+		panic(err)
+	}
+	stream, err := js.Raw().CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "ORDER_EVENTS", Subjects: []string{"events.order.>"}})
+	if err != nil {
+		panic(err)
+	}
+	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "billing", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		panic(err)
+	}
+	return js, cons
+}
+
 func (e *exampleEnv) close() {
 	_ = e.tp.Shutdown(context.Background())
 	e.srv.Shutdown()
@@ -183,18 +201,7 @@ func ExampleJetStream_Consume() {
 	defer conn.Raw().Close()
 	ctx := context.Background()
 
-	js, err := conn.JetStream()
-	if err != nil {
-		panic(err)
-	}
-	stream, err := js.Raw().CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "ORDER_EVENTS", Subjects: []string{"events.order.>"}})
-	if err != nil {
-		panic(err)
-	}
-	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "billing", AckPolicy: jetstream.AckExplicitPolicy})
-	if err != nil {
-		panic(err)
-	}
+	js, cons := orderEvents(ctx, conn) // the ORDER_EVENTS stream, durable consumer "billing"
 	ack, err := js.Publish(ctx, "events.order.created", []byte(`{"id":1}`))
 	if err != nil {
 		panic(err)
