@@ -81,17 +81,7 @@ func PerService(nc *nats.Conn, prefix string) (JetStreams, error) {
 // "stock" and "reservations", billing "payments"; "" for a bucket it does not know (Run
 // refuses to create it anywhere). ORDER_EVENTS and its consumer are inventory's (its input
 // queue; order publishes into it).
-func Owner(bucket string) string {
-	switch bucket {
-	case contracts.BucketOrders:
-		return contracts.OrderService
-	case contracts.BucketStock, contracts.BucketReservations:
-		return contracts.InventoryService
-	case contracts.BucketPayments:
-		return contracts.BillingService
-	}
-	return ""
-}
+func Owner(bucket string) string { return jsutil.BucketOwner(bucket) }
 
 // Run creates or updates every resource with the given number of replicas (0 means 1; 3
 // on a three-node cluster, the services' cmd/provision reads NATS_JS_REPLICAS), logging

@@ -44,7 +44,6 @@ func TestBadEnvironmentIsUsageError(t *testing.T) {
 	} {
 		// Refused before connecting: no server listens at NATS_URL, and run would wait for one.
 		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-		defer cancel()
 		getenv := func(k string) string {
 			if k == "NATS_URL" {
 				return "nats://127.0.0.1:1"
@@ -52,7 +51,9 @@ func TestBadEnvironmentIsUsageError(t *testing.T) {
 			return c.env[k]
 		}
 		var stderr strings.Builder
-		if code := run(ctx, c.args, getenv, io.Discard, &stderr); code != 2 {
+		code := run(ctx, c.args, getenv, io.Discard, &stderr)
+		cancel()
+		if code != 2 {
 			t.Fatalf("%v %v: exit %d, want 2", c.env, c.args, code)
 		}
 		if !strings.Contains(stderr.String(), c.want) {

@@ -35,17 +35,42 @@ func OrderEventsConfig() jetstream.StreamConfig {
 	}
 }
 
+// bucket is one of the shop's KeyValue buckets and the service that owns it (whose
+// account holds it, and whose name starts its description).
+type bucket struct {
+	owner string
+	cfg   jetstream.KeyValueConfig
+}
+
+func buckets() []bucket {
+	kv := func(owner, name, about string, history uint8) bucket {
+		return bucket{owner, jetstream.KeyValueConfig{Bucket: name, Description: owner + ": " + about, History: history, Storage: jetstream.FileStorage}}
+	}
+	return []bucket{
+		kv(contracts.OrderService, contracts.BucketOrders, "orders by id, and idempotency keys of order.create", 5),
+		kv(contracts.InventoryService, contracts.BucketStock, "units available and held per SKU", 1),
+		kv(contracts.InventoryService, contracts.BucketReservations, "reservation per order id", 5),
+		kv(contracts.BillingService, contracts.BucketPayments, "payment per order id (card last 4 digits only)", 5),
+	}
+}
+
 // BucketConfigs are the shop's KeyValue buckets.
 func BucketConfigs() []jetstream.KeyValueConfig {
-	kv := func(name, description string, history uint8) jetstream.KeyValueConfig {
-		return jetstream.KeyValueConfig{Bucket: name, Description: description, History: history, Storage: jetstream.FileStorage}
+	var cfgs []jetstream.KeyValueConfig
+	for _, b := range buckets() {
+		cfgs = append(cfgs, b.cfg)
 	}
-	return []jetstream.KeyValueConfig{
-		kv(contracts.BucketOrders, "order: orders by id, and idempotency keys of order.create", 5),
-		kv(contracts.BucketStock, "inventory: units available and held per SKU", 1),
-		kv(contracts.BucketReservations, "inventory: reservation per order id", 5),
-		kv(contracts.BucketPayments, "billing: payment per order id (card last 4 digits only)", 5),
+	return cfgs
+}
+
+// BucketOwner is the service that owns the bucket called name, "" for an unknown one.
+func BucketOwner(name string) string {
+	for _, b := range buckets() {
+		if b.cfg.Bucket == name {
+			return b.owner
+		}
 	}
+	return ""
 }
 
 // BucketConfig returns the configuration of the bucket called name.
