@@ -80,22 +80,9 @@ func TestMicroDiscovery(t *testing.T) {
 	if replicas != 2 {
 		t.Fatalf("%d inventory replicas answered PING, want 2", replicas)
 	}
-	reads := s.client.NC.NewRespInbox()
-	rsub, err := s.client.NC.SubscribeSync(reads)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.client.NC.PublishRequest(contracts.ControlSubject(contracts.InventoryService), reads, nil); err != nil {
-		t.Fatal(err)
-	}
-	for i := range replicas {
-		m, err := rsub.NextMsg(2 * time.Second)
-		if err != nil {
-			t.Fatalf("control read %d: %v", i, err)
-		}
-		var cfg contracts.FaultConfig
-		if err := json.Unmarshal(m.Data, &cfg); err != nil || cfg.NakShare != 0.5 {
-			t.Fatalf("replica %d config %+v, %v", i, cfg, err)
+	for i, cfg := range s.faults(t, contracts.InventoryService, nil) {
+		if cfg.NakShare != 0.5 {
+			t.Fatalf("replica %d config %+v", i, cfg)
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/micro"
 
 	"github.com/natsotel/reference/natsotel"
 	"github.com/natsotel/reference/services/billing"
@@ -29,6 +30,7 @@ type system struct {
 	nodes  []*testenv.Node
 	orders []*order.Service
 	client *testenv.Node
+	n      sizes
 	invCfg inventory.Config
 	ordCfg order.Config
 }
@@ -37,7 +39,7 @@ type sizes struct{ inventory, billing, order int }
 
 func startSystem(t *testing.T, n sizes, ordCfg order.Config) *system {
 	t.Helper()
-	s := &system{srv: testenv.Server(t), ordCfg: ordCfg, invCfg: inventory.Config{SweepInterval: -1, NakDelay: 50 * time.Millisecond}}
+	s := &system{srv: testenv.Server(t), n: n, ordCfg: ordCfg, invCfg: inventory.Config{SweepInterval: -1, NakDelay: 50 * time.Millisecond}}
 	ctx := context.Background()
 	var stops []func(context.Context) error
 	for i := range n.inventory {
@@ -111,11 +113,48 @@ func (s *system) create(ctx context.Context, req contracts.CreateOrderRequest) (
 	}
 }
 
+// control sets service's faults to cfg and returns once every replica has them in force.
 func (s *system) control(t *testing.T, service, cfg string) {
 	t.Helper()
-	if _, err := s.client.Request(context.Background(), contracts.ControlSubject(service), cfg, 5*time.Second); err != nil {
-		t.Fatalf("control %s %s: %v", service, cfg, err)
+	var want contracts.FaultConfig
+	if err := json.Unmarshal([]byte(cfg), &want); err != nil {
+		t.Fatal(err)
 	}
+	for i, got := range s.faults(t, service, []byte(cfg)) {
+		if got != want {
+			t.Fatalf("control %s %s: replica %d has %+v in force", service, cfg, i, got)
+		}
+	}
+}
+
+// faults sends body to service's control endpoint, which every replica answers, and
+// returns each replica's answer: the faults it has in force (an empty body only reads them).
+func (s *system) faults(t *testing.T, service string, body []byte) []contracts.FaultConfig {
+	t.Helper()
+	replicas := map[string]int{contracts.InventoryService: s.n.inventory, contracts.BillingService: s.n.billing, contracts.OrderService: s.n.order}[service]
+	inbox := s.client.NC.NewRespInbox()
+	sub, err := s.client.NC.SubscribeSync(inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := s.client.NC.PublishRequest(contracts.ControlSubject(service), inbox, body); err != nil {
+		t.Fatal(err)
+	}
+	in := make([]contracts.FaultConfig, replicas)
+	for i := range in {
+		m, err := sub.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatalf("%s control: %d of %d replicas answered: %v", service, i, replicas, err)
+		}
+		if code := m.Header.Get(micro.ErrorCodeHeader); code != "" {
+			t.Fatalf("%s control %s: %s %s", service, body, code, m.Header.Get(micro.ErrorHeader))
+		}
+		if err := json.Unmarshal(m.Data, &in[i]); err != nil {
+			t.Fatalf("%s control reply %q: %v", service, m.Data, err)
+		}
+	}
+	return in
 }
 
 // mix returns the i-th request of a deterministic mix: valid multi-line orders, contention
