@@ -204,8 +204,9 @@ func TestREADMECommands(t *testing.T) {
 	harness.StartShop(t, st, builder, harness.ShopConfig{InventoryReplicas: 2})
 
 	// A slow, long-running load generator, so its control endpoint answers.
-	st.StartService(t, "loadgen", builder.Get(t).Loadgen, "loadgen", nil,
+	lg := st.StartService(t, "loadgen", builder.Get(t).Loadgen, "loadgen", nil,
 		"LOADGEN_RATE=2", "LOADGEN_DURATION=10m")
+	harness.WaitLogged(t, 30*time.Second, harness.LoadgenReadyLog, lg)
 	harness.WaitMicro(t, st.NATS.URL, map[string]int{"loadgen": 1}, 30*time.Second)
 
 	env := append(harness.BaseEnv(st.Dir), "NATS_URL="+st.NATS.URL, "NO_COLOR=1")

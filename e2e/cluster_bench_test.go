@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"slices"
@@ -40,17 +39,7 @@ func BenchmarkClusterOrders(b *testing.B) {
 		for len(orders) < n {
 			started++
 			p := st.StartService(b, fmt.Sprintf("order-%d", started), bins.Order, contracts.OrderService, nil)
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			err := faultkit.Poll(ctx, 60*time.Second, 50*time.Millisecond, func(context.Context) error {
-				if !strings.Contains(p.Logs(), harness.ReadyLog) {
-					return fmt.Errorf("%s not ready", p.Name)
-				}
-				return nil
-			})
-			cancel()
-			if err != nil {
-				b.Fatal(err)
-			}
+			harness.WaitLogged(b, 60*time.Second, harness.ReadyLog, p)
 			orders = append(orders, p)
 		}
 		for len(orders) > n {

@@ -34,9 +34,11 @@ func TestFaultReplicasRacing(t *testing.T) {
 	harness.StartShop(t, st, builder, harness.ShopConfig{InventoryReplicas: replicas})
 	// micro handlers of one process run one request at a time: more order replicas send
 	// more reservations at once.
+	var more []*harness.Process
 	for i := 2; i <= replicas; i++ {
-		st.StartService(t, fmt.Sprintf("order-%d", i), bins.Order, contracts.OrderService, nil)
+		more = append(more, st.StartService(t, fmt.Sprintf("order-%d", i), bins.Order, contracts.OrderService, nil))
 	}
+	harness.WaitLogged(t, 60*time.Second, harness.ReadyLog, more...)
 	harness.WaitMicro(t, st.NATS.URL, map[string]int{contracts.OrderService: replicas, contracts.InventoryService: replicas}, 60*time.Second)
 
 	nc, err := nats.Connect(st.NATS.URL, nats.Name("fault-racing"))

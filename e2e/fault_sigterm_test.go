@@ -34,6 +34,7 @@ func TestFaultSIGTERM(t *testing.T) {
 		victims = append(victims, start(svc.name, svc.path, 1))
 		survivors = append(survivors, start(svc.name, svc.path, 2))
 	}
+	harness.WaitLogged(t, 60*time.Second, harness.ReadyLog, append(victims, survivors...)...)
 	harness.WaitMicro(t, st.NATS.URL, map[string]int{
 		contracts.OrderService: 2, contracts.InventoryService: 2, contracts.BillingService: 2,
 	}, 60*time.Second)

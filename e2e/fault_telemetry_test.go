@@ -86,6 +86,7 @@ func TestFaultTelemetryDead(t *testing.T) {
 		}
 	}
 	for _, b := range backends {
+		harness.WaitLogged(t, 60*time.Second, harness.ReadyLog, b.services...)
 		harness.WaitMicro(t, b.nats.URL, map[string]int{contracts.OrderService: 1, contracts.InventoryService: 1, contracts.BillingService: 1}, 60*time.Second)
 		_, conn := faultkit.Dial(t, b.nats.URL, nil)
 		b.rec = faultkit.NewRecorder(conn)

@@ -31,8 +31,27 @@ type ShopConfig struct {
 	Env []string
 }
 
-// ReadyLog is what a service logs (services/app.Run) once it serves requests.
-const ReadyLog = "running; stop with SIGINT or SIGTERM"
+// ReadyLog is what a service logs (services/app.Run) once it serves requests;
+// LoadgenReadyLog what the load generator logs once its control endpoint does.
+const (
+	ReadyLog        = "running; stop with SIGINT or SIGTERM"
+	LoadgenReadyLog = "control endpoint ready"
+)
+
+// WaitLogged waits until each process has logged line since it started, or fails t once
+// timeout has passed or a process has exited. A service is ready once it logged ReadyLog:
+// it does so after its endpoints' subscriptions reached the server (rpc.Serve flushes),
+// while a $SRV.PING answer alone proves only micro's discovery subscriptions, made first.
+func WaitLogged(t testing.TB, timeout time.Duration, line string, procs ...*Process) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for _, p := range procs {
+		if err := waitLog(ctx, p, line); err != nil {
+			t.Fatalf("waiting for %s: %v", p.Name, err)
+		}
+	}
+}
 
 // StartShop starts inventory, billing and order, waits until each has logged ReadyLog and
 // micro discovery lists every instance, and registers cleanups that stop them with SIGTERM and check they exit cleanly.
@@ -54,16 +73,8 @@ func StartShop(t testing.TB, st *Stack, b *Builder, cfg ShopConfig) *Shop {
 	}
 	shop.Billing = st.StartService(t, contracts.BillingService, bins.Billing, contracts.BillingService, nil, cfg.Env...)
 	shop.Order = st.StartService(t, contracts.OrderService, bins.Order, contracts.OrderService, nil, cfg.Env...)
-	// Ready: each process logged that it runs, which it does once its endpoints'
-	// subscriptions reached the server (rpc.Serve flushes); a $SRV.PING answer alone only
-	// proves the discovery subscriptions. Then discovery must list every instance.
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	for _, p := range append([]*Process{shop.Order, shop.Billing}, shop.Inventory...) {
-		if err := waitLog(ctx, p, ReadyLog); err != nil {
-			t.Fatalf("waiting for %s: %v", p.Name, err)
-		}
-	}
+	// Ready: each process logged that it runs, then discovery must list every instance.
+	WaitLogged(t, 60*time.Second, ReadyLog, append([]*Process{shop.Order, shop.Billing}, shop.Inventory...)...)
 	WaitMicro(t, st.NATSURL(), map[string]int{
 		contracts.OrderService:     1,
 		contracts.InventoryService: cfg.InventoryReplicas,

@@ -71,7 +71,13 @@ no_auth_user: shop`
 			if variant == "bridge" {
 				tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
 				defer func() { _ = tp.Shutdown(b.Context()) }()
-				if _, err := hops.New(hops.WithTracerProvider(tp)).Subscribe(connect(b, s, "bridge"), traceSubject); err != nil {
+				bridge := connect(b, s, "bridge")
+				if _, err := hops.New(hops.WithTracerProvider(tp)).Subscribe(bridge, traceSubject); err != nil {
+					b.Fatal(err)
+				}
+				// Its subscription is in place before the first request, or the first
+				// requests' events would go unrecorded.
+				if err := bridge.Flush(); err != nil {
 					b.Fatal(err)
 				}
 			}
