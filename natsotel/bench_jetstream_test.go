@@ -5,6 +5,7 @@ package natsotel_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
 // processCPU is the CPU time (user + system) the whole process used so far: client, server
@@ -90,7 +92,9 @@ func runJetStream(b *testing.B, s interface{ ClientURL() string }, publish func(
 
 // BenchmarkJetStream measures one message from JetStream publish (PubAck awaited) to the
 // consumer's handler, which acknowledges it: bare nats.go, bare nats.go carrying a fixed
-// traceparent, and natsotel on both sides (sampled and unsampled, metrics recorded).
+// traceparent, and natsotel on both sides (sampled and unsampled, metrics recorded; and
+// sampled with the ack's settle span dropped by the WithTracerProvider example's sampler,
+// its duration still recorded).
 func BenchmarkJetStream(b *testing.B) {
 	s := startServer(b)
 	payload := make([]byte, 40)
@@ -120,7 +124,7 @@ func BenchmarkJetStream(b *testing.B) {
 			})
 		})
 	}
-	for _, tc := range benchSamplers {
+	for _, tc := range slices.Concat(benchSamplers, []benchSampler{{"sampled-no-settle-spans", dropSettle{next: sdktrace.AlwaysSample()}}}) {
 		b.Run(tc.name, func(b *testing.B) {
 			pc, cc := benchConns(b, s, tc.sampler, "pub", "sub")
 			pub, err := pc.JetStream()

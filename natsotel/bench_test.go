@@ -30,11 +30,14 @@ type discardExporter struct{}
 func (discardExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
 func (discardExporter) Shutdown(context.Context) error                             { return nil }
 
-// benchSamplers are the two natsotel variants every benchmark runs.
-var benchSamplers = []struct {
+// benchSampler is a natsotel variant of a benchmark: the sampler of its SDK pipeline.
+type benchSampler struct {
 	name    string
 	sampler sdktrace.Sampler
-}{{"sampled", sdktrace.AlwaysSample()}, {"unsampled", sdktrace.NeverSample()}}
+}
+
+// benchSamplers are the two natsotel variants every benchmark runs.
+var benchSamplers = []benchSampler{{"sampled", sdktrace.AlwaysSample()}, {"unsampled", sdktrace.NeverSample()}}
 
 // benchConns connects twice to s, as a and as c, both instrumented with the benchmark
 // pipeline and sampler.
