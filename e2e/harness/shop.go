@@ -48,7 +48,7 @@ func WaitLogged(t testing.TB, timeout time.Duration, line string, procs ...*Proc
 	defer cancel()
 	for _, p := range procs {
 		if err := waitLog(ctx, p, line); err != nil {
-			t.Fatalf("waiting for %s: %v", p.Name, err)
+			t.Fatalf("waiting for %s: %v\n--- last lines of its log:\n%s", p.Name, err, p.Tail(30))
 		}
 	}
 }

@@ -77,10 +77,10 @@ func PerService(nc *nats.Conn, prefix string) (JetStreams, error) {
 	return func(service string) jetstream.JetStream { return jss[service] }, nil
 }
 
-// Owner is the service whose account holds a bucket: order owns "orders", inventory
-// "stock" and "reservations", billing "payments"; "" for a bucket it does not know (Run
-// refuses to create it anywhere). ORDER_EVENTS and its consumer are inventory's (its input
-// queue; order publishes into it).
+// Owner is the service whose account holds a bucket, as jsutil declares it with the
+// bucket's configuration; "" for a bucket it does not know (Run refuses to create it
+// anywhere). ORDER_EVENTS and its consumer are inventory's (its input queue; order
+// publishes into it).
 func Owner(bucket string) string { return jsutil.BucketOwner(bucket) }
 
 // Run creates or updates every resource with the given number of replicas (0 means 1; 3

@@ -2,7 +2,6 @@ package provision_test
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
@@ -61,14 +60,23 @@ func TestRunIsIdempotentAndRestoresConfig(t *testing.T) {
 	}
 }
 
-// Every bucket is created in the account of the service its description names ("order:
-// orders by id..."), and a bucket nobody owns is refused rather than put somewhere.
+// Every bucket is created in the account of the service that uses it, and a bucket nobody
+// owns is refused rather than put somewhere.
 func TestOwnerOfEveryBucket(t *testing.T) {
+	want := map[string]string{
+		contracts.BucketOrders:       contracts.OrderService,
+		contracts.BucketStock:        contracts.InventoryService,
+		contracts.BucketReservations: contracts.InventoryService,
+		contracts.BucketPayments:     contracts.BillingService,
+	}
 	for _, cfg := range jsutil.BucketConfigs() {
-		want, _, _ := strings.Cut(cfg.Description, ":")
-		if got := provision.Owner(cfg.Bucket); got != want {
-			t.Errorf("Owner(%q) = %q, its description says %q", cfg.Bucket, got, want)
+		if got := provision.Owner(cfg.Bucket); got != want[cfg.Bucket] {
+			t.Errorf("Owner(%q) = %q, want %q", cfg.Bucket, got, want[cfg.Bucket])
 		}
+		delete(want, cfg.Bucket)
+	}
+	if len(want) > 0 {
+		t.Errorf("buckets not provisioned: %v", want)
 	}
 	if got := provision.Owner("no-such-bucket"); got != "" {
 		t.Errorf("Owner of an unknown bucket = %q, want none", got)

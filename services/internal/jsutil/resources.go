@@ -42,6 +42,7 @@ type bucket struct {
 	cfg   jetstream.KeyValueConfig
 }
 
+// buckets are the shop's KeyValue buckets with their owners.
 func buckets() []bucket {
 	kv := func(owner, name, about string, history uint8) bucket {
 		return bucket{owner, jetstream.KeyValueConfig{Bucket: name, Description: owner + ": " + about, History: history, Storage: jetstream.FileStorage}}

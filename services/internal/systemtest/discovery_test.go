@@ -80,6 +80,7 @@ func TestMicroDiscovery(t *testing.T) {
 	if replicas != 2 {
 		t.Fatalf("%d inventory replicas answered PING, want 2", replicas)
 	}
+	// An empty control request reads the faults in force, on every replica.
 	for i, cfg := range s.faults(t, contracts.InventoryService, nil) {
 		if cfg.NakShare != 0.5 {
 			t.Fatalf("replica %d config %+v", i, cfg)

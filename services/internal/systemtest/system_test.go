@@ -132,6 +132,9 @@ func (s *system) control(t *testing.T, service, cfg string) {
 func (s *system) faults(t *testing.T, service string, body []byte) []contracts.FaultConfig {
 	t.Helper()
 	replicas := map[string]int{contracts.InventoryService: s.n.inventory, contracts.BillingService: s.n.billing, contracts.OrderService: s.n.order}[service]
+	if replicas == 0 {
+		t.Fatalf("control: no replica of %q runs", service)
+	}
 	inbox := s.client.NC.NewRespInbox()
 	sub, err := s.client.NC.SubscribeSync(inbox)
 	if err != nil {
