@@ -351,14 +351,14 @@ func (s dropSettle) Description() string { return "dropSettle(" + s.next.Descrip
 func ExampleWithTracerProvider_sampler() {
 	env := newExampleEnv()
 	defer env.close()
-	_ = env.tp.Shutdown(context.Background())
-	env.tp = sdktrace.NewTracerProvider(
-		sdktrace.WithSampler(dropSettle{next: sdktrace.ParentBased(sdktrace.AlwaysSample())}),
-		sdktrace.WithSpanProcessor(env.rec),
-	)
-	conn := env.connect("billing")
-	defer conn.Raw().Close()
 	ctx := context.Background()
+	tp := sdktrace.NewTracerProvider(
+		sdktrace.WithSampler(dropSettle{next: sdktrace.ParentBased(sdktrace.AlwaysSample())}),
+		sdktrace.WithSpanProcessor(env.rec), // in a service: sdktrace.WithBatcher(exporter)
+	)
+	defer func() { _ = tp.Shutdown(ctx) }()
+	conn := env.connect("billing", natsotel.WithTracerProvider(tp))
+	defer conn.Raw().Close()
 
 	js, cons := orderEvents(ctx, conn) // the ORDER_EVENTS stream, durable consumer "billing"
 	if _, err := js.Publish(ctx, "events.order.created", []byte(`{"id":1}`)); err != nil {
