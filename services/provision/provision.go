@@ -78,9 +78,9 @@ func PerService(nc *nats.Conn, prefix string) (JetStreams, error) {
 }
 
 // Owner is the service whose account holds a bucket, as jsutil declares it with the
-// bucket's configuration; "" for a bucket it does not know (Run refuses to create it
-// anywhere). ORDER_EVENTS and its consumer are inventory's (its input queue; order
-// publishes into it).
+// bucket's configuration (every bucket Run creates has one); "" for a bucket it does not
+// know. ORDER_EVENTS and its consumer are inventory's (its input queue; order publishes
+// into it).
 func Owner(bucket string) string { return jsutil.BucketOwner(bucket) }
 
 // Run creates or updates every resource with the given number of replicas (0 means 1; 3
@@ -124,9 +124,6 @@ func once(ctx context.Context, js JetStreams, log *slog.Logger, replicas int) er
 	for _, cfg := range jsutil.BucketConfigs() {
 		cfg.Replicas = replicas
 		svc := Owner(cfg.Bucket)
-		if svc == "" {
-			return fmt.Errorf("provision: bucket %s: no service owns it (provision.Owner)", cfg.Bucket)
-		}
 		owner := js(svc)
 		if _, err := owner.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
 			return fmt.Errorf("provision: bucket %s: %w", cfg.Bucket, err)

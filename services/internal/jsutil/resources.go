@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -64,24 +65,29 @@ func BucketConfigs() []jetstream.KeyValueConfig {
 	return cfgs
 }
 
+// lookup returns the bucket called name, and whether there is one.
+func lookup(name string) (bucket, bool) {
+	bs := buckets()
+	i := slices.IndexFunc(bs, func(b bucket) bool { return b.cfg.Bucket == name })
+	if i < 0 {
+		return bucket{}, false
+	}
+	return bs[i], true
+}
+
 // BucketOwner is the service that owns the bucket called name, "" for an unknown one.
 func BucketOwner(name string) string {
-	for _, b := range buckets() {
-		if b.cfg.Bucket == name {
-			return b.owner
-		}
-	}
-	return ""
+	b, _ := lookup(name)
+	return b.owner
 }
 
 // BucketConfig returns the configuration of the bucket called name.
 func BucketConfig(name string) (jetstream.KeyValueConfig, error) {
-	for _, c := range BucketConfigs() {
-		if c.Bucket == name {
-			return c, nil
-		}
+	b, ok := lookup(name)
+	if !ok {
+		return jetstream.KeyValueConfig{}, fmt.Errorf("unknown bucket %s", name)
 	}
-	return jetstream.KeyValueConfig{}, fmt.Errorf("unknown bucket %s", name)
+	return b.cfg, nil
 }
 
 // CommitConsumerConfig is the configuration of contracts.InventoryCommitConsumer with
